@@ -1,0 +1,74 @@
+// Config: everything `cartwatch` reads from its TOML file (config/cartwatch.toml is the
+// documented example), from CARTWATCH_* environment variables and from command-line flags.
+// Parsed and validated once at start-up, then passed around as const&.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "collector/options.h"
+#include "storage/store.h"
+
+namespace cartwatch {
+
+// One rule of the rule engine (SPEC section 3). Validated here; run by rules/.
+struct RuleConfig {
+  std::string name;
+  std::string kind;  // abandoned_cart | dormant_customer | high_value_cart
+  // abandoned_cart: how long a cart must sit unchanged. Default 1h.
+  std::chrono::milliseconds idle = std::chrono::hours(1);
+  // dormant_customer: no order for this long. Default 90d.
+  std::chrono::milliseconds after = std::chrono::hours(24 * 90);
+  // dormant_customer: use factor x the customer's own mean interval between orders.
+  bool adaptive = false;
+  // dormant_customer (adaptive): default 2.5; high_value_cart: cart value / AOV above which
+  // the rule fires, default 2.5.
+  double factor = 2.5;
+  std::vector<std::string> actions = {"task"};  // "task" and/or "email"
+  std::string template_name;                    // TOML key "template"
+  // Minimum time between two firings of this rule for one customer. Default 0 (none).
+  std::chrono::milliseconds cooldown = std::chrono::milliseconds(0);
+};
+
+// One webhook endpoint (SPEC section 4).
+struct WebhookConfig {
+  std::string url;
+  std::string secret;               // "whsec_" + base64
+  std::vector<std::string> events;  // e.g. "task.created", "email.triggered"
+  bool allow_private = false;       // allow private/loopback addresses
+};
+
+struct Config {
+  collector::ServerOptions server;    // [server]
+  storage::StoreOptions storage;      // [storage]
+  collector::Limits limits;           // [limits]
+  std::vector<collector::Site> sites; // [[sites]]
+  std::vector<RuleConfig> rules;      // [[rules]]
+  std::vector<WebhookConfig> webhooks;  // [[webhooks]]
+  std::string templates_dir = "config/templates";  // [templates] dir
+};
+
+// A config that cannot be used. what() is "<file>: <key>: <reason>", e.g.
+// "config/cartwatch.toml: storage.fsyncc: unknown key".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Loads `path`, then applies `env` (CARTWATCH_* variables) and then `flags` on top.
+// `env` keys look like "CARTWATCH_STORAGE_DATA_DIR" (section and key, upper case, '.'
+// and '-' as '_'); `flags` keys are "section.key" (main maps --listen to server.listen).
+// Throws ConfigError on an unreadable file, TOML syntax error, unknown key, wrong type,
+// bad duration, bad listen address, a site without name/write_key/secret_key, duplicate
+// site names or write keys, an unknown rule kind, or a bad webhook.
+Config LoadConfig(const std::string& path, const std::map<std::string, std::string>& env,
+                  const std::map<std::string, std::string>& flags);
+
+// The CARTWATCH_* variables of the current process environment.
+std::map<std::string, std::string> CartwatchEnvironment();
+
+}  // namespace cartwatch

@@ -1,0 +1,81 @@
+// Ingest parsing: turns one request body of the Segment HTTP Tracking API into validated
+// messages ready to store. Does no I/O and keeps no state; safe from any thread (each
+// thread uses its own simdjson parser).
+//
+// Private to collector/; tests call it directly.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "collector/options.h"
+#include "storage/store.h"
+#include "util/time.h"
+
+namespace cartwatch::collector {
+
+// Which endpoint the body came to. kBatch: {"batch": [...]}; the others: one message whose
+// "type" is filled in from the route when missing (and must match it when present).
+enum class Route { kBatch, kTrack, kPage, kIdentify, kScreen, kAlias, kGroup };
+
+// The type a single-message route implies ("track", ...); "" for kBatch.
+std::string_view RouteType(Route route);
+
+// A failure of the whole request (nothing from it is stored).
+struct RequestError {
+  unsigned status = 400;  // HTTP status
+  std::string code;       // snake_case, e.g. "malformed_json"
+  std::string message;    // a sentence a person can act on
+};
+
+// One message of a batch that was refused; the rest of the batch is kept.
+struct Rejection {
+  std::size_t index = 0;  // position in "batch" (0 for single-message routes)
+  std::string code;       // snake_case, e.g. "missing_event"
+  std::string message;    // sentence, e.g. "a track message needs an \"event\""
+};
+
+struct ParsedRequest {
+  std::optional<RequestError> error;  // set: the request is refused as a whole
+  std::string write_key;              // body "writeKey" (batch level, else of the message)
+  std::vector<storage::Message> accepted;
+  std::vector<Rejection> rejected;
+};
+
+// Parses and validates `body` (JSON, already decompressed).
+// REQUIRES: body.capacity() >= body.size() + simdjson::SIMDJSON_PADDING (the function
+// reserves it itself when it is not, which may copy).
+//
+// Whole-request errors (400 unless noted): not JSON ("malformed_json"), not an object
+// ("invalid_body"), kBatch without a "batch" array ("invalid_batch"), an empty batch
+// ("empty_batch"), more than limits.max_batch_messages messages (413 "batch_too_large").
+// For single-message routes an invalid message is a whole-request error with the
+// message's code (413 for "message_too_large").
+//
+// Per message (see ../docs/api.md): not an object ("not_an_object"), over
+// limits.max_message_bytes ("message_too_large"), "type" missing ("missing_type") or not
+// one of track/page/identify/screen/alias/group ("unknown_type"), neither "userId" nor
+// "anonymousId" ("missing_identity"; ids may be strings or numbers, empty strings count as
+// missing), alias without "previousId" and "userId" ("missing_previous_id" /
+// "missing_user_id"), track without a string "event" ("missing_event"), "timestamp" or
+// "sentAt" present but not ISO-8601 ("invalid_timestamp" / "invalid_sent_at").
+//
+// Each accepted message's JSON keeps every field as it came (raw bytes) except:
+//  - "messageId": filled with a UUID v4 when missing;
+//  - "type": filled from the route when missing;
+//  - "timestamp": the event time corrected for clock skew: when a sentAt is known (the
+//    message's, else the batch's) receivedAt - (sentAt - timestamp); else the timestamp as
+//    sent; receivedAt when missing. Always formatted as util::FormatIso8601.
+//  - "originalTimestamp": the timestamp as the client sent it, when it sent one;
+//  - "sentAt": the message's or else the batch's, when known;
+//  - "receivedAt": received_at_ms formatted;
+//  - "writeKey" is removed;
+//  - "context": a batch-level "context" is merged in (the message's own keys win).
+// Output field order: the message's own fields first, in their order, then the added ones.
+ParsedRequest ParseIngest(std::string& body, Route route, util::EpochMs received_at_ms,
+                          const Limits& limits);
+
+}  // namespace cartwatch::collector

@@ -1,0 +1,59 @@
+// Options of the collector: listeners, timeouts, request limits and the sites it serves.
+// Plain aggregates, filled by the config loader (app/config.h) and read-only afterwards.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace cartwatch::collector {
+
+struct ServerOptions {
+  // Public listener: ingest and the query API. "host:port"; "[v6]:port" for IPv6.
+  std::string listen = "0.0.0.0:8080";
+  // Admin listener: /healthz, /readyz. Keep it off the public network.
+  std::string admin_listen = "127.0.0.1:9464";
+  // I/O threads, each with its own event loop. 0 = one per core. Default 0.
+  int io_threads = 0;
+  // How long a client may take to send one whole request once it has started it; past it
+  // the client gets 408 and the connection closes. Default 10s.
+  std::chrono::milliseconds read_timeout = std::chrono::seconds(10);
+  // How long a keep-alive connection may sit idle between requests. Default 60s.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  // How long writing one response may take before the connection is dropped. Default 10s.
+  std::chrono::milliseconds write_timeout = std::chrono::seconds(10);
+  // On SIGTERM/SIGINT: how long in-flight requests may take to finish. Default 10s.
+  std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10);
+};
+
+struct Limits {
+  // One message's JSON. Default 32 KiB.
+  std::size_t max_message_bytes = 32 * 1024;
+  // One request body, on the wire and again after gzip decompression. Default 500 KiB.
+  std::size_t max_request_bytes = 500 * 1024;
+  // Messages in one batch. Default 2,500.
+  std::size_t max_batch_messages = 2500;
+  // Request line plus headers. Default 8 KiB.
+  std::size_t max_header_bytes = 8 * 1024;
+  // Events in one GET /v1/events page: the default when `limit` is absent, and the most
+  // allowed. Defaults 1,000 and 10,000.
+  std::size_t events_page_default = 1000;
+  std::size_t events_page_max = 10000;
+};
+
+// One storefront: its keys and the browser origins allowed to send for it.
+struct Site {
+  std::string name;
+  std::string write_key;   // public: identifies the site on ingest
+  std::string secret_key;  // private: Bearer token of the query API
+  // Origins ("https://shop.example") whose browsers may send; "*" allows any origin.
+  // Requests without an Origin header (server-side SDKs) are always allowed.
+  std::vector<std::string> allowed_origins;
+  // Sustained requests per second accepted for this site; 0 = unlimited. Default 0.
+  double rate_limit = 0;
+  // Requests allowed in a burst above rate_limit. 0 = max(1, rate_limit). Default 0.
+  double rate_burst = 0;
+};
+
+}  // namespace cartwatch::collector

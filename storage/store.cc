@@ -1,0 +1,436 @@
+// RocksDB implementation of Store. Key layout: docs/storage.md.
+#include "storage/store.h"
+
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/options_util.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+
+namespace cartwatch::storage {
+namespace {
+
+class StoreErrorCategory : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "cartwatch.storage"; }
+  std::string message(int ev) const override {
+    switch (static_cast<Errc>(ev)) {
+      case Errc::kOverloaded: return "storage is overloaded";
+      case Errc::kClosed: return "storage is closed";
+      case Errc::kIoError: return "storage I/O error";
+      case Errc::kCorruption: return "storage corruption";
+      case Errc::kInvalidArgument: return "invalid argument";
+      case Errc::kInternal: return "internal storage error";
+    }
+    return "unknown storage error";
+  }
+};
+
+// The one place where rocksdb::Status becomes an error_code (LevelDB's PosixError idea).
+boost::system::error_code FromStatus(const rocksdb::Status& s) {
+  if (s.ok()) return {};
+  if (s.IsIncomplete() || s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) {
+    return Errc::kOverloaded;
+  }
+  if (s.IsIOError()) return Errc::kIoError;
+  if (s.IsCorruption()) return Errc::kCorruption;
+  if (s.IsInvalidArgument()) return Errc::kInvalidArgument;
+  return Errc::kInternal;
+}
+
+std::int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void PutBigEndian64(std::string& out, std::uint64_t v) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out.append(buf, 8);
+}
+
+std::uint64_t GetBigEndian64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+// "[u8 length][site]": the prefix of every per-site key (docs/storage.md).
+std::string SitePrefix(std::string_view site) {
+  assert(site.size() <= 255);
+  std::string p;
+  p.reserve(1 + site.size() + 40);
+  p.push_back(static_cast<char>(site.size()));
+  p.append(site);
+  return p;
+}
+
+std::string EncodeCursor(std::uint64_t event_id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    s[i] = kHex[event_id & 0xf];
+    event_id >>= 4;
+  }
+  return s;
+}
+
+std::optional<std::uint64_t> DecodeCursor(std::string_view s) {
+  if (s.size() != 16) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    else return std::nullopt;
+    v = (v << 4) | static_cast<std::uint64_t>(d);
+  }
+  return v;
+}
+
+constexpr char kEventsCf[] = "events";
+constexpr char kDedupCf[] = "dedup";
+constexpr char kMetaCf[] = "meta";
+constexpr char kLastEventIdKey[] = "last_event_id";
+constexpr char kReadyProbeKey[] = "readyz_probe";
+
+// Drops dedup entries older than the window during compaction; lookups also check the age,
+// so an entry that compaction has not reached yet is still treated as expired.
+class DedupExpiryFilter : public rocksdb::CompactionFilter {
+ public:
+  explicit DedupExpiryFilter(std::chrono::milliseconds window) : window_ms_(window.count()) {}
+  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    if (value.size() != 8) return false;
+    auto seen_at = static_cast<std::int64_t>(GetBigEndian64(value.data()));
+    return seen_at < WallNowMs() - window_ms_;
+  }
+  const char* Name() const override { return "cartwatch.DedupExpiryFilter"; }
+
+ private:
+  std::int64_t window_ms_;
+};
+
+class RocksStore final : public Store {
+ public:
+  explicit RocksStore(const StoreOptions& options)
+      : options_(options), dedup_filter_(options.dedup_window) {}
+
+  ~RocksStore() override { Close(); }
+
+  bool Open(std::string* error_message) {
+    auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+
+    rocksdb::DBOptions db_options;
+    db_options.create_if_missing = true;
+    db_options.create_missing_column_families = true;
+    db_options.max_background_jobs = options_.max_background_jobs;
+    db_options.bytes_per_sync = 1 << 20;
+    // The event log is the only big writer; keep total WAL bounded so restarts are quick.
+    db_options.max_total_wal_size = 4 * options_.write_buffer_bytes;
+
+    auto table_options = [&](bool bloom) {
+      rocksdb::BlockBasedTableOptions t;
+      t.block_cache = cache;
+      if (bloom) {
+        t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+        t.whole_key_filtering = true;
+      }
+      return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(t));
+    };
+    auto supported = rocksdb::GetSupportedCompressions();
+    auto has = [&](rocksdb::CompressionType c) {
+      return std::find(supported.begin(), supported.end(), c) != supported.end();
+    };
+    rocksdb::CompressionType compression =
+        has(rocksdb::kLZ4Compression)      ? rocksdb::kLZ4Compression
+        : has(rocksdb::kSnappyCompression) ? rocksdb::kSnappyCompression
+                                           : rocksdb::kNoCompression;
+
+    rocksdb::ColumnFamilyOptions events;
+    events.write_buffer_size = options_.write_buffer_bytes;
+    events.compression = compression;
+    events.table_factory = table_options(false);
+
+    // Most lookups here miss (a messageId not seen before): bloom filters in the memtable
+    // and in every SST file answer those without reading data blocks.
+    rocksdb::ColumnFamilyOptions dedup;
+    dedup.write_buffer_size = options_.write_buffer_bytes / 2;
+    dedup.compression = compression;
+    dedup.table_factory = table_options(true);
+    dedup.memtable_prefix_bloom_size_ratio = 0.1;
+    dedup.memtable_whole_key_filtering = true;
+    dedup.compaction_filter = &dedup_filter_;
+
+    rocksdb::ColumnFamilyOptions meta;
+    meta.table_factory = table_options(false);
+
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+        {rocksdb::kDefaultColumnFamilyName, meta},
+        {kEventsCf, events},
+        {kDedupCf, dedup},
+        {kMetaCf, meta},
+    };
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(db_options, options_.data_dir, cfs, &handles, &raw);
+    if (!s.ok()) {
+      *error_message = "cannot open RocksDB in \"" + options_.data_dir + "\": " + s.ToString();
+      return false;
+    }
+    db_.reset(raw);
+    for (auto* h : handles) handles_.emplace_back(h);
+    events_ = handles[1];
+    dedup_ = handles[2];
+    meta_ = handles[3];
+
+    std::string value;
+    s = db_->Get(rocksdb::ReadOptions(), meta_, kLastEventIdKey, &value);
+    if (s.ok() && value.size() == 8) {
+      last_event_id_ = GetBigEndian64(value.data());
+    } else if (!s.ok() && !s.IsNotFound()) {
+      *error_message = "cannot read \"" + options_.data_dir + "\": " + s.ToString();
+      return false;
+    }
+    writer_ = std::thread([this] { WriterLoop(); });
+    return true;
+  }
+
+  void Append(std::string site, std::vector<Message> messages, AppendCallback done) override {
+    if (site.size() > 255) {
+      done(AppendResult{.error = Errc::kInvalidArgument});
+      return;
+    }
+    boost::system::error_code refused;
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) {
+        refused = Errc::kClosed;
+      } else if (queued_messages_ + messages.size() > options_.max_queued_messages &&
+                 queued_messages_ > 0) {
+        refused = Errc::kOverloaded;
+      } else {
+        queued_messages_ += messages.size();
+        queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done)});
+      }
+    }
+    if (refused) {  // answered outside the lock: `done` may take locks of its own
+      done(AppendResult{.error = refused});
+      return;
+    }
+    cv_.notify_one();
+  }
+
+  boost::system::result<EventPage> ReadEvents(std::string_view site, std::string_view after,
+                                              std::size_t limit,
+                                              std::size_t max_bytes) override {
+    if (site.size() > 255) return boost::system::error_code(Errc::kInvalidArgument);
+    std::uint64_t start = 0;
+    if (!after.empty()) {
+      auto id = DecodeCursor(after);
+      if (!id) return boost::system::error_code(Errc::kInvalidArgument);
+      if (*id == UINT64_MAX) return EventPage{{}, std::string(after)};
+      start = *id + 1;
+    }
+    std::string prefix = SitePrefix(site);
+    std::string upper = prefix + std::string(9, '\xff');
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    ro.fill_cache = false;  // an export scan would evict the hot state
+
+    EventPage page;
+    page.next_cursor = std::string(after);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
+    std::string seek = prefix;
+    PutBigEndian64(seek, start);
+    std::size_t bytes = 0;
+    for (it->Seek(seek); it->Valid() && page.events.size() < limit; it->Next()) {
+      rocksdb::Slice key = it->key();
+      if (key.size() != prefix.size() + 8) continue;  // not an event key of this layout
+      std::uint64_t id = GetBigEndian64(key.data() + prefix.size());
+      page.events.push_back(StoredEvent{EncodeCursor(id), it->value().ToString()});
+      page.next_cursor = page.events.back().cursor;
+      bytes += it->value().size();
+      if (bytes >= max_bytes) break;
+    }
+    if (auto ec = FromStatus(it->status())) return ec;
+    return page;
+  }
+
+  boost::system::error_code CheckWritable() override {
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return Errc::kClosed;
+    }
+    rocksdb::WriteOptions wo;
+    wo.no_slowdown = true;
+    std::string now;
+    PutBigEndian64(now, static_cast<std::uint64_t>(WallNowMs()));
+    return FromStatus(db_->Put(wo, meta_, kReadyProbeKey, now));
+  }
+
+  void Close() override {
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_one();
+    if (writer_.joinable()) writer_.join();
+    if (db_) {
+      // With fsync off the WAL may still be in the page cache: a clean stop syncs it.
+      db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
+      handles_.clear();
+      db_->Close().PermitUncheckedError();
+      db_.reset();
+    }
+  }
+
+ private:
+  struct Pending {
+    std::string site;
+    std::vector<Message> messages;
+    AppendCallback done;
+  };
+
+  void WriterLoop() {
+    std::vector<Pending> work;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
+        if (queue_.empty()) return;  // closing, and everything queued is committed
+        work.swap(queue_);
+        queued_messages_ = 0;
+      }
+      Commit(work);
+      work.clear();
+    }
+  }
+
+  // Writes every pending Append as one WriteBatch, then answers them all.
+  void Commit(std::vector<Pending>& work) {
+    // Dedup keys of every message, looked up in one MultiGet.
+    std::vector<std::string> keys;
+    for (const Pending& p : work) {
+      std::string prefix = SitePrefix(p.site);
+      for (const Message& m : p.messages) {
+        keys.push_back(prefix);
+        keys.back().append(m.message_id);
+      }
+    }
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    if (!keys.empty()) {
+      db_->MultiGet(rocksdb::ReadOptions(), dedup_, keys.size(), slices.data(), values.data(),
+                    statuses.data());
+    }
+
+    rocksdb::WriteBatch batch;
+    std::unordered_set<std::string_view> in_this_batch;
+    std::vector<AppendResult> results(work.size());
+    std::uint64_t next_id = last_event_id_;
+    boost::system::error_code lookup_error;
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < work.size(); ++i) {
+      std::string prefix = SitePrefix(work[i].site);
+      for (const Message& m : work[i].messages) {
+        const std::string& dkey = keys[k];
+        const rocksdb::Status& st = statuses[k];
+        const rocksdb::PinnableSlice& seen = values[k];
+        ++k;
+        if (!st.ok() && !st.IsNotFound()) {
+          lookup_error = FromStatus(st);
+          continue;
+        }
+        bool duplicate = false;
+        if (st.ok() && seen.size() == 8) {
+          auto seen_at = static_cast<std::int64_t>(GetBigEndian64(seen.data()));
+          duplicate = m.received_at_ms - seen_at < options_.dedup_window.count();
+        }
+        if (duplicate || !in_this_batch.insert(dkey).second) {
+          ++results[i].duplicates;
+          continue;
+        }
+        next_id = std::max(next_id + 1, static_cast<std::uint64_t>(m.received_at_ms) * 1000);
+        std::string ekey = prefix;
+        PutBigEndian64(ekey, next_id);
+        batch.Put(events_, ekey, m.json);
+        std::string seen_at;
+        PutBigEndian64(seen_at, static_cast<std::uint64_t>(m.received_at_ms));
+        batch.Put(dedup_, dkey, seen_at);
+        ++results[i].stored;
+      }
+    }
+
+    boost::system::error_code ec = lookup_error;
+    if (!ec && batch.Count() > 0) {
+      std::string last;
+      PutBigEndian64(last, next_id);
+      batch.Put(meta_, kLastEventIdKey, last);
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.fsync;
+      ec = FromStatus(db_->Write(wo, &batch));
+      if (!ec) last_event_id_ = next_id;
+    }
+    for (std::size_t i = 0; i < work.size(); ++i) {
+      if (ec) results[i] = AppendResult{.error = ec};
+      work[i].done(results[i]);
+    }
+  }
+
+  const StoreOptions options_;
+  DedupExpiryFilter dedup_filter_;  // outlives db_ (declared before it)
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles_;
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dedup_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  std::uint64_t last_event_id_ = 0;  // owned by the writer thread after Open
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending> queue_;       // guarded by mu_
+  std::size_t queued_messages_ = 0;  // guarded by mu_
+  bool closing_ = false;             // guarded by mu_
+  std::thread writer_;
+};
+
+}  // namespace
+
+const boost::system::error_category& StoreCategory() {
+  static const StoreErrorCategory category;
+  return category;
+}
+
+boost::system::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), StoreCategory()};
+}
+
+boost::system::result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options,
+                                                          std::string* error_message) {
+  auto store = std::make_unique<RocksStore>(options);
+  if (!store->Open(error_message)) return boost::system::error_code(Errc::kIoError);
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace cartwatch::storage

@@ -1,0 +1,123 @@
+// Store: Cartwatch's embedded RocksDB. It owns the event log and the messageId dedup index
+// (later: visitors, carts, customers, timers and the webhook outbox). The key layout is in
+// docs/storage.md.
+//
+// Writes go through one writer thread that takes every Append queued since its last write
+// and commits them as one RocksDB WriteBatch (group commit): the callbacks of all of them
+// run after that batch is in the write-ahead log (and fsync'ed when
+// StoreOptions::fsync is set). Reads may come from any thread.
+//
+// Thread safety: every public method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+
+namespace cartwatch::storage {
+
+struct StoreOptions {
+  // Directory of the RocksDB database; created when missing. Default "./data".
+  std::string data_dir = "./data";
+  // false: an acknowledged write survives a crash of the process (it is in the OS page cache
+  // through the WAL) but not a power loss. true: every group commit is fdatasync'ed before
+  // anyone is answered, so it survives power loss too. Default false.
+  bool fsync = false;
+  // A messageId seen for the same site within this window is acknowledged but not stored
+  // again. Default 24h.
+  std::chrono::milliseconds dedup_window = std::chrono::hours(24);
+  // Messages waiting for the writer beyond this are refused with Errc::kOverloaded (the
+  // collector answers 503). Default 200,000.
+  std::size_t max_queued_messages = 200'000;
+  // RocksDB block cache, shared by all column families. Default 64 MiB.
+  std::size_t block_cache_bytes = 64u << 20;
+  // Memtable size per column family. Default 64 MiB.
+  std::size_t write_buffer_bytes = 64u << 20;
+  // RocksDB flush and compaction threads. Default 2.
+  int max_background_jobs = 2;
+};
+
+enum class Errc {
+  kOverloaded = 1,    // queue full or RocksDB is stalling writes: retry later
+  kClosed,            // Close() has begun
+  kIoError,           // RocksDB reported an I/O error
+  kCorruption,        // RocksDB reported corruption
+  kInvalidArgument,   // e.g. a malformed cursor
+  kInternal,          // any other RocksDB failure
+};
+const boost::system::error_category& StoreCategory();
+boost::system::error_code make_error_code(Errc e);
+
+// One message as the collector accepted it, ready to store.
+struct Message {
+  std::string message_id;           // dedup key within the site
+  std::int64_t received_at_ms = 0;  // when the collector received it (Unix ms, UTC)
+  std::string json;                 // the document to store and export, as accepted
+};
+
+struct AppendResult {
+  boost::system::error_code error;  // empty on success; then everything below is durable
+  std::size_t stored = 0;           // messages written to the event log
+  std::size_t duplicates = 0;       // messages skipped because their messageId was seen
+};
+using AppendCallback = std::function<void(const AppendResult&)>;
+
+struct StoredEvent {
+  std::string cursor;  // resume after this event with ReadEvents(site, cursor, ...)
+  std::string json;
+};
+struct EventPage {
+  std::vector<StoredEvent> events;
+  // Where to resume: the cursor of the last event, or `after` when there were none.
+  std::string next_cursor;
+};
+
+class Store {
+ public:
+  // Opens (or creates) the database in options.data_dir.
+  // Fails with a message naming the directory and RocksDB's reason.
+  static boost::system::result<std::unique_ptr<Store>> Open(const StoreOptions& options,
+                                                            std::string* error_message);
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  virtual ~Store() = default;
+
+  // Queues `messages` of `site` for the next group commit. `done` runs exactly once, on the
+  // writer thread (or on the calling thread when the request is refused at once:
+  // Errc::kOverloaded, Errc::kClosed). It must not block.
+  virtual void Append(std::string site, std::vector<Message> messages, AppendCallback done) = 0;
+
+  // The site's stored messages in arrival order, strictly after `after` (empty: from the
+  // start), at most `limit` of them and stopping once `max_bytes` of JSON is reached (at
+  // least one event is returned when there is one). Errc::kInvalidArgument for a bad cursor.
+  virtual boost::system::result<EventPage> ReadEvents(std::string_view site,
+                                                      std::string_view after, std::size_t limit,
+                                                      std::size_t max_bytes) = 0;
+
+  // Succeeds when the database is open and accepts a small write right now.
+  virtual boost::system::error_code CheckWritable() = 0;
+
+  // Commits everything queued, stops the writer and closes RocksDB. Appends after this are
+  // refused with Errc::kClosed. Idempotent; also run by the destructor.
+  virtual void Close() = 0;
+
+ protected:
+  Store() = default;
+};
+
+}  // namespace cartwatch::storage
+
+namespace boost::system {
+template <>
+struct is_error_code_enum<cartwatch::storage::Errc> : std::true_type {};
+}  // namespace boost::system

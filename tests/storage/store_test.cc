@@ -1,0 +1,203 @@
+#include "storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <thread>
+
+namespace cartwatch::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cartwatch-store-test-" + std::to_string(std::random_device{}()));
+    options_.data_dir = dir_.string();
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    std::string error;
+    auto opened = Store::Open(options_, &error);
+    ASSERT_TRUE(opened.has_value()) << error;
+    store_ = std::move(*opened);
+  }
+  // Appends and waits for the group commit.
+  AppendResult AppendSync(const std::string& site, std::vector<Message> messages) {
+    std::promise<AppendResult> done;
+    store_->Append(site, std::move(messages), [&](const AppendResult& r) { done.set_value(r); });
+    return done.get_future().get();
+  }
+  std::vector<std::string> AllJson(const std::string& site) {
+    auto page = store_->ReadEvents(site, "", 1'000'000, SIZE_MAX);
+    EXPECT_TRUE(page.has_value());
+    std::vector<std::string> out;
+    for (auto& e : page->events) out.push_back(e.json);
+    return out;
+  }
+
+  fs::path dir_;
+  StoreOptions options_;
+  std::unique_ptr<Store> store_;
+};
+
+Message Msg(std::string id, std::int64_t at = 1'700'000'000'000) {
+  return Message{id, at, "{\"messageId\":\"" + id + "\"}"};
+}
+
+TEST_F(StoreTest, ReadsBackInArrivalOrderWithResumableCursor) {
+  ASSERT_FALSE(AppendSync("shop", {Msg("a"), Msg("b")}).error);
+  ASSERT_FALSE(AppendSync("shop", {Msg("c")}).error);
+
+  auto first = store_->ReadEvents("shop", "", 2, SIZE_MAX);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_EQ(first->events.size(), 2u);
+  EXPECT_EQ(first->events[0].json, "{\"messageId\":\"a\"}");
+  EXPECT_EQ(first->events[1].json, "{\"messageId\":\"b\"}");
+  EXPECT_EQ(first->next_cursor, first->events[1].cursor);
+
+  auto rest = store_->ReadEvents("shop", first->next_cursor, 10, SIZE_MAX);
+  ASSERT_TRUE(rest.has_value());
+  ASSERT_EQ(rest->events.size(), 1u);
+  EXPECT_EQ(rest->events[0].json, "{\"messageId\":\"c\"}");
+
+  auto done = store_->ReadEvents("shop", rest->next_cursor, 10, SIZE_MAX);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_TRUE(done->events.empty());
+  EXPECT_EQ(done->next_cursor, rest->next_cursor);  // resuming later starts from here
+}
+
+TEST_F(StoreTest, SitesAreSeparate) {
+  ASSERT_FALSE(AppendSync("a", {Msg("1")}).error);
+  ASSERT_FALSE(AppendSync("ab", {Msg("1")}).error);  // same id, other site: not a duplicate
+  EXPECT_EQ(AllJson("a").size(), 1u);
+  EXPECT_EQ(AllJson("ab").size(), 1u);
+  EXPECT_TRUE(AllJson("b").empty());
+}
+
+TEST_F(StoreTest, DuplicateMessageIdIsAcknowledgedButStoredOnce) {
+  AppendResult first = AppendSync("shop", {Msg("x"), Msg("x"), Msg("y")});
+  EXPECT_FALSE(first.error);
+  EXPECT_EQ(first.stored, 2u);
+  EXPECT_EQ(first.duplicates, 1u);
+  AppendResult again = AppendSync("shop", {Msg("y"), Msg("z")});
+  EXPECT_EQ(again.stored, 1u);
+  EXPECT_EQ(again.duplicates, 1u);
+  EXPECT_EQ(AllJson("shop").size(), 3u);
+}
+
+TEST_F(StoreTest, DedupWindowExpires) {
+  options_.dedup_window = std::chrono::hours(1);
+  Reopen();
+  const std::int64_t t0 = 1'700'000'000'000;
+  EXPECT_EQ(AppendSync("shop", {Msg("x", t0)}).stored, 1u);
+  EXPECT_EQ(AppendSync("shop", {Msg("x", t0 + 3'599'000)}).duplicates, 1u);
+  EXPECT_EQ(AppendSync("shop", {Msg("x", t0 + 3'600'000)}).stored, 1u);
+}
+
+TEST_F(StoreTest, SurvivesReopenAndKeepsOrderAndDedup) {
+  ASSERT_FALSE(AppendSync("shop", {Msg("a"), Msg("b")}).error);
+  Reopen();
+  EXPECT_EQ(AppendSync("shop", {Msg("a")}).duplicates, 1u);
+  // An earlier receive time after restart (clock stepped back) still sorts after.
+  ASSERT_FALSE(AppendSync("shop", {Msg("c", 1'600'000'000'000)}).error);
+  auto all = AllJson("shop");
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[2], "{\"messageId\":\"c\"}");
+}
+
+TEST_F(StoreTest, RejectsMalformedCursor) {
+  for (std::string bad : {"xyz", "00000000000000zz", "0123"}) {
+    auto page = store_->ReadEvents("shop", bad, 10, SIZE_MAX);
+    ASSERT_FALSE(page.has_value()) << bad;
+    EXPECT_EQ(page.error(), make_error_code(Errc::kInvalidArgument));
+  }
+}
+
+TEST_F(StoreTest, PageStopsAtByteBudgetButReturnsAtLeastOne) {
+  ASSERT_FALSE(AppendSync("shop", {Msg("a"), Msg("b"), Msg("c")}).error);
+  auto page = store_->ReadEvents("shop", "", 10, 1);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->events.size(), 1u);
+}
+
+TEST_F(StoreTest, ConcurrentAppendsAreAllCommitted) {
+  constexpr int kThreads = 8, kPerThread = 500;
+  std::atomic<int> stored{0}, failed{0}, answered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        store_->Append("shop", {Msg(std::to_string(t) + "-" + std::to_string(i))},
+                       [&](const AppendResult& r) {
+                         r.error ? ++failed : stored += static_cast<int>(r.stored);
+                         ++answered;
+                       });
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  store_->Close();  // commits everything queued before it returns
+  EXPECT_EQ(answered.load(), kThreads * kPerThread);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(stored.load(), kThreads * kPerThread);
+  Reopen();
+  EXPECT_EQ(AllJson("shop").size(), static_cast<std::size_t>(kThreads * kPerThread));
+}
+
+TEST_F(StoreTest, RefusesAppendsAfterClose) {
+  store_->Close();
+  AppendResult r = AppendSync("shop", {Msg("a")});
+  EXPECT_EQ(r.error, make_error_code(Errc::kClosed));
+  EXPECT_EQ(store_->CheckWritable(), make_error_code(Errc::kClosed));
+}
+
+TEST_F(StoreTest, RefusesWhenQueueIsFull) {
+  // The writer cannot drain while we hold its callback, so the queue fills.
+  options_.max_queued_messages = 2;
+  Reopen();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> first_done;
+  store_->Append("shop", {Msg("a")}, [&](const AppendResult&) {
+    first_done.set_value();
+    released.wait();
+  });
+  first_done.get_future().wait();  // the writer is now blocked inside the callback
+  std::atomic<int> overloaded{0};
+  for (int i = 0; i < 3; ++i) {
+    store_->Append("shop", {Msg("b" + std::to_string(i))}, [&](const AppendResult& r) {
+      if (r.error == make_error_code(Errc::kOverloaded)) ++overloaded;
+    });
+  }
+  EXPECT_EQ(overloaded.load(), 1);  // two fit in the queue, the third is refused at once
+  release.set_value();
+}
+
+TEST_F(StoreTest, CheckWritableSucceedsWhenOpen) { EXPECT_FALSE(store_->CheckWritable()); }
+
+TEST(StoreOpenTest, ReportsDirectoryAndReason) {
+  auto file = fs::temp_directory_path() / "cartwatch-store-test-not-a-dir";
+  std::ofstream(file) << "x";
+  StoreOptions options;
+  options.data_dir = file.string();
+  std::string error;
+  auto opened = Store::Open(options, &error);
+  EXPECT_FALSE(opened.has_value());
+  EXPECT_NE(error.find(file.string()), std::string::npos) << error;
+  fs::remove(file);
+}
+
+}  // namespace
+}  // namespace cartwatch::storage
