@@ -11,7 +11,9 @@ namespace cartwatch::util {
 std::string Base64Encode(std::string_view bytes);
 
 // Decodes the standard alphabet ('+', '/') or the URL-safe one ('-', '_'), with or without
-// '=' padding. Returns nullopt on any other character or an impossible length.
+// '=' padding (when present it must complete the last 4-character group). Returns nullopt on
+// any other character (whitespace included) or an impossible length. Unused low bits of the
+// last character are ignored, as most decoders do.
 std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace cartwatch::util

@@ -16,12 +16,15 @@ using EpochMs = std::int64_t;
 // Parses an ISO-8601 / RFC 3339 date-time such as "2026-11-23T17:24:02.123Z",
 // "2026-11-23T17:24:02+01:00", "2026-11-23T17:24:02.5-0330" or "2026-11-23T17:24:02"
 // (no offset: UTC), and a bare date "2026-11-23" (midnight UTC). A space is accepted in
-// place of 'T'. Fractions beyond milliseconds are truncated.
+// place of 'T' ('t' and 'z' are accepted too, as RFC 3339 allows); the offset may be
+// "Z", "+HH", "+HHMM" or "+HH:MM". Fractions beyond milliseconds are truncated.
 // Returns nullopt for anything else, including out-of-range fields (month 13, hour 24,
-// Feb 30) and years outside 0000-9999.
+// Feb 30, a leap second ":60") and years outside 0000-9999.
 std::optional<EpochMs> ParseIso8601(std::string_view text);
 
 // Formats as "YYYY-MM-DDTHH:MM:SS.mmmZ" (always UTC, always milliseconds), appending to `out`.
+// Times before year 0000 or after 9999 are clamped to the first / last millisecond of that
+// range, so the result always parses again with ParseIso8601.
 void AppendIso8601(EpochMs ms, std::string& out);
 std::string FormatIso8601(EpochMs ms);
 

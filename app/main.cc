@@ -1,0 +1,115 @@
+// cartwatch: the collector service. Loads the config, opens the store, serves HTTP until
+// SIGTERM or SIGINT, then shuts down gracefully. Exit codes: 0 after a clean stop, 2 for a
+// bad config or command line, 1 when storage or a listener cannot be opened.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <string>
+#include <system_error>
+
+#include "app/config.h"
+#include "collector/server.h"
+#include "storage/store.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: cartwatch [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT]\n"
+    "                 [--data-dir DIR]\n"
+    "  --config FILE   TOML config (default: $CARTWATCH_CONFIG, else config/cartwatch.toml)\n"
+    "  Flags override CARTWATCH_* environment variables, which override the file.\n"
+    "  See docs/config.md.\n";
+
+// "0.0.0.0:0" with bound port 41234 -> "0.0.0.0:41234".
+std::string WithPort(const std::string& address, unsigned short port) {
+  return address.substr(0, address.rfind(':') + 1) + std::to_string(port);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "config/cartwatch.toml";
+  if (const char* env = std::getenv("CARTWATCH_CONFIG"); env && *env) config_path = env;
+  std::map<std::string, std::string> flags;
+  static const std::map<std::string, std::string> kFlagKeys = {
+      {"--listen", "server.listen"},
+      {"--admin-listen", "server.admin_listen"},
+      {"--data-dir", "storage.data_dir"},
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_value = false;
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    bool known = arg == "--config" || kFlagKeys.count(arg);
+    if (!known) {
+      std::cerr << "cartwatch: unknown argument " << arg << "\n" << kUsage;
+      return 2;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        std::cerr << "cartwatch: " << arg << " needs a value\n" << kUsage;
+        return 2;
+      }
+      value = argv[++i];
+    }
+    if (arg == "--config") {
+      config_path = value;
+    } else {
+      flags[kFlagKeys.at(arg)] = value;
+    }
+  }
+
+  cartwatch::Config config;
+  try {
+    config = cartwatch::LoadConfig(config_path, cartwatch::CartwatchEnvironment(), flags);
+  } catch (const cartwatch::ConfigError& e) {
+    std::cerr << "cartwatch: bad config: " << e.what() << "\n";
+    return 2;
+  }
+
+  // Every thread started from here on inherits the blocked set; main waits for the signals.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::string error;
+  auto store = cartwatch::storage::Store::Open(config.storage, &error);
+  if (!store) {
+    std::cerr << "cartwatch: " << error << "\n";
+    return 1;
+  }
+  std::unique_ptr<cartwatch::collector::Server> server;
+  try {
+    server = cartwatch::collector::Server::Start(config.server, config.limits, config.sites,
+                                                 **store);
+  } catch (const std::system_error& e) {
+    std::cerr << "cartwatch: " << e.what() << "\n";
+    return 1;
+  }
+  std::cout << "cartwatch: listening on " << WithPort(config.server.listen, server->public_port())
+            << " (public), " << WithPort(config.server.admin_listen, server->admin_port())
+            << " (admin)" << std::endl;
+
+  int received = 0;
+  sigwait(&signals, &received);
+  std::cerr << "cartwatch: " << strsignal(received) << ", shutting down\n";
+  server->Stop();
+  (*store)->Close();
+  std::cerr << "cartwatch: stopped\n";
+  return 0;
+}

@@ -1,0 +1,576 @@
+#include "collector/router.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+
+#include <boost/json.hpp>
+#include <simdjson.h>
+
+#include "collector/gzip.h"
+#include "collector/ingest.h"
+#include "util/base64.h"
+#include "util/time.h"
+
+namespace cartwatch::collector {
+
+struct Router::SiteState {
+  Site site;
+  // Token bucket of Site::rate_limit; guarded by mu.
+  mutable std::mutex mu;
+  mutable double tokens = 0;
+  mutable std::chrono::steady_clock::time_point refilled_at;
+};
+
+namespace {
+
+constexpr std::string_view kSuccessBody = R"({"success":true})";
+
+// The 1x1 transparent GIF of the pixel route.
+constexpr unsigned char kPixelGif[] = {
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c,
+    0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+Response JsonResponse(unsigned status, std::string body, unsigned version) {
+  Response res{static_cast<http::status>(status), version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-store");
+  res.body() = std::move(body);
+  return res;
+}
+
+std::optional<Route> RouteFromType(std::string_view type) {
+  if (type == "track") return Route::kTrack;
+  if (type == "page") return Route::kPage;
+  if (type == "identify") return Route::kIdentify;
+  if (type == "screen") return Route::kScreen;
+  if (type == "alias") return Route::kAlias;
+  if (type == "group") return Route::kGroup;
+  return std::nullopt;
+}
+
+// "Basic base64(key:)" -> key. nullopt when the header is absent or not Basic.
+// Sets *malformed for a Basic header that does not decode.
+std::optional<std::string> BasicAuthUser(std::string_view header, bool* malformed) {
+  header = Trim(header);
+  if (header.size() < 6 || !IEquals(header.substr(0, 6), "basic ")) return std::nullopt;
+  auto decoded = util::Base64Decode(Trim(header.substr(6)));
+  if (!decoded) {
+    *malformed = true;
+    return std::nullopt;
+  }
+  return decoded->substr(0, decoded->find(':'));
+}
+
+std::optional<std::string_view> BearerToken(std::string_view header) {
+  header = Trim(header);
+  if (header.size() < 7 || !IEquals(header.substr(0, 7), "bearer ")) return std::nullopt;
+  return Trim(header.substr(7));
+}
+
+// Splits "a=1&b=%2F" into decoded pairs. nullopt for a malformed percent escape.
+std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view q) {
+  auto decode = [](std::string_view in) -> std::optional<std::string> {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      if (in[i] != '%') {
+        out.push_back(in[i]);
+        continue;
+      }
+      if (i + 2 >= in.size()) return std::nullopt;
+      unsigned value = 0;
+      auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16);
+      if (ec != std::errc() || end != in.data() + i + 3) return std::nullopt;
+      out.push_back(static_cast<char>(value));
+      i += 2;
+    }
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> params;
+  while (!q.empty()) {
+    std::string_view part = q.substr(0, q.find('&'));
+    q.remove_prefix(std::min(q.size(), part.size() + 1));
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    auto key = decode(part.substr(0, eq));
+    auto value = decode(eq == std::string_view::npos ? "" : part.substr(eq + 1));
+    if (!key || !value) return std::nullopt;
+    params.emplace_back(std::move(*key), std::move(*value));
+  }
+  return params;
+}
+
+std::string RejectionsJson(const std::vector<Rejection>& rejected) {
+  boost::json::array out;
+  out.reserve(rejected.size());
+  for (const Rejection& r : rejected) {
+    out.push_back(boost::json::object{
+        {"index", r.index}, {"code", r.code}, {"error", r.message}});
+  }
+  return boost::json::serialize(out);
+}
+
+Response StorageErrorResponse(const boost::system::error_code& ec, unsigned version) {
+  using storage::Errc;
+  if (ec == storage::make_error_code(Errc::kOverloaded)) {
+    Response res = ErrorResponse(503, "overloaded",
+                                 "the collector is writing as fast as it can; retry shortly",
+                                 version);
+    res.set(http::field::retry_after, "1");
+    return res;
+  }
+  if (ec == storage::make_error_code(Errc::kClosed)) {
+    Response res = ErrorResponse(503, "shutting_down",
+                                 "the collector is shutting down; retry shortly", version);
+    res.set(http::field::retry_after, "5");
+    return res;
+  }
+  return ErrorResponse(500, "storage_error",
+                       "the messages could not be stored (" + ec.message() +
+                           "); nothing from this request was kept, retry later",
+                       version);
+}
+
+}  // namespace
+
+Response ErrorResponse(unsigned status, std::string_view code, std::string_view message,
+                       unsigned version) {
+  boost::json::object error{{"code", code}, {"message", message}};
+  return JsonResponse(status, boost::json::serialize(boost::json::object{{"error", error}}),
+                      version);
+}
+
+Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& store)
+    : limits_(limits), store_(store) {
+  auto now = std::chrono::steady_clock::now();
+  for (Site& site : sites) {
+    auto state = std::make_unique<SiteState>();
+    state->site = std::move(site);
+    if (state->site.rate_burst <= 0) state->site.rate_burst = std::max(1.0, state->site.rate_limit);
+    state->tokens = state->site.rate_burst;
+    state->refilled_at = now;
+    by_write_key_[state->site.write_key] = state.get();
+    by_secret_key_[state->site.secret_key] = state.get();
+    sites_.push_back(std::move(state));
+  }
+}
+
+Router::~Router() = default;
+
+const Router::SiteState* Router::SiteByWriteKey(std::string_view key) const {
+  auto it = by_write_key_.find(std::string(key));
+  return it == by_write_key_.end() ? nullptr : it->second;
+}
+
+const Router::SiteState* Router::SiteBySecretKey(std::string_view key) const {
+  auto it = by_secret_key_.find(std::string(key));
+  return it == by_secret_key_.end() ? nullptr : it->second;
+}
+
+bool Router::OriginAllowed(const SiteState* site, std::string_view origin) const {
+  // "null" is what sandboxed frames and file:// pages send; echoing it would let any such
+  // page in, so it is never allowed.
+  if (origin.empty() || origin == "null") return false;
+  auto allows = [&](const SiteState& s) {
+    for (const std::string& allowed : s.site.allowed_origins) {
+      if (allowed == "*" || IEquals(allowed, origin)) return true;
+    }
+    return false;
+  };
+  if (site) return allows(*site);
+  return std::any_of(sites_.begin(), sites_.end(), [&](const auto& s) { return allows(*s); });
+}
+
+void Router::AddCors(const Request& request, const SiteState* site, Response& response) const {
+  response.set(http::field::vary, "Origin");
+  auto origin = request[http::field::origin];
+  if (!OriginAllowed(site, origin)) return;
+  response.set(http::field::access_control_allow_origin, origin);
+  response.set(http::field::access_control_allow_credentials, "true");
+}
+
+long Router::TakeToken(const SiteState& s) const {
+  if (s.site.rate_limit <= 0) return 0;
+  std::lock_guard lock(s.mu);
+  auto now = std::chrono::steady_clock::now();
+  double elapsed = std::chrono::duration<double>(now - s.refilled_at).count();
+  s.tokens = std::min(s.site.rate_burst, s.tokens + elapsed * s.site.rate_limit);
+  s.refilled_at = now;
+  if (s.tokens >= 1) {
+    s.tokens -= 1;
+    return 0;
+  }
+  return std::max(1L, static_cast<long>(std::ceil((1 - s.tokens) / s.site.rate_limit)));
+}
+
+void Router::Handle(Request&& request, Respond respond) {
+  const unsigned version = request.version();
+  std::string_view target = request.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view query =
+      path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view();
+  const http::verb method = request.method();
+
+  auto not_allowed = [&](std::string_view allow) {
+    Response res = ErrorResponse(405, "method_not_allowed",
+                                 std::string(request.method_string()) + " is not allowed on " +
+                                     std::string(path) + "; use " + std::string(allow),
+                                 version);
+    res.set(http::field::allow, allow);
+    AddCors(request, nullptr, res);
+    respond(std::move(res));
+  };
+
+  constexpr std::string_view kV1 = "/v1/";
+  if (path.substr(0, kV1.size()) == kV1) {
+    std::string_view rest = path.substr(kV1.size());
+    const bool is_ingest = rest == "batch" || rest == "track" || rest == "page" ||
+                           rest == "identify" || rest == "screen" || rest == "alias" ||
+                           rest == "group" || rest == "import";
+    if (is_ingest) {
+      if (method == http::verb::post) return HandleIngest(std::move(request), rest, std::move(respond));
+      if (method == http::verb::options) return respond(HandlePreflight(request));
+      return not_allowed("POST, OPTIONS");
+    }
+    constexpr std::string_view kPixel = "pixel/";
+    if (rest.substr(0, kPixel.size()) == kPixel) {
+      if (method == http::verb::get) {
+        return HandlePixel(std::move(request), rest.substr(kPixel.size()), query,
+                           std::move(respond));
+      }
+      if (method == http::verb::options) return respond(HandlePreflight(request));
+      return not_allowed("GET, OPTIONS");
+    }
+    if (rest == "events") {
+      if (method == http::verb::get) return HandleEvents(request, query, std::move(respond));
+      if (method == http::verb::options) return respond(HandlePreflight(request));
+      return not_allowed("GET, OPTIONS");
+    }
+  }
+  Response res = ErrorResponse(404, "not_found",
+                               "no such endpoint: " + std::string(path) +
+                                   " (ingest is POST /v1/batch, /v1/track, /v1/page, "
+                                   "/v1/identify, /v1/screen, /v1/alias, /v1/group)",
+                               version);
+  AddCors(request, nullptr, res);
+  respond(std::move(res));
+}
+
+Response Router::HandlePreflight(const Request& request) {
+  auto origin = request[http::field::origin];
+  if (origin.empty()) {
+    // Not a CORS preflight: a plain OPTIONS asking what the resource allows.
+    Response res{http::status::no_content, request.version()};
+    res.set(http::field::allow, "GET, POST, OPTIONS");
+    return res;
+  }
+  if (!OriginAllowed(nullptr, origin)) {
+    Response res = ErrorResponse(
+        403, "origin_not_allowed",
+        "origin " + std::string(origin) +
+            " is not in allowed_origins of any site; add it to the site's allowed_origins",
+        request.version());
+    res.set(http::field::vary, "Origin");
+    return res;
+  }
+  Response res{http::status::no_content, request.version()};
+  res.set(http::field::access_control_allow_origin, origin);
+  res.set(http::field::access_control_allow_credentials, "true");
+  res.set(http::field::access_control_allow_methods, "POST, GET, OPTIONS");
+  auto asked = request[http::field::access_control_request_headers];
+  res.set(http::field::access_control_allow_headers,
+          asked.empty() ? std::string_view("Authorization, Content-Type, Content-Encoding")
+                        : std::string_view(asked));
+  res.set(http::field::access_control_max_age, "86400");
+  res.set(http::field::vary, "Origin, Access-Control-Request-Headers");
+  return res;
+}
+
+void Router::HandleIngest(Request&& request, std::string_view route_name, Respond respond) {
+  const unsigned version = request.version();
+  auto fail = [&](const SiteState* site, Response res) {
+    AddCors(request, site, res);
+    respond(std::move(res));
+  };
+
+  auto content_type = request[http::field::content_type];
+  std::string_view media = Trim(content_type.substr(0, content_type.find(';')));
+  if (!media.empty() && !IEquals(media, "application/json") && !IEquals(media, "text/plain")) {
+    return fail(nullptr, ErrorResponse(415, "unsupported_media_type",
+                                       "Content-Type " + std::string(media) +
+                                           " is not accepted; send application/json or "
+                                           "text/plain",
+                                       version));
+  }
+
+  // Write key from Basic auth, when given: checked before any parsing.
+  const SiteState* site = nullptr;
+  bool malformed_auth = false;
+  auto header_key = BasicAuthUser(request[http::field::authorization], &malformed_auth);
+  if (malformed_auth) {
+    return fail(nullptr, ErrorResponse(401, "invalid_authorization",
+                                       "the Authorization header is not valid Basic auth; send "
+                                       "the write key as the user name and an empty password",
+                                       version));
+  }
+  auto resolve_site = [&](std::string_view key) -> std::optional<Response> {
+    if (key.empty()) {
+      return ErrorResponse(401, "missing_write_key",
+                           "no write key: send it as the Basic auth user name or as "
+                           "\"writeKey\" in the body",
+                           version);
+    }
+    site = SiteByWriteKey(key);
+    if (!site) {
+      return ErrorResponse(401, "unknown_write_key",
+                           "the write key is not one of a configured site", version);
+    }
+    auto origin = request[http::field::origin];
+    if (!origin.empty() && !OriginAllowed(site, origin)) {
+      return ErrorResponse(403, "origin_not_allowed",
+                           "origin " + std::string(origin) + " is not in allowed_origins of site " +
+                               site->site.name,
+                           version);
+    }
+    if (long wait = TakeToken(*site)) {
+      Response res = ErrorResponse(429, "rate_limited",
+                                   "site " + site->site.name + " is over its rate limit of " +
+                                       std::to_string(site->site.rate_limit) +
+                                       " requests/s; retry after the Retry-After seconds",
+                                   version);
+      res.set(http::field::retry_after, std::to_string(wait));
+      return res;
+    }
+    return std::nullopt;
+  };
+  if (header_key) {
+    if (auto refused = resolve_site(*header_key)) return fail(site, std::move(*refused));
+  }
+
+  std::string body = std::move(request.body());
+  auto encoding = Trim(request[http::field::content_encoding]);
+  if (IEquals(encoding, "gzip") || IEquals(encoding, "x-gzip")) {
+    std::string inflated;
+    switch (Gunzip(body, limits_.max_request_bytes, simdjson::SIMDJSON_PADDING, inflated)) {
+      case InflateResult::kOk:
+        body = std::move(inflated);
+        break;
+      case InflateResult::kTooLarge:
+        return fail(site, ErrorResponse(413, "payload_too_large",
+                                        "the gzip body inflates to more than " +
+                                            std::to_string(limits_.max_request_bytes) +
+                                            " bytes; send smaller batches",
+                                        version));
+      case InflateResult::kCorrupt:
+        return fail(site, ErrorResponse(400, "malformed_gzip",
+                                        "Content-Encoding is gzip but the body is not a "
+                                        "complete gzip stream",
+                                        version));
+    }
+  } else if (!encoding.empty() && !IEquals(encoding, "identity")) {
+    return fail(site, ErrorResponse(415, "unsupported_content_encoding",
+                                    "Content-Encoding " + std::string(encoding) +
+                                        " is not accepted; send gzip or no encoding",
+                                    version));
+  }
+
+  Route route = Route::kBatch;
+  if (route_name != "batch" && route_name != "import") route = *RouteFromType(route_name);
+  ParsedRequest parsed = ParseIngest(body, route, util::NowMs(), limits_);
+  if (parsed.error) {
+    return fail(site, ErrorResponse(parsed.error->status, parsed.error->code,
+                                    parsed.error->message, version));
+  }
+  if (!site) {
+    if (auto refused = resolve_site(parsed.write_key)) return fail(site, std::move(*refused));
+  }
+  if (parsed.accepted.empty()) {
+    // Only a batch gets here (a single bad message is parsed.error): nothing to store.
+    boost::json::object body_json{
+        {"error", boost::json::object{{"code", "no_valid_messages"},
+                                      {"message", "none of the " +
+                                                      std::to_string(parsed.rejected.size()) +
+                                                      " messages is valid; see \"rejected\""}}},
+        {"accepted", 0},
+        {"rejected", boost::json::parse(RejectionsJson(parsed.rejected))}};
+    return fail(site, JsonResponse(400, boost::json::serialize(body_json), version));
+  }
+
+  // Everything needed after the commit is moved into the callback; the request is gone.
+  Response ok = JsonResponse(200, "", version);
+  AddCors(request, site, ok);
+  if (parsed.rejected.empty()) {
+    ok.body() = kSuccessBody;
+  } else {
+    ok.body() = R"({"success":true,"accepted":)" + std::to_string(parsed.accepted.size()) +
+                R"(,"rejected":)" + RejectionsJson(parsed.rejected) + "}";
+  }
+  store_.Append(site->site.name, std::move(parsed.accepted),
+                [ok = std::move(ok), respond = std::move(respond),
+                 version](const storage::AppendResult& result) mutable {
+                  if (result.error) {
+                    Response res = StorageErrorResponse(result.error, version);
+                    for (const char* h : {"Access-Control-Allow-Origin",
+                                          "Access-Control-Allow-Credentials", "Vary"}) {
+                      if (auto v = ok[h]; !v.empty()) res.set(h, v);
+                    }
+                    return respond(std::move(res));
+                  }
+                  respond(std::move(ok));
+                });
+}
+
+void Router::HandlePixel(Request&& request, std::string_view type, std::string_view query,
+                         Respond respond) {
+  const unsigned version = request.version();
+  auto route = RouteFromType(type);
+  if (!route) {
+    return respond(ErrorResponse(404, "not_found",
+                                 "no pixel for type \"" + std::string(type) +
+                                     "\"; use /v1/pixel/track, page, identify, screen, alias "
+                                     "or group",
+                                 version));
+  }
+  std::optional<std::string> data;
+  if (auto params = ParseQuery(query)) {
+    for (auto& [key, value] : *params) {
+      if (key == "data") data = value;
+    }
+  }
+  if (!data) {
+    return respond(ErrorResponse(400, "missing_data",
+                                 "the pixel needs ?data=<base64 of one JSON message>", version));
+  }
+  // Pixels are often built without percent-encoding, and a raw '+' then reads as a space.
+  std::replace(data->begin(), data->end(), ' ', '+');
+  auto decoded = util::Base64Decode(*data);
+  if (!decoded) {
+    return respond(ErrorResponse(400, "invalid_data", "?data= is not valid base64", version));
+  }
+  Request inner{http::verb::post, std::string("/v1/") + std::string(type), version};
+  inner.set(http::field::content_type, "application/json");
+  for (auto field : {http::field::authorization, http::field::origin}) {
+    if (auto v = request[field]; !v.empty()) inner.set(field, v);
+  }
+  inner.body() = std::move(*decoded);
+  HandleIngest(std::move(inner), type, [respond = std::move(respond)](Response&& res) {
+                 if (res.result() == http::status::ok) {
+                   Response gif{http::status::ok, res.version()};
+                   gif.set(http::field::content_type, "image/gif");
+                   gif.set(http::field::cache_control, "no-store");
+                   gif.body().assign(reinterpret_cast<const char*>(kPixelGif), sizeof kPixelGif);
+                   return respond(std::move(gif));
+                 }
+                 respond(std::move(res));
+               });
+}
+
+void Router::HandleEvents(const Request& request, std::string_view query, Respond respond) {
+  const unsigned version = request.version();
+  auto fail = [&](Response res) {
+    AddCors(request, nullptr, res);
+    if (res.result() == http::status::unauthorized) {
+      res.set(http::field::www_authenticate, "Bearer");
+    }
+    respond(std::move(res));
+  };
+  auto token = BearerToken(request[http::field::authorization]);
+  if (!token) {
+    return fail(ErrorResponse(401, "missing_secret_key",
+                              "send the site's secret key as Authorization: Bearer <secret_key>",
+                              version));
+  }
+  const SiteState* site = SiteBySecretKey(*token);
+  if (!site) {
+    return fail(ErrorResponse(401, "unknown_secret_key",
+                              "the Bearer token is not the secret key of a configured site",
+                              version));
+  }
+  std::string after;
+  std::size_t limit = limits_.events_page_default;
+  auto params = ParseQuery(query);
+  if (!params) {
+    return fail(ErrorResponse(400, "invalid_query", "the query string is malformed", version));
+  }
+  for (auto& [key, value] : *params) {
+    if (key == "after") {
+      after = value;
+    } else if (key == "limit") {
+      const std::string& v = value;
+      std::size_t n = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size() || n == 0 ||
+          n > limits_.events_page_max) {
+        return fail(ErrorResponse(400, "invalid_limit",
+                                  "limit must be a whole number from 1 to " +
+                                      std::to_string(limits_.events_page_max),
+                                  version));
+      }
+      limit = n;
+    }
+  }
+  // A page stops near 8 MiB so one export cannot hold a huge response in memory.
+  auto page = store_.ReadEvents(site->site.name, after, limit, 8u << 20);
+  if (!page) {
+    if (page.error() == storage::make_error_code(storage::Errc::kInvalidArgument)) {
+      return fail(ErrorResponse(400, "invalid_cursor",
+                                "after= must be a cursor from a Cartwatch-Cursor header", version));
+    }
+    return fail(StorageErrorResponse(page.error(), version));
+  }
+  Response res{http::status::ok, version};
+  res.set(http::field::content_type, "application/x-ndjson");
+  res.set(http::field::cache_control, "no-store");
+  res.set("Cartwatch-Cursor", page->next_cursor);
+  AddCors(request, site, res);
+  std::size_t total = 0;
+  for (const auto& e : page->events) total += e.json.size() + 1;
+  res.body().reserve(total);
+  for (const auto& e : page->events) {
+    res.body() += e.json;
+    res.body() += '\n';
+  }
+  respond(std::move(res));
+}
+
+Response Router::HandleAdmin(const Request& request) {
+  std::string_view target = request.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  const unsigned version = request.version();
+  if (path == "/healthz" || path == "/readyz") {
+    if (request.method() != http::verb::get) {
+      Response res = ErrorResponse(405, "method_not_allowed", "use GET", version);
+      res.set(http::field::allow, "GET");
+      return res;
+    }
+    if (path == "/healthz") return JsonResponse(200, R"({"status":"ok"})", version);
+    if (auto ec = store_.CheckWritable()) {
+      return ErrorResponse(503, "not_ready", "storage is not writable: " + ec.message(),
+                           version);
+    }
+    return JsonResponse(200, R"({"status":"ready"})", version);
+  }
+  return ErrorResponse(404, "not_found",
+                       "no such endpoint: " + std::string(path) + " (admin serves /healthz, "
+                       "/readyz)",
+                       version);
+}
+
+}  // namespace cartwatch::collector

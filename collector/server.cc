@@ -1,0 +1,222 @@
+#include "collector/server.h"
+
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <iostream>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "collector/router.h"
+#include "collector/session.h"
+
+namespace cartwatch::collector {
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+
+// "host:port" or "[v6]:port" -> endpoint. The config loader validated the shape already.
+tcp::endpoint ParseEndpoint(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "listen address \"" + address + "\" has no port");
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const char* first = address.data() + colon + 1;
+  const char* last = address.data() + address.size();
+  auto [end, ec] = std::from_chars(first, last, port);
+  if (ec != std::errc() || end != last || port > 65535) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "listen address \"" + address + "\" has a bad port");
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  error_code parse_error;
+  auto ip = net::ip::make_address(host.empty() ? "0.0.0.0" : host, parse_error);
+  if (parse_error) {
+    throw std::system_error(parse_error, "listen address \"" + address + "\"");
+  }
+  return {ip, static_cast<unsigned short>(port)};
+}
+
+class Listener {
+ public:
+  Listener(net::io_context& ioc, const std::string& address,
+           std::vector<std::unique_ptr<net::io_context>>& loops, SessionContext& context)
+      : acceptor_(ioc), retry_(ioc), loops_(loops), context_(context) {
+    tcp::endpoint endpoint = ParseEndpoint(address);
+    error_code ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw std::system_error(ec, "cannot listen on " + address);
+    port_ = acceptor_.local_endpoint().port();
+  }
+
+  unsigned short port() const { return port_; }
+  void Start() { DoAccept(); }
+  void Stop() {
+    error_code ignored;
+    acceptor_.close(ignored);
+    retry_.cancel();
+  }
+
+ private:
+  void DoAccept() {
+    // Each new connection goes to the next event loop, round robin.
+    net::io_context& loop = *loops_[next_loop_++ % loops_.size()];
+    acceptor_.async_accept(loop, [this](const error_code& ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec) {
+        // Typically out of file descriptors: back off instead of spinning.
+        std::cerr << "cartwatch: accept failed: " << ec.message() << "\n";
+        retry_.expires_after(std::chrono::milliseconds(100));
+        retry_.async_wait([this](const error_code& wait_ec) {
+          if (!wait_ec) DoAccept();
+        });
+        return;
+      }
+      auto session = std::make_shared<Session>(std::move(socket), context_);
+      net::post(session->get_executor(), [session] { session->Start(); });
+      DoAccept();
+    });
+  }
+
+  tcp::acceptor acceptor_;
+  net::steady_timer retry_;
+  std::vector<std::unique_ptr<net::io_context>>& loops_;
+  SessionContext& context_;
+  std::size_t next_loop_ = 0;
+  unsigned short port_ = 0;
+};
+
+class AsioServer final : public Server {
+ public:
+  AsioServer(const ServerOptions& options, const Limits& limits, std::vector<Site> sites,
+             storage::Store& store)
+      : options_(options), router_(limits, std::move(sites), store) {
+    int threads = options.io_threads > 0 ? options.io_threads
+                                         : static_cast<int>(std::thread::hardware_concurrency());
+    threads = std::max(threads, 1);
+    for (int i = 0; i < threads; ++i) {
+      loops_.push_back(std::make_unique<net::io_context>(1));
+      guards_.emplace_back(loops_.back()->get_executor());
+    }
+    for (SessionContext* c : {&public_context_, &admin_context_}) {
+      c->router = &router_;
+      c->options = options;
+      c->limits = limits;
+    }
+    admin_context_.admin = true;
+    // Binding throws; nothing has started yet, so there is nothing to undo.
+    public_ = std::make_unique<Listener>(*loops_[0], options.listen, loops_, public_context_);
+    admin_ = std::make_unique<Listener>(*loops_[0], options.admin_listen, loops_, admin_context_);
+    public_port_ = public_->port();
+    admin_port_ = admin_->port();
+    net::post(*loops_[0], [this] {
+      public_->Start();
+      admin_->Start();
+    });
+    for (auto& loop : loops_) {
+      threads_.emplace_back([&loop] { loop->run(); });
+    }
+  }
+
+  ~AsioServer() override { Stop(); }
+
+  unsigned short public_port() const override { return public_port_; }
+  unsigned short admin_port() const override { return admin_port_; }
+
+  void Stop() override {
+    if (stopped_.exchange(true)) return;
+    public_context_.draining = true;
+    admin_context_.draining = true;
+    net::post(*loops_[0], [this] {
+      public_->Stop();
+      admin_->Stop();
+    });
+    ForEachSession([](Session& s) { s.CloseIfIdle(); });
+
+    auto deadline = std::chrono::steady_clock::now() + options_.shutdown_grace;
+    while (std::chrono::steady_clock::now() < deadline && LiveSessions() > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ForEachSession([](Session& s) { s.Close(); });
+    guards_.clear();
+    // With every socket closed the loops run out of work and return; stop() is the
+    // backstop for handlers still queued.
+    auto hard_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < hard_deadline && LiveSessions() > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    for (auto& loop : loops_) loop->stop();
+    for (auto& t : threads_) t.join();
+    // Destroying the loops destroys the handlers still queued on them, and with them the
+    // last sessions (e.g. one accepted but not yet started), which closes their sockets.
+    public_.reset();
+    admin_.reset();
+    loops_.clear();
+  }
+
+ private:
+  template <typename F>
+  void ForEachSession(F f) {
+    // Collected first: the last reference to a session may drop here, and its destructor
+    // takes c->mu.
+    std::vector<std::shared_ptr<Session>> live;
+    for (SessionContext* c : {&public_context_, &admin_context_}) {
+      std::lock_guard lock(c->mu);
+      for (auto& [raw, weak] : c->sessions) {
+        if (auto session = weak.lock()) live.push_back(std::move(session));
+      }
+    }
+    for (auto& session : live) {
+      net::post(session->get_executor(), [session, f] { f(*session); });
+    }
+  }
+
+  std::size_t LiveSessions() {
+    std::size_t n = 0;
+    for (SessionContext* c : {&public_context_, &admin_context_}) {
+      std::lock_guard lock(c->mu);
+      n += c->sessions.size();
+    }
+    return n;
+  }
+
+  const ServerOptions options_;
+  Router router_;
+  SessionContext public_context_;
+  SessionContext admin_context_;
+  std::vector<std::unique_ptr<net::io_context>> loops_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
+  std::unique_ptr<Listener> public_;
+  std::unique_ptr<Listener> admin_;
+  std::vector<std::thread> threads_;
+  unsigned short public_port_ = 0;
+  unsigned short admin_port_ = 0;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+std::unique_ptr<Server> Server::Start(const ServerOptions& options, const Limits& limits,
+                                      std::vector<Site> sites, storage::Store& store) {
+  return std::make_unique<AsioServer>(options, limits, std::move(sites), store);
+}
+
+}  // namespace cartwatch::collector

@@ -1,0 +1,218 @@
+#include "collector/session.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace cartwatch::collector {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using boost::system::error_code;
+
+namespace {
+// Reserved once per connection: with Beast's default the buffer never grows past what the
+// parser drains, and an 8 KB body takes ~17 recv calls instead of one.
+constexpr std::size_t kReadBufferBytes = 16 * 1024;
+}  // namespace
+
+Session::Session(net::ip::tcp::socket socket, SessionContext& context)
+    : socket_(std::move(socket)), context_(context), timer_(socket_.get_executor()) {
+  buffer_.reserve(kReadBufferBytes);
+  error_code ignored;
+  socket_.set_option(net::ip::tcp::no_delay(true), ignored);
+}
+
+Session::~Session() {
+  std::lock_guard lock(context_.mu);
+  context_.sessions.erase(this);
+}
+
+void Session::Start() {
+  {
+    std::lock_guard lock(context_.mu);
+    context_.sessions.emplace(this, weak_from_this());
+  }
+  DoRead();
+}
+
+void Session::CloseIfIdle() {
+  if (state_ == State::kIdle) Close();
+}
+
+void Session::Close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  error_code ignored;
+  socket_.shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  timer_.cancel();
+}
+
+void Session::SetDeadline(std::chrono::steady_clock::duration timeout) {
+  deadline_ = std::chrono::steady_clock::now() + timeout;
+  // A pending wait that fires no later than the new deadline re-arms itself then.
+  if (timer_armed_ && timer_.expiry() <= deadline_) return;
+  timer_armed_ = true;  // expires_at cancels a later pending wait
+  timer_.expires_at(deadline_);
+  timer_.async_wait(beast::bind_front_handler(&Session::OnTimer, shared_from_this()));
+}
+
+void Session::OnTimer(const error_code& ec) {
+  if (ec == net::error::operation_aborted) return;  // re-armed earlier, or closed
+  timer_armed_ = false;
+  if (ec || state_ == State::kClosed || state_ == State::kHandling) return;
+  auto now = std::chrono::steady_clock::now();
+  if (now < deadline_) {
+    timer_armed_ = true;
+    timer_.expires_at(deadline_);
+    timer_.async_wait(beast::bind_front_handler(&Session::OnTimer, shared_from_this()));
+    return;
+  }
+  switch (state_) {
+    case State::kIdle:
+      Close();
+      break;
+    case State::kReading: {
+      // Cancel the read; OnRead answers 408 when part of a request had arrived.
+      timed_out_ = true;
+      error_code ignored;
+      socket_.cancel(ignored);
+      break;
+    }
+    case State::kWriting:    // the client does not read its response
+    case State::kLingering:  // the client keeps sending after its answer
+      Close();
+      break;
+    case State::kHandling:
+    case State::kClosed:
+      break;
+  }
+}
+
+void Session::DoRead() {
+  if (context_.draining.load(std::memory_order_relaxed) && buffer_.size() == 0) {
+    return Close();
+  }
+  timed_out_ = false;
+  if (buffer_.size() == 0) {
+    // Wait for the first byte under the idle timeout; the request itself then gets
+    // read_timeout (a slow client is told 408, an idle one is just closed).
+    state_ = State::kIdle;
+    SetDeadline(context_.options.idle_timeout);
+    socket_.async_wait(net::socket_base::wait_read,
+                       beast::bind_front_handler(&Session::OnReadable, shared_from_this()));
+    return;
+  }
+  OnReadable({});
+}
+
+void Session::OnReadable(const error_code& ec) {
+  if (ec || state_ == State::kClosed) return Close();
+  state_ = State::kReading;
+  SetDeadline(context_.options.read_timeout);
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(context_.limits.max_header_bytes));
+  parser_->body_limit(context_.limits.max_request_bytes);
+  http::async_read(socket_, buffer_, *parser_,
+                   beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+}
+
+void Session::OnRead(const error_code& ec, std::size_t /*bytes*/) {
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    if (timed_out_) {
+      if (parser_->got_some() || buffer_.size() > 0) {
+        return FailRequest(408, "request_timeout",
+                           "the request was not received within " +
+                               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                  context_.options.read_timeout)
+                                                  .count()) +
+                               " s");
+      }
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      return FailRequest(413, "payload_too_large",
+                         "the request body is over " +
+                             std::to_string(context_.limits.max_request_bytes) +
+                             " bytes; send smaller batches");
+    }
+    if (ec == http::error::header_limit) {
+      return FailRequest(431, "headers_too_large",
+                         "the request line and headers are over " +
+                             std::to_string(context_.limits.max_header_bytes) + " bytes");
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return FailRequest(400, "malformed_request", "not a valid HTTP/1.1 request: " + ec.message());
+    }
+    return Close();  // the peer closed or reset the connection
+  }
+
+  state_ = State::kHandling;
+  keep_alive_ = parser_->get().keep_alive();
+  auto respond = [self = shared_from_this()](Response&& response) {
+    net::dispatch(self->socket_.get_executor(),
+                  [self, response = std::move(response)]() mutable {
+                    self->DoWrite(std::move(response));
+                  });
+  };
+  Request request = parser_->release();
+  if (context_.admin) {
+    respond(context_.router->HandleAdmin(request));
+  } else {
+    context_.router->Handle(std::move(request), std::move(respond));
+  }
+}
+
+void Session::FailRequest(unsigned status, std::string_view code, std::string message) {
+  close_after_write_ = true;
+  keep_alive_ = false;
+  DoWrite(ErrorResponse(status, code, message));
+}
+
+void Session::DoWrite(Response&& response) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kWriting;
+  SetDeadline(context_.options.write_timeout);
+  response_ = std::move(response);
+  bool keep_alive = !close_after_write_ && keep_alive_ &&
+                    !context_.draining.load(std::memory_order_relaxed);
+  response_.keep_alive(keep_alive);
+  close_after_write_ = !keep_alive;
+  response_.prepare_payload();
+  http::async_write(socket_, response_,
+                    beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+}
+
+void Session::OnWrite(const error_code& ec, std::size_t /*bytes*/) {
+  if (ec) return Close();
+  if (close_after_write_) return LingeringClose();
+  response_ = {};
+  DoRead();
+}
+
+}  // namespace cartwatch::collector
+
+namespace cartwatch::collector {
+
+void Session::LingeringClose() {
+  state_ = State::kLingering;
+  SetDeadline(std::chrono::seconds(2));
+  error_code ignored;
+  socket_.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+  buffer_.clear();
+  OnLinger({}, 0);
+}
+
+void Session::OnLinger(const error_code& ec, std::size_t bytes) {
+  lingered_bytes_ += bytes;
+  if (ec || state_ != State::kLingering || lingered_bytes_ > (1u << 20)) return Close();
+  buffer_.clear();
+  socket_.async_read_some(buffer_.prepare(kReadBufferBytes),
+                          beast::bind_front_handler(&Session::OnLinger, shared_from_this()));
+}
+
+}  // namespace cartwatch::collector

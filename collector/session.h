@@ -1,0 +1,92 @@
+// Session: one HTTP/1.1 connection, in the shape of Beast's http_server_async example: a
+// chain of DoRead/OnRead, DoWrite/OnWrite on the connection's own single-threaded event
+// loop (so no strand is needed), keep-alive, one request at a time (pipelined requests
+// wait in the buffer). All meaning lives in Router.
+//
+// Timeouts use one lazily re-armed timer per connection: each phase only stores a new
+// deadline, and the timer re-arms itself when it fires early, so a request costs no timer
+// system calls. idle_timeout while waiting for a request, read_timeout while one is being
+// received (then 408), none while the store commits, write_timeout while answering.
+//
+// Private to collector/.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include "collector/options.h"
+#include "collector/router.h"
+
+namespace cartwatch::collector {
+
+// What every session of a listener shares. Owned by the server, outlives the sessions.
+class Session;
+
+struct SessionContext {
+  Router* router = nullptr;
+  bool admin = false;  // serve Router::HandleAdmin instead of Router::Handle
+  ServerOptions options;
+  Limits limits;
+  std::atomic<bool> draining{false};  // answer with Connection: close, close when idle
+
+  // Live sessions, so that Stop can reach them; guarded by mu.
+  std::mutex mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(boost::asio::ip::tcp::socket socket, SessionContext& context);
+  ~Session();
+
+  void Start();
+  boost::asio::any_io_executor get_executor() { return socket_.get_executor(); }
+  // Called (on the session's thread) when the server drains: closes the connection when
+  // it is idle; a request in progress is finished and answered first.
+  void CloseIfIdle();
+  // Closes at once.
+  void Close();
+
+ private:
+  enum class State { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
+
+  void DoRead();
+  void OnReadable(const boost::system::error_code& ec);
+  void OnRead(const boost::system::error_code& ec, std::size_t bytes);
+  void DoWrite(Response&& response);
+  void OnWrite(const boost::system::error_code& ec, std::size_t bytes);
+  void SetDeadline(std::chrono::steady_clock::duration timeout);
+  void OnTimer(const boost::system::error_code& ec);
+  // After an error answer with Connection: close: stops sending, then reads and discards
+  // what the client is still sending (for up to 2 s or 1 MiB) before closing, so that the
+  // close does not turn into a reset that destroys the answer before the client reads it.
+  void LingeringClose();
+  void OnLinger(const boost::system::error_code& ec, std::size_t bytes);
+  // Answers an error the parser detected and closes after writing.
+  void FailRequest(unsigned status, std::string_view code, std::string message);
+
+  boost::asio::ip::tcp::socket socket_;
+  SessionContext& context_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Response response_;
+  boost::asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point deadline_;
+  bool timer_armed_ = false;
+  bool timed_out_ = false;
+  bool close_after_write_ = false;
+  bool keep_alive_ = false;
+  std::size_t lingered_bytes_ = 0;  // the request in hand asked for keep-alive
+  State state_ = State::kIdle;
+};
+
+}  // namespace cartwatch::collector

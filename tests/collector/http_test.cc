@@ -1,0 +1,510 @@
+// Integration tests: the real Server on 127.0.0.1:0 with a real RocksDB in a temp dir,
+// spoken to over loopback HTTP.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "collector/server.h"
+#include "storage/store.h"
+#include "util/base64.h"
+#include "util/time.h"
+
+namespace cartwatch::collector {
+namespace {
+
+namespace fs = std::filesystem;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = net::ip::tcp;
+using Response = http::response<http::string_body>;
+
+std::string Basic(const std::string& key) { return "Basic " + util::Base64Encode(key + ":"); }
+
+std::string Gzip(const std::string& in) {
+  z_stream zs{};
+  deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&zs, in.size()) + 32, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+// Wraps the real store; when `overloaded` is set, refuses appends as a stalled RocksDB would.
+class SwitchableStore final : public storage::Store {
+ public:
+  explicit SwitchableStore(std::unique_ptr<storage::Store> real) : real_(std::move(real)) {}
+  void Append(std::string site, std::vector<storage::Message> messages,
+              storage::AppendCallback done) override {
+    if (overloaded) return done({.error = storage::Errc::kOverloaded});
+    real_->Append(std::move(site), std::move(messages), std::move(done));
+  }
+  boost::system::result<storage::EventPage> ReadEvents(std::string_view site,
+                                                       std::string_view after, std::size_t limit,
+                                                       std::size_t max_bytes) override {
+    return real_->ReadEvents(site, after, limit, max_bytes);
+  }
+  boost::system::error_code CheckWritable() override { return real_->CheckWritable(); }
+  void Close() override { real_->Close(); }
+  std::atomic<bool> overloaded{false};
+
+ private:
+  std::unique_ptr<storage::Store> real_;
+};
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cartwatch-http-test-" + std::to_string(std::random_device{}()));
+    storage::StoreOptions store_options;
+    store_options.data_dir = dir_.string();
+    std::string error;
+    auto opened = storage::Store::Open(store_options, &error);
+    ASSERT_TRUE(opened.has_value()) << error;
+    store_ = std::make_unique<SwitchableStore>(std::move(*opened));
+
+    ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.admin_listen = "127.0.0.1:0";
+    options.io_threads = 2;
+    options.read_timeout = std::chrono::milliseconds(300);
+    options.shutdown_grace = std::chrono::seconds(2);
+    limits_.max_request_bytes = 64 * 1024;
+    limits_.max_message_bytes = 8 * 1024;
+    limits_.max_batch_messages = 100;
+    Site shop{.name = "shop",
+              .write_key = "wk",
+              .secret_key = "sk",
+              .allowed_origins = {"https://shop.example"}};
+    Site limited{.name = "limited", .write_key = "wk2", .secret_key = "sk2", .rate_limit = 0.01,
+                 .rate_burst = 1};
+    server_ = Server::Start(options, limits_, {shop, limited}, *store_);
+  }
+
+  void TearDown() override {
+    server_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  Response Send(http::verb method, const std::string& target, const std::string& body = "",
+                std::vector<std::pair<std::string, std::string>> headers = {},
+                bool admin = false) {
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"),
+                                 admin ? server_->admin_port() : server_->public_port()));
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    for (auto& [k, v] : headers) req.set(k, v);
+    req.body() = body;
+    if (!body.empty() || method == http::verb::post) req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    Response res;
+    http::read(stream, buffer, res);
+    return res;
+  }
+
+  Response Post(const std::string& target, const std::string& body,
+                std::vector<std::pair<std::string, std::string>> headers = {
+                    {"Authorization", Basic("wk")}, {"Content-Type", "application/json"}}) {
+    return Send(http::verb::post, target, body, std::move(headers));
+  }
+
+  std::vector<json::object> Events(const std::string& secret = "sk") {
+    Response res = Send(http::verb::get, "/v1/events?limit=10000", "",
+                        {{"Authorization", "Bearer " + secret}});
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    std::vector<json::object> out;
+    std::istringstream lines(res.body());
+    for (std::string line; std::getline(lines, line);) {
+      out.push_back(json::parse(line).as_object());
+    }
+    return out;
+  }
+
+  static std::string ErrorCode(const Response& res) {
+    auto v = json::parse(res.body());
+    return std::string(v.at("error").at("code").as_string());
+  }
+
+  fs::path dir_;
+  Limits limits_;
+  std::unique_ptr<SwitchableStore> store_;
+  std::unique_ptr<Server> server_;
+};
+
+const std::string kTrack =
+    R"({"type":"track","event":"Product Added","anonymousId":"a1","messageId":"m1",)"
+    R"("properties":{"sku":"S-1","price":9.5}})";
+
+TEST_F(HttpTest, BatchIsStoredAndExported) {
+  Response res = Post("/v1/batch", R"({"batch":[)" + kTrack +
+                                       R"(,{"type":"page","name":"Home","userId":"u1","messageId":"m2"}]})");
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(json::parse(res.body()), json::parse(R"({"success":true})"));
+
+  auto events = Events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].at("messageId"), "m1");
+  EXPECT_EQ(events[0].at("event"), "Product Added");
+  EXPECT_EQ(events[0].at("properties").at("price").as_double(), 9.5);
+  EXPECT_TRUE(events[0].contains("receivedAt"));
+  EXPECT_TRUE(events[0].contains("timestamp"));
+  EXPECT_EQ(events[1].at("messageId"), "m2");
+  EXPECT_EQ(events[1].at("type"), "page");
+}
+
+TEST_F(HttpTest, EventsPagesWithCursor) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Post("/v1/track", R"({"event":"E","userId":"u","messageId":"p)" +
+                                    std::to_string(i) + R"("})")
+                  .result_int(),
+              200);
+  }
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    Response res = Send(http::verb::get, "/v1/events?limit=2&after=" + cursor, "",
+                        {{"Authorization", "Bearer sk"}});
+    ASSERT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res[http::field::content_type], "application/x-ndjson");
+    cursor = std::string(res["Cartwatch-Cursor"]);
+    if (res.body().empty()) break;
+    std::istringstream lines(res.body());
+    for (std::string line; std::getline(lines, line);) {
+      seen.push_back(std::string(json::parse(line).at("messageId").as_string()));
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"p0", "p1", "p2", "p3", "p4"}));
+}
+
+TEST_F(HttpTest, WriteKeyInBodyWithTextPlain) {
+  Response res = Post("/v1/batch", R"({"writeKey":"wk","batch":[)" + kTrack + "]}",
+                      {{"Content-Type", "text/plain;charset=UTF-8"}});
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(Events().size(), 1u);
+}
+
+TEST_F(HttpTest, EverySingleMessageRoute) {
+  const std::vector<std::pair<std::string, std::string>> routes = {
+      {"track", R"({"event":"Signed Up","userId":"u1"})"},
+      {"page", R"({"name":"Home","anonymousId":"a1"})"},
+      {"identify", R"({"userId":"u1","traits":{"email":"x@example.com"}})"},
+      {"screen", R"({"name":"Cart","userId":"u1"})"},
+      {"alias", R"({"previousId":"a1","userId":"u1"})"},
+      {"group", R"({"groupId":"g1","userId":"u1"})"},
+  };
+  for (auto& [route, body] : routes) {
+    Response res = Post("/v1/" + route, body);
+    EXPECT_EQ(res.result_int(), 200) << route << ": " << res.body();
+  }
+  auto events = Events();
+  ASSERT_EQ(events.size(), routes.size());
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    EXPECT_EQ(events[i].at("type"), routes[i].first.c_str());
+    EXPECT_FALSE(events[i].at("messageId").as_string().empty());
+  }
+}
+
+TEST_F(HttpTest, PixelAnswersGifAndStores) {
+  std::string msg = R"({"event":"Email Opened","userId":"u9","writeKey":"wk"})";
+  Response res = Send(http::verb::get, "/v1/pixel/track?data=" + util::Base64Encode(msg));
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(res[http::field::content_type], "image/gif");
+  EXPECT_EQ(res.body().substr(0, 6), "GIF89a");
+  auto events = Events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("event"), "Email Opened");
+  EXPECT_FALSE(events[0].contains("writeKey"));
+
+  EXPECT_EQ(Send(http::verb::get, "/v1/pixel/track").result_int(), 400);
+  EXPECT_EQ(Send(http::verb::get, "/v1/pixel/track?data=%%%").result_int(), 400);
+  EXPECT_EQ(Send(http::verb::get, "/v1/pixel/bogus?data=e30").result_int(), 404);
+}
+
+TEST_F(HttpTest, PartialBatchKeepsTheGoodMessages) {
+  Response res = Post("/v1/batch", R"({"batch":[)" + kTrack +
+                                       R"(,{"type":"track","userId":"u1"},42,)"
+                                       R"({"type":"page","anonymousId":"a2","messageId":"ok2"}]})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  auto body = json::parse(res.body());
+  EXPECT_EQ(body.at("success"), true);
+  EXPECT_EQ(body.at("accepted"), 2);
+  auto& rejected = body.at("rejected").as_array();
+  ASSERT_EQ(rejected.size(), 2u);
+  EXPECT_EQ(rejected[0].at("index"), 1);
+  EXPECT_EQ(rejected[0].at("code"), "missing_event");
+  EXPECT_FALSE(rejected[0].at("error").as_string().empty());
+  EXPECT_EQ(rejected[1].at("index"), 2);
+  EXPECT_EQ(rejected[1].at("code"), "not_an_object");
+  EXPECT_EQ(Events().size(), 2u);
+}
+
+TEST_F(HttpTest, BatchWithNoValidMessageIs400) {
+  Response res = Post("/v1/batch", R"({"batch":[{"type":"track","userId":"u"}]})");
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_EQ(ErrorCode(res), "no_valid_messages");
+  EXPECT_EQ(json::parse(res.body()).at("rejected").as_array().size(), 1u);
+}
+
+TEST_F(HttpTest, DuplicateMessageIdIsAcknowledgedButStoredOnce) {
+  EXPECT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+  EXPECT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+  EXPECT_EQ(Post("/v1/batch", R"({"batch":[)" + kTrack + "," + kTrack + "]}").result_int(), 200);
+  EXPECT_EQ(Events().size(), 1u);
+}
+
+TEST_F(HttpTest, ClockSkewIsCorrected) {
+  // The device clock is 1 h behind: it stamped the event and the send 1 h in the past.
+  auto now = util::NowMs();
+  std::string ts = util::FormatIso8601(now - 3'600'000 - 5'000);  // 5 s before sending
+  std::string sent = util::FormatIso8601(now - 3'600'000);
+  Response res = Post("/v1/batch", R"({"sentAt":")" + sent +
+                                       R"(","batch":[{"type":"track","event":"E","userId":"u",)"
+                                       R"("timestamp":")" + ts + R"("}]})");
+  ASSERT_EQ(res.result_int(), 200);
+  auto events = Events();
+  ASSERT_EQ(events.size(), 1u);
+  auto stored = *util::ParseIso8601(events[0].at("timestamp").as_string());
+  auto received = *util::ParseIso8601(events[0].at("receivedAt").as_string());
+  EXPECT_EQ(stored, received - 5'000);
+  EXPECT_EQ(events[0].at("originalTimestamp"), ts.c_str());
+}
+
+TEST_F(HttpTest, GzipBodies) {
+  Response ok = Post("/v1/batch", Gzip(R"({"batch":[)" + kTrack + "]}"),
+                     {{"Authorization", Basic("wk")},
+                      {"Content-Type", "application/json"},
+                      {"Content-Encoding", "gzip"}});
+  EXPECT_EQ(ok.result_int(), 200) << ok.body();
+  EXPECT_EQ(Events().size(), 1u);
+
+  // 10 MB of spaces compresses to ~10 KB: under the body limit, over the inflated limit.
+  Response bomb = Post("/v1/batch", Gzip(std::string(10 << 20, ' ')),
+                       {{"Authorization", Basic("wk")}, {"Content-Encoding", "gzip"}});
+  EXPECT_EQ(bomb.result_int(), 413);
+  EXPECT_EQ(ErrorCode(bomb), "payload_too_large");
+
+  Response corrupt = Post("/v1/batch", "not gzip at all",
+                          {{"Authorization", Basic("wk")}, {"Content-Encoding", "gzip"}});
+  EXPECT_EQ(corrupt.result_int(), 400);
+  EXPECT_EQ(ErrorCode(corrupt), "malformed_gzip");
+
+  Response br = Post("/v1/batch", "x", {{"Authorization", Basic("wk")}, {"Content-Encoding", "br"}});
+  EXPECT_EQ(br.result_int(), 415);
+  EXPECT_EQ(ErrorCode(br), "unsupported_content_encoding");
+}
+
+TEST_F(HttpTest, ErrorStatuses) {
+  auto expect = [&](const Response& res, unsigned status, const std::string& code) {
+    EXPECT_EQ(res.result_int(), status) << res.body();
+    EXPECT_EQ(res[http::field::content_type], "application/json");
+    EXPECT_EQ(ErrorCode(res), code);
+    EXPECT_FALSE(json::parse(res.body()).at("error").at("message").as_string().empty());
+  };
+  expect(Post("/v1/batch", "{not json"), 400, "malformed_json");
+  expect(Post("/v1/batch", R"({"batch":{}})"), 400, "invalid_batch");
+  expect(Post("/v1/track", R"({"userId":"u"})"), 400, "missing_event");
+  expect(Post("/v1/track", kTrack, {{"Authorization", Basic("nope")}}), 401, "unknown_write_key");
+  expect(Post("/v1/track", kTrack, {}), 401, "missing_write_key");
+  expect(Post("/v1/track", kTrack, {{"Authorization", "Basic !!!"}}), 401,
+         "invalid_authorization");
+  expect(Post("/v1/track", kTrack,
+              {{"Authorization", Basic("wk")}, {"Origin", "https://evil.example"}}),
+         403, "origin_not_allowed");
+  expect(Send(http::verb::get, "/v1/nothing"), 404, "not_found");
+  expect(Send(http::verb::get, "/"), 404, "not_found");
+  Response get_batch = Send(http::verb::get, "/v1/batch");
+  expect(get_batch, 405, "method_not_allowed");
+  EXPECT_EQ(get_batch[http::field::allow], "POST, OPTIONS");
+  expect(Post("/v1/track", kTrack,
+              {{"Authorization", Basic("wk")}, {"Content-Type", "application/x-www-form-urlencoded"}}),
+         415, "unsupported_media_type");
+  expect(Post("/v1/batch", std::string(limits_.max_request_bytes + 1, ' ')), 413,
+         "payload_too_large");
+  std::string big_message = R"({"event":"E","userId":"u","properties":{"x":")" +
+                            std::string(limits_.max_message_bytes, 'x') + R"("}})";
+  expect(Post("/v1/track", big_message), 413, "message_too_large");
+  std::string many = R"({"batch":[)";
+  for (std::size_t i = 0; i <= limits_.max_batch_messages; ++i) many += (i ? "," : "") + kTrack;
+  expect(Post("/v1/batch", many + "]}"), 413, "batch_too_large");
+  expect(Send(http::verb::get, "/v1/track", "", {{"X-Big", std::string(9000, 'h')}}), 431,
+         "headers_too_large");
+}
+
+TEST_F(HttpTest, RateLimitAnswers429WithRetryAfter) {
+  auto headers = std::vector<std::pair<std::string, std::string>>{
+      {"Authorization", Basic("wk2")}, {"Content-Type", "application/json"}};
+  EXPECT_EQ(Post("/v1/track", kTrack, headers).result_int(), 200);
+  Response limited = Post("/v1/track", kTrack, headers);
+  EXPECT_EQ(limited.result_int(), 429);
+  EXPECT_EQ(ErrorCode(limited), "rate_limited");
+  EXPECT_GE(std::stoi(std::string(limited[http::field::retry_after])), 1);
+  // Other sites are not affected.
+  EXPECT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+}
+
+TEST_F(HttpTest, OverloadedStoreAnswers503WithRetryAfter) {
+  store_->overloaded = true;
+  Response res = Post("/v1/track", kTrack);
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(ErrorCode(res), "overloaded");
+  EXPECT_EQ(res[http::field::retry_after], "1");
+  store_->overloaded = false;
+  EXPECT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+}
+
+TEST_F(HttpTest, SlowClientGets408AndOthersAreServed) {
+  net::io_context ioc;
+  tcp::socket slow(ioc);
+  slow.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+  net::write(slow, net::buffer(std::string(
+                       "POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")));
+  // Another client is served while the slow one dawdles.
+  EXPECT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+  beast::flat_buffer buffer;
+  Response res;
+  auto started = std::chrono::steady_clock::now();
+  beast::error_code ec;
+  http::read(slow, buffer, res, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(res.result_int(), 408);
+  EXPECT_EQ(ErrorCode(res), "request_timeout");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  // And the connection is closed afterwards.
+  char byte;
+  slow.read_some(net::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, net::error::eof);
+}
+
+TEST_F(HttpTest, KeepAliveServesManyRequestsOnOneConnection) {
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+  for (int i = 0; i < 20; ++i) {
+    http::request<http::string_body> req{http::verb::post, "/v1/track", 11};
+    req.set(http::field::host, "x");
+    req.set(http::field::authorization, Basic("wk"));
+    req.body() = R"({"event":"E","userId":"u","messageId":"k)" + std::to_string(i) + R"("})";
+    req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    Response res;
+    http::read(stream, buffer, res);
+    ASSERT_EQ(res.result_int(), 200);
+    EXPECT_TRUE(res.keep_alive());
+  }
+  EXPECT_EQ(Events().size(), 20u);
+}
+
+TEST_F(HttpTest, Cors) {
+  // Preflight from an allowed origin: the exact origin is echoed, never "*" or "null".
+  Response pre = Send(http::verb::options, "/v1/batch", "",
+                      {{"Origin", "https://shop.example"},
+                       {"Access-Control-Request-Method", "POST"},
+                       {"Access-Control-Request-Headers", "content-type"}});
+  EXPECT_EQ(pre.result_int(), 204);
+  EXPECT_EQ(pre[http::field::access_control_allow_origin], "https://shop.example");
+  EXPECT_EQ(pre[http::field::access_control_allow_credentials], "true");
+  EXPECT_NE(pre[http::field::access_control_allow_methods].find("POST"), std::string::npos);
+  EXPECT_EQ(pre[http::field::access_control_allow_headers], "content-type");
+  EXPECT_NE(pre[http::field::vary].find("Origin"), std::string::npos);
+
+  Response evil = Send(http::verb::options, "/v1/batch", "",
+                       {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "POST"}});
+  EXPECT_EQ(evil.result_int(), 403);
+  EXPECT_EQ(evil[http::field::access_control_allow_origin], "");
+
+  Response null_origin = Send(http::verb::options, "/v1/batch", "",
+                              {{"Origin", "null"}, {"Access-Control-Request-Method", "POST"}});
+  EXPECT_EQ(null_origin.result_int(), 403);
+  EXPECT_EQ(null_origin[http::field::access_control_allow_origin], "");
+
+  // The actual request from the allowed origin.
+  Response post = Post("/v1/batch", R"({"writeKey":"wk","batch":[)" + kTrack + "]}",
+                       {{"Origin", "https://shop.example"}, {"Content-Type", "text/plain"}});
+  EXPECT_EQ(post.result_int(), 200);
+  EXPECT_EQ(post[http::field::access_control_allow_origin], "https://shop.example");
+  EXPECT_EQ(post[http::field::vary], "Origin");
+
+  // Site "limited" allows no origin at all.
+  Response other = Post("/v1/track", kTrack,
+                        {{"Authorization", Basic("wk2")}, {"Origin", "https://shop.example"}});
+  EXPECT_EQ(other.result_int(), 403);
+}
+
+TEST_F(HttpTest, EventsNeedsTheSecretKeyAndValidParameters) {
+  Response none = Send(http::verb::get, "/v1/events");
+  EXPECT_EQ(none.result_int(), 401);
+  EXPECT_EQ(ErrorCode(none), "missing_secret_key");
+  EXPECT_EQ(none[http::field::www_authenticate], "Bearer");
+  Response write_key = Send(http::verb::get, "/v1/events", "", {{"Authorization", "Bearer wk"}});
+  EXPECT_EQ(write_key.result_int(), 401);
+  EXPECT_EQ(ErrorCode(write_key), "unknown_secret_key");
+  for (std::string q : {"limit=0", "limit=abc", "limit=10001", "limit=-1"}) {
+    Response bad = Send(http::verb::get, "/v1/events?" + q, "", {{"Authorization", "Bearer sk"}});
+    EXPECT_EQ(bad.result_int(), 400) << q;
+    EXPECT_EQ(ErrorCode(bad), "invalid_limit");
+  }
+  Response cursor =
+      Send(http::verb::get, "/v1/events?after=zzz", "", {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(cursor.result_int(), 400);
+  EXPECT_EQ(ErrorCode(cursor), "invalid_cursor");
+  // Each site sees only its own events.
+  EXPECT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+  EXPECT_EQ(Events("sk").size(), 1u);
+  EXPECT_EQ(Events("sk2").size(), 0u);
+}
+
+TEST_F(HttpTest, AdminHealthAndReadiness) {
+  Response health = Send(http::verb::get, "/healthz", "", {}, true);
+  EXPECT_EQ(health.result_int(), 200);
+  Response ready = Send(http::verb::get, "/readyz", "", {}, true);
+  EXPECT_EQ(ready.result_int(), 200);
+  EXPECT_EQ(Send(http::verb::get, "/v1/events", "", {}, true).result_int(), 404);
+  EXPECT_EQ(Send(http::verb::get, "/healthz").result_int(), 404);  // not on the public port
+  store_->Close();
+  Response closed = Send(http::verb::get, "/readyz", "", {}, true);
+  EXPECT_EQ(closed.result_int(), 503);
+  EXPECT_EQ(ErrorCode(closed), "not_ready");
+}
+
+TEST_F(HttpTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
+  net::io_context ioc;
+  tcp::socket idle(ioc);
+  idle.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+  auto port = server_->public_port();
+  auto started = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  char byte;
+  beast::error_code ec;
+  idle.read_some(net::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == net::error::eof || ec == net::error::connection_reset) << ec.message();
+  tcp::socket late(ioc);
+  late.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  EXPECT_TRUE(ec);
+}
+
+}  // namespace
+}  // namespace cartwatch::collector

@@ -1,0 +1,611 @@
+#include "collector/ingest.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <string>
+#include <vector>
+
+#include "util/time.h"
+
+namespace cartwatch::collector {
+namespace {
+
+namespace json = boost::json;
+
+const util::EpochMs kReceived = *util::ParseIso8601("2026-11-23T12:00:00.000Z");
+
+ParsedRequest Parse(std::string body, Route route = Route::kBatch, const Limits& limits = {}) {
+  return ParseIngest(body, route, kReceived, limits);
+}
+
+// The accepted message as Boost.JSON sees it; fails the test when it is not valid JSON.
+json::object Doc(const storage::Message& message) {
+  json::error_code ec;
+  json::value v = json::parse(message.json, ec);
+  EXPECT_FALSE(ec) << ec.message() << " in " << message.json;
+  if (ec || !v.is_object()) return {};
+  return v.as_object();
+}
+
+std::string Str(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || !v->is_string()) return "<missing>";
+  return std::string(v->as_string());
+}
+
+std::size_t Count(std::string_view haystack, std::string_view needle) {
+  std::size_t n = 0;
+  for (std::size_t pos = haystack.find(needle); pos != std::string_view::npos;
+       pos = haystack.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+std::string Batch(const std::vector<std::string>& messages, std::string extra = "") {
+  std::string body = "{\"batch\":[";
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (i > 0) body += ",";
+    body += messages[i];
+  }
+  body += "]";
+  if (!extra.empty()) body += "," + extra;
+  return body + "}";
+}
+
+bool IsUuidV4(const std::string& id) {
+  return id.size() == 36 && id[8] == '-' && id[13] == '-' && id[14] == '4' && id[18] == '-' &&
+         id[23] == '-';
+}
+
+const char* const kTrack =
+    R"({"type":"track","event":"Product Added","anonymousId":"a1","messageId":"m1"})";
+
+// --- Accepted messages ------------------------------------------------------------------
+
+TEST(IngestTest, AcceptsBatchAndAddsServerFields) {
+  ParsedRequest r = Parse(Batch({kTrack,
+                                 R"({"type":"identify","userId":"u1","messageId":"m2",
+                                     "traits":{"email":"a@example.com"}})"},
+                                R"("writeKey":"wk_live")"));
+  ASSERT_FALSE(r.error);
+  EXPECT_TRUE(r.rejected.empty());
+  EXPECT_EQ(r.write_key, "wk_live");
+  ASSERT_EQ(r.accepted.size(), 2u);
+
+  EXPECT_EQ(r.accepted[0].message_id, "m1");
+  EXPECT_EQ(r.accepted[0].received_at_ms, kReceived);
+  json::object first = Doc(r.accepted[0]);
+  EXPECT_EQ(Str(first, "type"), "track");
+  EXPECT_EQ(Str(first, "event"), "Product Added");
+  EXPECT_EQ(Str(first, "messageId"), "m1");
+  EXPECT_EQ(Str(first, "receivedAt"), "2026-11-23T12:00:00.000Z");
+  EXPECT_EQ(Str(first, "timestamp"), "2026-11-23T12:00:00.000Z");  // none sent: receivedAt
+  EXPECT_FALSE(first.contains("originalTimestamp"));
+  EXPECT_FALSE(first.contains("sentAt"));
+
+  json::object second = Doc(r.accepted[1]);
+  EXPECT_EQ(Str(second, "type"), "identify");
+  EXPECT_EQ(second.at("traits").at("email").as_string(), "a@example.com");
+}
+
+TEST(IngestTest, OwnFieldsComeFirstInTheirOrder) {
+  ParsedRequest r =
+      Parse(Batch({R"({"userId":"u1","type":"page","name":"Home","zeta":1,"alpha":2})"}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  const std::string& out = r.accepted[0].json;
+  EXPECT_EQ(out.rfind(R"({"userId":"u1","type":"page","name":"Home","zeta":1,"alpha":2,)", 0), 0u)
+      << out;
+  EXPECT_LT(out.find("\"messageId\""), out.find("\"receivedAt\""));
+}
+
+TEST(IngestTest, FillsMissingMessageId) {
+  ParsedRequest r = Parse(Batch({R"({"type":"page","anonymousId":"a1"})",
+                                 R"({"type":"page","anonymousId":"a1","messageId":""})",
+                                 R"({"type":"page","anonymousId":"a1","messageId":null})"}));
+  ASSERT_EQ(r.accepted.size(), 3u);
+  std::vector<std::string> ids;
+  for (const storage::Message& m : r.accepted) {
+    EXPECT_TRUE(IsUuidV4(m.message_id)) << m.message_id;
+    EXPECT_EQ(Str(Doc(m), "messageId"), m.message_id);
+    EXPECT_EQ(Count(m.json, "\"messageId\""), 1u) << m.json;
+    ids.push_back(m.message_id);
+  }
+  EXPECT_NE(ids[0], ids[1]);
+  EXPECT_NE(ids[1], ids[2]);
+}
+
+TEST(IngestTest, KeepsUnknownFieldsByteForByte) {
+  const std::string properties =
+      R"("properties" :  { "price" : 1.50E+3 ,"qty":-0, "big": 123456789012345678901234567890,)"
+      R"( "list":[ 1,2 ,{"c" :null} , [], {} ],"t" : true, "f":false,)"
+      R"( "é\u00e9" : "\ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t" })";
+  const std::string custom = R"("x-custom"	:	[ "kept" ])";
+  ParsedRequest r = Parse(Batch({R"({"type":"track","event":"Order Completed","userId":"u1",)" +
+                                 properties + "," + custom + "}"}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  const std::string& out = r.accepted[0].json;
+  EXPECT_NE(out.find(properties), std::string::npos) << out;
+  EXPECT_NE(out.find(custom), std::string::npos) << out;
+  json::object doc = Doc(r.accepted[0]);
+  EXPECT_EQ(doc.at("properties").at("list").as_array().size(), 5u);
+}
+
+TEST(IngestTest, RemovesWriteKey) {
+  ParsedRequest r =
+      Parse(Batch({R"({"writeKey":"inner","type":"page","anonymousId":"a1","writeKey":"again"})"},
+                  R"("writeKey":"outer")"));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(r.write_key, "outer");
+  EXPECT_EQ(r.accepted[0].json.find("writeKey"), std::string::npos) << r.accepted[0].json;
+  EXPECT_EQ(r.accepted[0].json.find("inner"), std::string::npos);
+}
+
+TEST(IngestTest, SingleRouteTakesWriteKeyFromMessage) {
+  ParsedRequest r =
+      Parse(R"({"writeKey":"wk_beacon","event":"Cart Viewed","userId":"u1"})", Route::kTrack);
+  ASSERT_FALSE(r.error) << r.error->code;
+  EXPECT_EQ(r.write_key, "wk_beacon");
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(r.accepted[0].json.find("writeKey"), std::string::npos);
+}
+
+TEST(IngestTest, BatchWithoutWriteKeyLeavesItEmpty) {
+  ParsedRequest r = Parse(Batch({kTrack}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(r.write_key, "");
+}
+
+TEST(IngestTest, NumericIdsCountAndAreKeptAsSent) {
+  ParsedRequest r =
+      Parse(Batch({R"({"type":"identify","userId":42})", R"({"type":"page","anonymousId":7.5})",
+                   R"({"type":"alias","previousId":1,"userId":2})"}));
+  ASSERT_EQ(r.accepted.size(), 3u) << (r.rejected.empty() ? "" : r.rejected[0].code);
+  EXPECT_EQ(Doc(r.accepted[0]).at("userId").as_int64(), 42);
+  EXPECT_NE(r.accepted[0].json.find("\"userId\":42"), std::string::npos);
+}
+
+TEST(IngestTest, MessageIdKeepsItsUnescapedValue) {
+  ParsedRequest r =
+      Parse(Batch({R"({"type":"page","anonymousId":"a","messageId":"id-\"q\"\\\u00e9\n"})"}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(r.accepted[0].message_id, "id-\"q\"\\\xc3\xa9\n");
+  EXPECT_EQ(Str(Doc(r.accepted[0]), "messageId"), r.accepted[0].message_id);
+}
+
+TEST(IngestTest, OddStringsStayValidJson) {
+  ParsedRequest r = Parse(
+      Batch({R"({"type":"track","event":"\u0000\u001f\"</script>\u2028","userId":"\ud83d\ude00",)"
+             R"("properties":{"":"","\\":"\\\\","\"":"\""}})"}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  json::object doc = Doc(r.accepted[0]);
+  EXPECT_EQ(Str(doc, "event"), std::string("\0\x1f\"</script>\xe2\x80\xa8", 15));
+  EXPECT_EQ(Str(doc, "userId"), "\xf0\x9f\x98\x80");
+  EXPECT_EQ(doc.at("properties").at("\\").as_string(), "\\\\");
+}
+
+TEST(IngestTest, MatchesFieldNamesUnescaped) {
+  ParsedRequest r =
+      Parse(Batch({R"({"\u0074ype":"track","ev\u0065nt":"Signed Up","userId":"u"})"}));
+  ASSERT_EQ(r.accepted.size(), 1u) << r.rejected[0].code;
+  json::object doc = Doc(r.accepted[0]);
+  EXPECT_EQ(Str(doc, "type"), "track");
+}
+
+TEST(IngestTest, RepeatedFieldsLastOneWinsAndAppearsOnce) {
+  ParsedRequest r = Parse(Batch({R"({"type":"bogus","type":"page","anonymousId":"a",)"
+                                 R"("timestamp":"x","timestamp":"2026-11-23T11:00:00Z"})"}));
+  ASSERT_EQ(r.accepted.size(), 1u) << r.rejected[0].code;
+  const std::string& out = r.accepted[0].json;
+  EXPECT_EQ(Count(out, "\"type\""), 1u) << out;
+  EXPECT_EQ(Count(out, "\"timestamp\""), 1u) << out;
+  EXPECT_EQ(Str(Doc(r.accepted[0]), "type"), "page");
+}
+
+TEST(IngestTest, ClientReceivedAtIsReplaced) {
+  ParsedRequest r =
+      Parse(Batch({R"({"type":"page","anonymousId":"a","receivedAt":"1999-01-01"})"}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(Count(r.accepted[0].json, "receivedAt"), 1u);
+  EXPECT_EQ(Str(Doc(r.accepted[0]), "receivedAt"), "2026-11-23T12:00:00.000Z");
+}
+
+TEST(IngestTest, AddsPaddingWhenBodyHasNone) {
+  std::string body = Batch({kTrack});
+  body.shrink_to_fit();
+  ParsedRequest r = ParseIngest(body, Route::kBatch, kReceived, Limits{});
+  ASSERT_FALSE(r.error);
+  EXPECT_EQ(r.accepted.size(), 1u);
+}
+
+TEST(IngestTest, AcceptsEveryType) {
+  ParsedRequest r = Parse(Batch({
+      R"({"type":"track","event":"E","userId":"u"})",
+      R"({"type":"page","name":"Home","anonymousId":"a"})",
+      R"({"type":"identify","userId":"u","traits":{"email":"x@y.z"}})",
+      R"({"type":"screen","name":"Cart","anonymousId":"a"})",
+      R"({"type":"alias","previousId":"a","userId":"u"})",
+      R"({"type":"group","groupId":"g","userId":"u"})",
+  }));
+  EXPECT_TRUE(r.rejected.empty()) << r.rejected[0].code << " at " << r.rejected[0].index;
+  EXPECT_EQ(r.accepted.size(), 6u);
+}
+
+// --- Clock skew -------------------------------------------------------------------------
+
+TEST(IngestSkewTest, ClientClockAheadShiftsTimestampBack) {
+  // The client's clock runs 10 s fast: it stamped the event 12:00:05 (really 11:59:55) and
+  // sent it at 12:00:10 by its clock, which we received at 12:00:00.
+  ParsedRequest r = Parse(Batch({R"({"type":"track","event":"E","userId":"u",)"
+                                 R"("timestamp":"2026-11-23T12:00:05.000Z",)"
+                                 R"("sentAt":"2026-11-23T12:00:10.000Z"})"}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  json::object doc = Doc(r.accepted[0]);
+  EXPECT_EQ(Str(doc, "timestamp"), "2026-11-23T11:59:55.000Z");
+  EXPECT_EQ(Str(doc, "originalTimestamp"), "2026-11-23T12:00:05.000Z");
+  EXPECT_EQ(Str(doc, "sentAt"), "2026-11-23T12:00:10.000Z");
+  EXPECT_EQ(Str(doc, "receivedAt"), "2026-11-23T12:00:00.000Z");
+}
+
+TEST(IngestSkewTest, BatchSentAtAppliesToMessagesWithoutTheirOwn) {
+  ParsedRequest r =
+      Parse(Batch({R"({"type":"page","anonymousId":"a","timestamp":"2026-11-23T13:00:00+01:00"})",
+                   R"({"type":"page","anonymousId":"a","timestamp":"2026-11-23T11:59:00Z",)"
+                   R"("sentAt":"2026-11-23T11:59:30Z"})"},
+                  R"("sentAt":"2026-11-23T12:00:30.000Z")"));
+  ASSERT_EQ(r.accepted.size(), 2u);
+  json::object first = Doc(r.accepted[0]);
+  // 12:00:00Z sent 30 s before 12:00:30 (client clock 30 s fast).
+  EXPECT_EQ(Str(first, "timestamp"), "2026-11-23T11:59:30.000Z");
+  EXPECT_EQ(Str(first, "originalTimestamp"), "2026-11-23T13:00:00+01:00");  // as sent
+  EXPECT_EQ(Str(first, "sentAt"), "2026-11-23T12:00:30.000Z");
+  json::object second = Doc(r.accepted[1]);
+  // Its own sentAt wins: client clock 30 s slow.
+  EXPECT_EQ(Str(second, "timestamp"), "2026-11-23T11:59:30.000Z");
+  EXPECT_EQ(Str(second, "sentAt"), "2026-11-23T11:59:30Z");
+  EXPECT_EQ(Count(r.accepted[1].json, "sentAt"), 1u);
+}
+
+TEST(IngestSkewTest, WithoutSentAtTimestampIsKeptButNormalized) {
+  ParsedRequest r = Parse(
+      Batch({R"({"type":"page","anonymousId":"a","timestamp":"2026-11-20T10:00:00+02:00"})"}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  json::object doc = Doc(r.accepted[0]);
+  EXPECT_EQ(Str(doc, "timestamp"), "2026-11-20T08:00:00.000Z");
+  EXPECT_EQ(Str(doc, "originalTimestamp"), "2026-11-20T10:00:00+02:00");
+  EXPECT_FALSE(doc.contains("sentAt"));
+}
+
+TEST(IngestSkewTest, MissingOrNullTimestampBecomesReceivedAt) {
+  ParsedRequest r = Parse(Batch({R"({"type":"page","anonymousId":"a","timestamp":null})",
+                                 R"({"type":"page","anonymousId":"a"})"},
+                                R"("sentAt":"2026-11-23T12:05:00Z")"));
+  ASSERT_EQ(r.accepted.size(), 2u);
+  for (const storage::Message& m : r.accepted) {
+    json::object doc = Doc(m);
+    EXPECT_EQ(Str(doc, "timestamp"), "2026-11-23T12:00:00.000Z");
+    EXPECT_FALSE(doc.contains("originalTimestamp"));
+    EXPECT_EQ(Count(m.json, "\"timestamp\""), 1u);
+  }
+}
+
+TEST(IngestSkewTest, InvalidBatchSentAtIsIgnored) {
+  ParsedRequest r =
+      Parse(Batch({R"({"type":"page","anonymousId":"a","timestamp":"2026-11-23T11:00:00Z"})"},
+                  R"("sentAt":"soon")"));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  json::object doc = Doc(r.accepted[0]);
+  EXPECT_EQ(Str(doc, "timestamp"), "2026-11-23T11:00:00.000Z");
+  EXPECT_FALSE(doc.contains("sentAt"));
+}
+
+// --- Context ----------------------------------------------------------------------------
+
+TEST(IngestContextTest, BatchContextIsMergedMessageKeysWin) {
+  ParsedRequest r = Parse(
+      Batch({R"({"type":"page","anonymousId":"a","context":{"ip":"5.6.7.8","page":{"url":"/c"}}})",
+             R"({"type":"page","anonymousId":"a"})"},
+            R"("context":{"library":{"name":"analytics-node","version":"1.0"},"ip":"1.2.3.4"})"));
+  ASSERT_EQ(r.accepted.size(), 2u);
+  json::object first = Doc(r.accepted[0]);
+  const json::object& ctx = first.at("context").as_object();
+  EXPECT_EQ(ctx.at("ip").as_string(), "5.6.7.8");
+  EXPECT_EQ(ctx.at("page").at("url").as_string(), "/c");
+  EXPECT_EQ(ctx.at("library").at("name").as_string(), "analytics-node");
+  EXPECT_EQ(ctx.size(), 3u);
+  EXPECT_EQ(Count(r.accepted[0].json, "\"context\""), 1u);
+
+  json::object second = Doc(r.accepted[1]);
+  EXPECT_EQ(second.at("context").at("ip").as_string(), "1.2.3.4");
+  EXPECT_EQ(second.at("context").at("library").at("version").as_string(), "1.0");
+}
+
+TEST(IngestContextTest, EmptyMessageContextTakesBatchContext) {
+  ParsedRequest r = Parse(Batch({R"({"type":"page","anonymousId":"a","context":{}})",
+                                 R"({"type":"page","anonymousId":"a","context":null})"},
+                                R"("context":{"ip":"1.2.3.4"})"));
+  ASSERT_EQ(r.accepted.size(), 2u);
+  for (const storage::Message& m : r.accepted) {
+    EXPECT_EQ(Doc(m).at("context").at("ip").as_string(), "1.2.3.4") << m.json;
+  }
+}
+
+TEST(IngestContextTest, WithoutBatchContextMessageContextIsUntouched) {
+  const std::string ctx = R"("context" : { "ip" :"5.6.7.8" , "locale":"de-DE" })";
+  ParsedRequest r = Parse(Batch({R"({"type":"page","anonymousId":"a",)" + ctx + "}"}));
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_NE(r.accepted[0].json.find(ctx), std::string::npos) << r.accepted[0].json;
+}
+
+// --- Rejections of single messages in a batch ---------------------------------------------
+
+struct RejectCase {
+  std::string message;
+  std::string code;
+};
+
+TEST(IngestRejectTest, EachCodeKeepsTheRestOfTheBatch) {
+  const std::vector<RejectCase> cases = {
+      {"42", "not_an_object"},
+      {R"("text")", "not_an_object"},
+      {"[1,2]", "not_an_object"},
+      {"null", "not_an_object"},
+      {R"({"event":"E","userId":"u"})", "missing_type"},
+      {R"({"type":null,"event":"E","userId":"u"})", "missing_type"},
+      {R"({"type":"purchase","userId":"u"})", "unknown_type"},
+      {R"({"type":"Track","event":"E","userId":"u"})", "unknown_type"},
+      {R"({"type":7,"userId":"u"})", "unknown_type"},
+      {R"({"type":"page","name":"Home"})", "missing_identity"},
+      {R"({"type":"page","userId":"","anonymousId":""})", "missing_identity"},
+      {R"({"type":"page","userId":null,"anonymousId":true})", "missing_identity"},
+      {R"({"type":"alias","userId":"u"})", "missing_previous_id"},
+      {R"({"type":"alias","previousId":"p","anonymousId":"a"})", "missing_user_id"},
+      {R"({"type":"track","userId":"u"})", "missing_event"},
+      {R"({"type":"track","userId":"u","event":""})", "missing_event"},
+      {R"({"type":"track","userId":"u","event":{"name":"E"}})", "missing_event"},
+      {R"({"type":"page","userId":"u","timestamp":"yesterday"})", "invalid_timestamp"},
+      {R"({"type":"page","userId":"u","timestamp":1795454642000})", "invalid_timestamp"},
+      {R"({"type":"page","userId":"u","timestamp":"2026-02-30T00:00:00Z"})", "invalid_timestamp"},
+      {R"({"type":"page","userId":"u","sentAt":"2026-11-23 25:00"})", "invalid_sent_at"},
+      {R"({"type":"page","userId":"u","sentAt":false})", "invalid_sent_at"},
+      {R"({"type":"page","userId":"u","messageId":12})", "invalid_message_id"},
+      {R"({"type":"page","userId":"u","messageId":{"id":"x"}})", "invalid_message_id"},
+  };
+  for (const RejectCase& c : cases) {
+    ParsedRequest r = Parse(Batch({kTrack, c.message, kTrack}));
+    ASSERT_FALSE(r.error) << c.message;
+    ASSERT_EQ(r.rejected.size(), 1u) << c.message;
+    EXPECT_EQ(r.rejected[0].index, 1u) << c.message;
+    EXPECT_EQ(r.rejected[0].code, c.code) << c.message;
+    EXPECT_FALSE(r.rejected[0].message.empty());
+    EXPECT_EQ(r.accepted.size(), 2u) << c.message;
+  }
+}
+
+TEST(IngestRejectTest, PartialBatchReportsIndicesOfBadMessages) {
+  ParsedRequest r = Parse(Batch({
+      R"({"type":"page","anonymousId":"a","messageId":"good-0"})",
+      R"({"type":"track","anonymousId":"a"})",
+      R"({"type":"page","anonymousId":"a","messageId":"good-2"})",
+      R"("nope")",
+      R"({"type":"page","anonymousId":"a","messageId":"good-4"})",
+  }));
+  ASSERT_FALSE(r.error);
+  ASSERT_EQ(r.accepted.size(), 3u);
+  EXPECT_EQ(r.accepted[0].message_id, "good-0");
+  EXPECT_EQ(r.accepted[1].message_id, "good-2");
+  EXPECT_EQ(r.accepted[2].message_id, "good-4");
+  ASSERT_EQ(r.rejected.size(), 2u);
+  EXPECT_EQ(r.rejected[0].index, 1u);
+  EXPECT_EQ(r.rejected[0].code, "missing_event");
+  EXPECT_EQ(r.rejected[1].index, 3u);
+  EXPECT_EQ(r.rejected[1].code, "not_an_object");
+}
+
+TEST(IngestRejectTest, MessageTooLarge) {
+  Limits limits;
+  limits.max_message_bytes = 100;
+  const std::string small = R"({"type":"page","anonymousId":"a"})";
+  const std::string big =
+      R"({"type":"page","anonymousId":"a","properties":{"pad":")" + std::string(100, 'x') + "\"}}";
+  ParsedRequest r = Parse(Batch({small, big}), Route::kBatch, limits);
+  ASSERT_FALSE(r.error);
+  ASSERT_EQ(r.accepted.size(), 1u);
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_EQ(r.rejected[0].index, 1u);
+  EXPECT_EQ(r.rejected[0].code, "message_too_large");
+
+  // The limit is inclusive.
+  limits.max_message_bytes = small.size();
+  r = Parse(Batch({small}), Route::kBatch, limits);
+  EXPECT_EQ(r.accepted.size(), 1u);
+}
+
+// --- Whole-request errors -----------------------------------------------------------------
+
+void ExpectError(const ParsedRequest& r, unsigned status, const std::string& code,
+                 const std::string& what) {
+  ASSERT_TRUE(r.error) << what;
+  EXPECT_EQ(r.error->status, status) << what;
+  EXPECT_EQ(r.error->code, code) << what;
+  EXPECT_FALSE(r.error->message.empty()) << what;
+  EXPECT_TRUE(r.accepted.empty()) << what;
+  EXPECT_TRUE(r.rejected.empty()) << what;
+}
+
+TEST(IngestErrorTest, MalformedJson) {
+  for (const std::string body : {"",
+                                 "   ",
+                                 "{",
+                                 "}",
+                                 "{\"batch\":[}",
+                                 "{\"batch\":[{\"type\":\"page\"]}",
+                                 "{\"batch\":[]} trailing",
+                                 "{\"batch\":[]}{}",
+                                 "{'batch':[]}",
+                                 "{\"batch\":[1,]}",
+                                 "{\"batch\":[1 2]}",
+                                 "{\"batch\":[{\"a\":tru}]}",
+                                 "{\"batch\":[{\"a\":nul}]}",
+                                 "{\"batch\":[{\"a\":1.}]}",
+                                 "{\"batch\":[{\"a\":01}]}",
+                                 "{\"batch\":[{\"a\":+1}]}",
+                                 "{\"batch\":[{\"a\":\"\\x\"}]}",
+                                 "{\"batch\":[{\"a\":\"\\ud800\"}]}",
+                                 "{\"batch\":[{\"a\" 1}]}",
+                                 "{\"batch\":[{\"a\":1,}]}",
+                                 "{\"batch\":[{\"a\\q\":1}]}",
+                                 "{\"batch\":[{\"a\":\"tab\there\"}]}",
+                                 "{\"batch\":[{\"a\":\"\xff\"}]}",
+                                 "{\"x\":[1,{\"y\":[}]}],\"batch\":[]}",
+                                 "[1,",
+                                 "\"unterminated",
+                                 "tru"}) {
+    ExpectError(Parse(body), 400, "malformed_json", body);
+  }
+}
+
+TEST(IngestErrorTest, MalformedJsonInsideSingleMessage) {
+  ExpectError(Parse(R"({"type":"page","anonymousId":"a","properties":{"p":[1,,2]}})", Route::kPage),
+              400, "malformed_json", "single");
+}
+
+TEST(IngestErrorTest, NestingIsBounded) {
+  auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  // The root, "batch" and the message take three of the 32 levels.
+  ParsedRequest ok =
+      Parse(Batch({R"({"type":"page","anonymousId":"a","properties":)" + nested(29) + "}"}));
+  ASSERT_FALSE(ok.error) << ok.error->message;
+  ASSERT_EQ(ok.accepted.size(), 1u);
+  Doc(ok.accepted[0]);  // Boost.JSON's default limit accepts what we accept
+  ExpectError(
+      Parse(Batch({R"({"type":"page","anonymousId":"a","properties":)" + nested(30) + "}"})), 400,
+      "malformed_json", "too deep");
+  // Deep enough to overflow a naive recursive parser's stack.
+  ExpectError(Parse(Batch({nested(200000)})), 400, "malformed_json", "very deep");
+}
+
+TEST(IngestErrorTest, InvalidBody) {
+  for (const std::string body :
+       {"[]", "[{\"batch\":[]}]", "42", "\"batch\"", "null", "true", " [1, {\"a\": [2]}] "}) {
+    ExpectError(Parse(body), 400, "invalid_body", body);
+    ExpectError(Parse(body, Route::kTrack), 400, "invalid_body", body);
+  }
+}
+
+TEST(IngestErrorTest, InvalidBatch) {
+  for (const std::string body :
+       {"{}", R"({"type":"track","event":"E","userId":"u"})", R"({"batch":{}})",
+        R"({"batch":null})", R"({"batch":"[]"})", R"({"batch":[],"batch":7})"}) {
+    ExpectError(Parse(body), 400, "invalid_batch", body);
+  }
+}
+
+TEST(IngestErrorTest, EmptyBatch) {
+  ExpectError(Parse(R"({"batch":[],"writeKey":"wk"})"), 400, "empty_batch", "empty");
+  ExpectError(Parse(R"({"batch": [ ] })"), 400, "empty_batch", "empty");
+}
+
+TEST(IngestErrorTest, BatchTooLarge) {
+  Limits limits;
+  limits.max_batch_messages = 3;
+  ParsedRequest ok = Parse(Batch({kTrack, kTrack, kTrack}), Route::kBatch, limits);
+  EXPECT_FALSE(ok.error);
+  EXPECT_EQ(ok.accepted.size(), 3u);
+  ExpectError(Parse(Batch({kTrack, kTrack, kTrack, kTrack}), Route::kBatch, limits), 413,
+              "batch_too_large", "4 > 3");
+}
+
+// --- Single-message routes ------------------------------------------------------------------
+
+TEST(IngestSingleTest, FillsTypeFromRoute) {
+  const struct {
+    Route route;
+    const char* type;
+  } routes[] = {{Route::kTrack, "track"},
+                {Route::kPage, "page"},
+                {Route::kIdentify, "identify"},
+                {Route::kScreen, "screen"},
+                {Route::kGroup, "group"}};
+  for (const auto& [route, type] : routes) {
+    EXPECT_EQ(RouteType(route), type);
+    ParsedRequest r = Parse(R"({"userId":"u","event":"E"})", route);
+    ASSERT_FALSE(r.error) << type << ": " << r.error->code;
+    ASSERT_EQ(r.accepted.size(), 1u);
+    json::object doc = Doc(r.accepted[0]);
+    EXPECT_EQ(Str(doc, "type"), type);
+    EXPECT_EQ(Count(r.accepted[0].json, "\"type\""), 1u);
+  }
+  EXPECT_EQ(RouteType(Route::kAlias), "alias");
+  EXPECT_EQ(RouteType(Route::kBatch), "");
+}
+
+TEST(IngestSingleTest, KeepsMatchingType) {
+  ParsedRequest r = Parse(R"( {"type":"alias","previousId":"a","userId":"u"} )", Route::kAlias);
+  ASSERT_FALSE(r.error);
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(Str(Doc(r.accepted[0]), "type"), "alias");
+}
+
+TEST(IngestSingleTest, TypeMismatchRefusesRequest) {
+  ExpectError(Parse(R"({"type":"page","userId":"u"})", Route::kTrack), 400, "type_mismatch",
+              "page on /v1/track");
+}
+
+TEST(IngestSingleTest, InvalidMessageRefusesRequest) {
+  ExpectError(Parse(R"({"type":"track","userId":"u"})", Route::kTrack), 400, "missing_event",
+              "no event");
+  ExpectError(Parse(R"({"event":"E"})", Route::kTrack), 400, "missing_identity", "no id");
+  ExpectError(Parse(R"({"type":"nope","userId":"u"})", Route::kTrack), 400, "unknown_type",
+              "unknown");
+}
+
+TEST(IngestSingleTest, MessageTooLargeIs413) {
+  Limits limits;
+  limits.max_message_bytes = 64;
+  ExpectError(Parse(R"({"type":"page","userId":"u","name":")" + std::string(64, 'n') + "\"}",
+                    Route::kPage, limits),
+              413, "message_too_large", "big");
+  // Surrounding whitespace does not count.
+  const std::string exact = R"({"userId":"u"})";
+  limits.max_message_bytes = exact.size();
+  ParsedRequest r = Parse("\n  " + exact + "  \n", Route::kPage, limits);
+  EXPECT_FALSE(r.error);
+  EXPECT_EQ(r.accepted.size(), 1u);
+}
+
+TEST(IngestSingleTest, SkewUsesMessageSentAt) {
+  ParsedRequest r = Parse(R"({"userId":"u","event":"E","timestamp":"2026-11-23T12:00:00Z",)"
+                          R"("sentAt":"2026-11-23T12:00:10Z"})",
+                          Route::kTrack);
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(Str(Doc(r.accepted[0]), "timestamp"), "2026-11-23T11:59:50.000Z");
+}
+
+// --- A realistic analytics-node batch -------------------------------------------------------
+
+TEST(IngestTest, AnalyticsNodeBatch) {
+  std::vector<std::string> messages;
+  for (int i = 0; i < 50; ++i) {
+    messages.push_back(
+        R"({"type":"track","event":"Product Added","userId":"user-)" + std::to_string(i) +
+        R"(","properties":{"product_id":"p-)" + std::to_string(i) +
+        R"(","sku":"SKU-1","price":19.99,"quantity":2,"currency":"EUR"},)"
+        R"("context":{"library":{"name":"@segment/analytics-node","version":"2.1.0"}},)"
+        R"("timestamp":"2026-11-23T11:59:58.123Z","messageId":"node-)" +
+        std::to_string(i) + R"(","_metadata":{"jsRuntime":"node"}})");
+  }
+  ParsedRequest r = Parse(Batch(messages, R"("sentAt":"2026-11-23T11:59:59.000Z")"));
+  ASSERT_FALSE(r.error);
+  ASSERT_EQ(r.accepted.size(), 50u);
+  for (std::size_t i = 0; i < r.accepted.size(); ++i) {
+    json::object doc = Doc(r.accepted[i]);
+    EXPECT_EQ(r.accepted[i].message_id, "node-" + std::to_string(i));
+    EXPECT_EQ(Str(doc, "timestamp"), "2026-11-23T11:59:59.123Z");
+    EXPECT_EQ(doc.at("properties").at("price").as_double(), 19.99);
+  }
+}
+
+}  // namespace
+}  // namespace cartwatch::collector
