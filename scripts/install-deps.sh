@@ -1,32 +1,31 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Cartwatch builds and tests with. Idempotent: a package
-# already installed is left alone, and apt is not touched when nothing is missing.
-# Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite needs)
+# Installs the Debian packages Cartwatch builds and tests with. Idempotent: a package that
+# is already installed is left alone, and apt is not touched when nothing is missing.
+# Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite needs: Node.js)
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ pkg-config
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
       librocksdb-dev libsimdjson-dev libtomlplusplus-dev libkainjow-mustache-dev
-      libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
-if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(nodejs curl)
-fi
+      libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev)
+want_node=0
+[[ "${1:-}" == "--test" ]] && want_node=1
 
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js may come from elsewhere on the machine; only install Debian's when there is none.
+if ((want_node)); then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  as_root=()
+  [[ $(id -u) -eq 0 ]] || as_root=(sudo)
   export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-
-if [[ "${1:-}" == "--test" ]] && ! command -v npm >/dev/null 2>&1; then
-  echo "install-deps: installing npm"
-  "${sudo_cmd[@]:-}" apt-get install -y -qq --no-install-recommends npm
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

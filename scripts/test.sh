@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's second command (and all that .ci/run does): installs what is missing,
+# builds every target with the debug preset (asserts on) and runs every test: GoogleTest
+# unit and HTTP integration tests, and the end-to-end tests against the real binary
+# (@segment/analytics-node, kill -9 crash safety, start-up and shutdown).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+cmake --workflow --preset debug
+ctest --preset debug "$@"
