@@ -314,6 +314,8 @@ const std::vector<ScalarKey>& ScalarKeys() {
                   [](Config& c) -> auto& { return c.storage.dedup_window; }),
       IntegerKey<std::size_t>("storage", "max_queued_messages", 1, kMaxQueuedMessages,
                               [](Config& c) -> auto& { return c.storage.max_queued_messages; }),
+      IntegerKey<std::size_t>("storage", "max_queued_mb", 1, kMaxMegabytes,
+                              [](Config& c) -> auto& { return c.storage.max_queued_bytes; }, 20),
       IntegerKey<std::size_t>("storage", "block_cache_mb", 1, kMaxMegabytes,
                               [](Config& c) -> auto& { return c.storage.block_cache_bytes; }, 20),
       IntegerKey<std::size_t>("storage", "write_buffer_mb", 1, kMaxMegabytes,

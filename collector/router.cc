@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 
+#include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <simdjson.h>
 
@@ -15,6 +16,8 @@
 
 namespace cartwatch::collector {
 
+namespace net = boost::asio;
+
 struct Router::SiteState {
   Site site;
   // Token bucket of Site::rate_limit; guarded by mu.
@@ -22,6 +25,8 @@ struct Router::SiteState {
   mutable double tokens = 0;
   mutable std::chrono::steady_clock::time_point refilled_at;
 };
+
+static_assert(kBodyPadding >= simdjson::SIMDJSON_PADDING);
 
 namespace {
 
@@ -174,13 +179,15 @@ Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& st
 
 Router::~Router() = default;
 
+void Router::Stop() { exports_.join(); }
+
 const Router::SiteState* Router::SiteByWriteKey(std::string_view key) const {
-  auto it = by_write_key_.find(std::string(key));
+  auto it = by_write_key_.find(key);
   return it == by_write_key_.end() ? nullptr : it->second;
 }
 
 const Router::SiteState* Router::SiteBySecretKey(std::string_view key) const {
-  auto it = by_secret_key_.find(std::string(key));
+  auto it = by_secret_key_.find(key);
   return it == by_secret_key_.end() ? nullptr : it->second;
 }
 
@@ -204,6 +211,8 @@ void Router::AddCors(const Request& request, const SiteState* site, Response& re
   if (!OriginAllowed(site, origin)) return;
   response.set(http::field::access_control_allow_origin, origin);
   response.set(http::field::access_control_allow_credentials, "true");
+  // Without this a browser script could not read the export cursor or a retry delay.
+  response.set(http::field::access_control_expose_headers, "Cartwatch-Cursor, Retry-After");
 }
 
 long Router::TakeToken(const SiteState& s) const {
@@ -526,28 +535,36 @@ void Router::HandleEvents(const Request& request, std::string_view query, Respon
       limit = n;
     }
   }
-  // A page stops near 8 MiB so one export cannot hold a huge response in memory.
-  auto page = store_.ReadEvents(site->site.name, after, limit, 8u << 20);
-  if (!page) {
-    if (page.error() == storage::make_error_code(storage::Errc::kInvalidArgument)) {
-      return fail(ErrorResponse(400, "invalid_cursor",
-                                "after= must be a cursor from a Cartwatch-Cursor header", version));
-    }
-    return fail(StorageErrorResponse(page.error(), version));
-  }
   Response res{http::status::ok, version};
   res.set(http::field::content_type, "application/x-ndjson");
   res.set(http::field::cache_control, "no-store");
-  res.set("Cartwatch-Cursor", page->next_cursor);
   AddCors(request, site, res);
-  std::size_t total = 0;
-  for (const auto& e : page->events) total += e.json.size() + 1;
-  res.body().reserve(total);
-  for (const auto& e : page->events) {
-    res.body() += e.json;
-    res.body() += '\n';
-  }
-  respond(std::move(res));
+  net::post(exports_, [this, site, after = std::move(after), limit, res = std::move(res),
+                       respond = std::move(respond)]() mutable {
+    const unsigned version = res.version();
+    // A page stops near 8 MiB so one export cannot hold a huge response in memory.
+    auto page = store_.ReadEvents(site->site.name, after, limit, 8u << 20);
+    if (!page) {
+      Response error =
+          page.error() == storage::make_error_code(storage::Errc::kInvalidArgument)
+              ? ErrorResponse(400, "invalid_cursor",
+                              "after= must be a cursor from a Cartwatch-Cursor header", version)
+              : StorageErrorResponse(page.error(), version);
+      for (auto& field : res) {
+        if (field.name() != http::field::content_type) error.set(field.name(), field.value());
+      }
+      return respond(std::move(error));
+    }
+    res.set("Cartwatch-Cursor", page->next_cursor);
+    std::size_t total = 0;
+    for (const auto& e : page->events) total += e.json.size() + 1;
+    res.body().reserve(total);
+    for (const auto& e : page->events) {
+      res.body() += e.json;
+      res.body() += '\n';
+    }
+    respond(std::move(res));
+  });
 }
 
 Response Router::HandleAdmin(const Request& request) {

@@ -2,7 +2,8 @@
 // ingest and the query API) and an admin listener (/healthz, /readyz), served by a pool of
 // I/O threads, each running its own event loop; connections are spread over them.
 //
-// Thread safety: Start, ports and Stop may be called from any thread; Stop is idempotent.
+// Thread safety: Start, ports and Stop may be called from any thread but the server's own
+// I/O threads; Stop is idempotent.
 #pragma once
 
 #include <memory>
@@ -31,6 +32,7 @@ class Server {
   // Graceful stop: stops accepting, closes idle connections, lets requests in flight
   // finish and be answered (with Connection: close) for up to options.shutdown_grace, then
   // closes what is left and joins the I/O threads. Returns when all of that is done.
+  // REQUIRES: not called from one of the server's own I/O threads.
   virtual void Stop() = 0;
 
  protected:

@@ -1,6 +1,9 @@
 #include "collector/session.h"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
@@ -38,7 +41,12 @@ void Session::Start() {
 }
 
 void Session::CloseIfIdle() {
-  if (state_ == State::kIdle) Close();
+  if (state_ != State::kIdle) return;
+  // A request that has already arrived is read and answered (with Connection: close)
+  // rather than dropped; only a connection with nothing pending is closed now.
+  error_code ec;
+  if (buffer_.size() > 0 || (socket_.available(ec) > 0 && !ec)) return;
+  Close();
 }
 
 void Session::Close() {
@@ -75,9 +83,13 @@ void Session::OnTimer(const error_code& ec) {
       Close();
       break;
     case State::kReading: {
-      // Cancel the read; OnRead answers 408 when part of a request had arrived.
+      // End the read; OnRead answers 408 when part of a request had arrived. Shutting the
+      // receive side down (not just cancelling) also stops a read that already completed
+      // and is queued: its successor sees end of stream, so a client trickling bytes
+      // cannot outlive the deadline.
       timed_out_ = true;
       error_code ignored;
+      socket_.shutdown(net::ip::tcp::socket::shutdown_receive, ignored);
       socket_.cancel(ignored);
       break;
     }
@@ -115,6 +127,33 @@ void Session::OnReadable(const error_code& ec) {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(context_.limits.max_header_bytes));
   parser_->body_limit(context_.limits.max_request_bytes);
+  http::async_read_header(socket_, buffer_, *parser_,
+                          beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+}
+
+void Session::OnHeader(const error_code& ec, std::size_t bytes) {
+  if (ec || state_ == State::kClosed) return OnRead(ec, bytes);
+  auto& request = parser_->get();
+  // Room for the JSON parser's padding now, so the body is never copied to make it.
+  if (auto length = parser_->content_length()) {
+    if (*length <= context_.limits.max_request_bytes) {
+      request.body().reserve(static_cast<std::size_t>(*length) + kBodyPadding);
+    }
+  }
+  if (beast::iequals(request[http::field::expect], "100-continue") && !parser_->is_done()) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = shared_from_this()](const error_code& write_ec, std::size_t) {
+                       if (write_ec) return self->Close();
+                       self->ReadBody();
+                     });
+    return;
+  }
+  ReadBody();
+}
+
+void Session::ReadBody() {
+  if (state_ == State::kClosed) return;
   http::async_read(socket_, buffer_, *parser_,
                    beast::bind_front_handler(&Session::OnRead, shared_from_this()));
 }
@@ -153,11 +192,13 @@ void Session::OnRead(const error_code& ec, std::size_t /*bytes*/) {
 
   state_ = State::kHandling;
   keep_alive_ = parser_->get().keep_alive();
-  auto respond = [self = shared_from_this()](Response&& response) {
-    net::dispatch(self->socket_.get_executor(),
-                  [self, response = std::move(response)]() mutable {
-                    self->DoWrite(std::move(response));
-                  });
+  // The work guard keeps this connection's event loop running until the response is
+  // back, even when the server is stopping and the store answers late.
+  auto respond = [self = shared_from_this(),
+                  guard = net::make_work_guard(socket_.get_executor())](Response&& response) {
+    net::dispatch(guard.get_executor(), [self, response = std::move(response)]() mutable {
+      self->DoWrite(std::move(response));
+    });
   };
   Request request = parser_->release();
   if (context_.admin) {

@@ -61,6 +61,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DoRead();
   void OnReadable(const boost::system::error_code& ec);
+  void OnHeader(const boost::system::error_code& ec, std::size_t bytes);
+  void ReadBody();
   void OnRead(const boost::system::error_code& ec, std::size_t bytes);
   void DoWrite(Response&& response);
   void OnWrite(const boost::system::error_code& ec, std::size_t bytes);

@@ -110,7 +110,6 @@ constexpr char kEventsCf[] = "events";
 constexpr char kDedupCf[] = "dedup";
 constexpr char kMetaCf[] = "meta";
 constexpr char kLastEventIdKey[] = "last_event_id";
-constexpr char kReadyProbeKey[] = "readyz_probe";
 
 // Drops dedup entries older than the window during compaction; lookups also check the age,
 // so an entry that compaction has not reached yet is still treated as expired.
@@ -219,17 +218,21 @@ class RocksStore final : public Store {
       done(AppendResult{.error = Errc::kInvalidArgument});
       return;
     }
+    std::size_t bytes = 0;
+    for (const Message& m : messages) bytes += m.json.size() + m.message_id.size();
     boost::system::error_code refused;
     {
       std::lock_guard lock(mu_);
+      const bool idle = queued_messages_ == 0;  // one request alone is never refused
       if (closing_) {
         refused = Errc::kClosed;
-      } else if (queued_messages_ + messages.size() > options_.max_queued_messages &&
-                 queued_messages_ > 0) {
+      } else if (!idle && (queued_messages_ + messages.size() > options_.max_queued_messages ||
+                           queued_bytes_ + bytes > options_.max_queued_bytes)) {
         refused = Errc::kOverloaded;
       } else {
         queued_messages_ += messages.size();
-        queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done)});
+        queued_bytes_ += bytes;
+        queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done), bytes});
       }
     }
     if (refused) {  // answered outside the lock: `done` may take locks of its own
@@ -243,6 +246,10 @@ class RocksStore final : public Store {
                                               std::size_t limit,
                                               std::size_t max_bytes) override {
     if (site.size() > 255) return boost::system::error_code(Errc::kInvalidArgument);
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return boost::system::error_code(Errc::kClosed);
+    }
     std::uint64_t start = 0;
     if (!after.empty()) {
       auto id = DecodeCursor(after);
@@ -281,11 +288,12 @@ class RocksStore final : public Store {
       std::lock_guard lock(mu_);
       if (closing_) return Errc::kClosed;
     }
-    rocksdb::WriteOptions wo;
-    wo.no_slowdown = true;
-    std::string now;
-    PutBigEndian64(now, static_cast<std::uint64_t>(WallNowMs()));
-    return FromStatus(db_->Put(wo, meta_, kReadyProbeKey, now));
+    std::uint64_t stopped = 0, background_errors = 0;
+    db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &stopped);
+    db_->GetIntProperty(rocksdb::DB::Properties::kBackgroundErrors, &background_errors);
+    if (stopped) return Errc::kOverloaded;
+    if (background_errors) return Errc::kIoError;
+    return {};
   }
 
   void Close() override {
@@ -309,6 +317,7 @@ class RocksStore final : public Store {
     std::string site;
     std::vector<Message> messages;
     AppendCallback done;
+    std::size_t bytes = 0;
   };
 
   void WriterLoop() {
@@ -318,11 +327,28 @@ class RocksStore final : public Store {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
         if (queue_.empty()) return;  // closing, and everything queued is committed
+      }
+      // The first Append woke us, often on the core of the I/O thread that is still
+      // handling the other requests of the same poll. Yielding once lets it queue them
+      // too, so one write carries them all; with a core of our own it returns at once.
+      std::this_thread::yield();
+      {
+        std::lock_guard lock(mu_);
         work.swap(queue_);
-        queued_messages_ = 0;
       }
       Commit(work);
+      // Released only now: the bound covers what is being written, not just what waits.
+      std::size_t messages = 0, bytes = 0;
+      for (const Pending& p : work) {
+        messages += p.messages.size();
+        bytes += p.bytes;
+      }
       work.clear();
+      {
+        std::lock_guard lock(mu_);
+        queued_messages_ -= messages;
+        queued_bytes_ -= bytes;
+      }
     }
   }
 
@@ -411,6 +437,7 @@ class RocksStore final : public Store {
   std::condition_variable cv_;
   std::vector<Pending> queue_;       // guarded by mu_
   std::size_t queued_messages_ = 0;  // guarded by mu_
+  std::size_t queued_bytes_ = 0;     // guarded by mu_
   bool closing_ = false;             // guarded by mu_
   std::thread writer_;
 };

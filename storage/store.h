@@ -35,9 +35,11 @@ struct StoreOptions {
   // A messageId seen for the same site within this window is acknowledged but not stored
   // again. Default 24h.
   std::chrono::milliseconds dedup_window = std::chrono::hours(24);
-  // Messages waiting for the writer beyond this are refused with Errc::kOverloaded (the
-  // collector answers 503). Default 200,000.
+  // Messages waiting for the writer or being written, beyond which Append refuses with
+  // Errc::kOverloaded (the collector answers 503). Default 200,000.
   std::size_t max_queued_messages = 200'000;
+  // The same bound on their JSON bytes. Default 256 MiB.
+  std::size_t max_queued_bytes = 256u << 20;
   // RocksDB block cache, shared by all column families. Default 64 MiB.
   std::size_t block_cache_bytes = 64u << 20;
   // Memtable size per column family. Default 64 MiB.
@@ -104,7 +106,8 @@ class Store {
                                                       std::string_view after, std::size_t limit,
                                                       std::size_t max_bytes) = 0;
 
-  // Succeeds when the database is open and accepts a small write right now.
+  // Succeeds when the database is open and RocksDB is neither stopping writes nor in a
+  // background error (e.g. a full disk) that made it read-only. Does no I/O.
   virtual boost::system::error_code CheckWritable() = 0;
 
   // Commits everything queued, stops the writer and closes RocksDB. Appends after this are

@@ -54,7 +54,21 @@ class SwitchableStore final : public storage::Store {
   void Append(std::string site, std::vector<storage::Message> messages,
               storage::AppendCallback done) override {
     if (overloaded) return done({.error = storage::Errc::kOverloaded});
+    if (auto delay = answer_delay.load(); delay.count() > 0) {
+      // A store that commits but answers late, as RocksDB does during a write stall.
+      real_->Append(std::move(site), std::move(messages),
+                    [this, delay, done = std::move(done)](const storage::AppendResult& r) {
+                      late_.emplace_back([delay, done, r] {
+                        std::this_thread::sleep_for(delay);
+                        done(r);
+                      });
+                    });
+      return;
+    }
     real_->Append(std::move(site), std::move(messages), std::move(done));
+  }
+  ~SwitchableStore() override {
+    for (auto& t : late_) t.join();
   }
   boost::system::result<storage::EventPage> ReadEvents(std::string_view site,
                                                        std::string_view after, std::size_t limit,
@@ -64,9 +78,11 @@ class SwitchableStore final : public storage::Store {
   boost::system::error_code CheckWritable() override { return real_->CheckWritable(); }
   void Close() override { real_->Close(); }
   std::atomic<bool> overloaded{false};
+  std::atomic<std::chrono::milliseconds> answer_delay{std::chrono::milliseconds(0)};
 
  private:
   std::unique_ptr<storage::Store> real_;
+  std::vector<std::thread> late_;  // touched by the store's writer thread only
 };
 
 class HttpTest : public ::testing::Test {
@@ -395,6 +411,71 @@ TEST_F(HttpTest, SlowClientGets408AndOthersAreServed) {
   char byte;
   slow.read_some(net::buffer(&byte, 1), ec);
   EXPECT_EQ(ec, net::error::eof);
+}
+
+TEST_F(HttpTest, TricklingClientStillGets408AtTheDeadline) {
+  // One byte every 20 ms never lets a read sit idle, yet the whole request must arrive
+  // within read_timeout (300 ms).
+  net::io_context ioc;
+  tcp::socket slow(ioc);
+  slow.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+  std::string request =
+      "POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n" +
+      std::string(4000, ' ');
+  auto started = std::chrono::steady_clock::now();
+  beast::error_code ec;
+  for (std::size_t i = 0; i < request.size() && !ec; ++i) {
+    net::write(slow, net::buffer(&request[i], 1), ec);
+    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(3)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (slow.available(ec) > 0) break;  // the answer is there
+  }
+  beast::flat_buffer buffer;
+  Response res;
+  http::read(slow, buffer, res, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(res.result_int(), 408);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+}
+
+TEST_F(HttpTest, ExpectContinueIsAnswered) {
+  net::io_context ioc;
+  tcp::socket client(ioc);
+  client.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+  std::string body = kTrack;
+  net::write(client, net::buffer("POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: " +
+                                 Basic("wk") + "\r\nExpect: 100-continue\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n"));
+  std::string interim(25, '\0');
+  net::read(client, net::buffer(interim));
+  EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+  net::write(client, net::buffer(body));
+  beast::flat_buffer buffer;
+  Response res;
+  http::read(client, buffer, res);
+  EXPECT_EQ(res.result_int(), 200);
+}
+
+TEST_F(HttpTest, StopOutlastedByTheStoreDoesNotCrash) {
+  // The store answers 2.5 s after the commit, past the 2 s grace period: Stop closes the
+  // connection but must wait for the answer rather than destroy the event loop that the
+  // answer is posted to.
+  store_->answer_delay = std::chrono::milliseconds(2500);
+  std::thread client([&] {
+    try {
+      Post("/v1/track", kTrack);
+    } catch (const std::exception&) {
+      // The connection may be closed at the end of the grace period: fine.
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  server_->Stop();
+  client.join();
+  store_->answer_delay = std::chrono::milliseconds(0);
+  // What was acknowledged by the store is there, exactly once.
+  auto page = store_->ReadEvents("shop", "", 100, SIZE_MAX);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->events.size(), 1u);
 }
 
 TEST_F(HttpTest, KeepAliveServesManyRequestsOnOneConnection) {

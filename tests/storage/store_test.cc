@@ -181,8 +181,30 @@ TEST_F(StoreTest, RefusesWhenQueueIsFull) {
       if (r.error == make_error_code(Errc::kOverloaded)) ++overloaded;
     });
   }
-  EXPECT_EQ(overloaded.load(), 1);  // two fit in the queue, the third is refused at once
+  // The message being committed still counts: one more fits, the other two are refused.
+  EXPECT_EQ(overloaded.load(), 2);
   release.set_value();
+  store_->Close();  // the callbacks above use this test's locals
+}
+
+TEST_F(StoreTest, QueueIsAlsoBoundedInBytes) {
+  options_.max_queued_bytes = 100;
+  Reopen();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> first_done;
+  store_->Append("shop", {Msg("a")}, [&](const AppendResult&) {
+    first_done.set_value();
+    released.wait();
+  });
+  first_done.get_future().wait();
+  Message big = Msg("big");
+  big.json = std::string(200, ' ');
+  AppendResult refused;
+  store_->Append("shop", {big}, [&](const AppendResult& r) { refused = r; });
+  EXPECT_EQ(refused.error, make_error_code(Errc::kOverloaded));
+  release.set_value();
+  store_->Close();
 }
 
 TEST_F(StoreTest, CheckWritableSucceedsWhenOpen) { EXPECT_FALSE(store_->CheckWritable()); }
