@@ -52,7 +52,8 @@ struct Site {
   std::vector<std::string> allowed_origins;
   // Sustained requests per second accepted for this site; 0 = unlimited. Default 0.
   double rate_limit = 0;
-  // Requests allowed in a burst above rate_limit. 0 = max(1, rate_limit). Default 0.
+  // Requests allowed at once before rate_limit applies. 0 = rate_limit; at least 1.
+  // Default 0.
   double rate_burst = 0;
 };
 

@@ -168,7 +168,9 @@ Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& st
   for (Site& site : sites) {
     auto state = std::make_unique<SiteState>();
     state->site = std::move(site);
-    if (state->site.rate_burst <= 0) state->site.rate_burst = std::max(1.0, state->site.rate_limit);
+    // At least one whole request must fit in the bucket, or the site could never send.
+    double& burst = state->site.rate_burst;
+    burst = std::max(1.0, burst > 0 ? burst : state->site.rate_limit);
     state->tokens = state->site.rate_burst;
     state->refilled_at = now;
     by_write_key_[state->site.write_key] = state.get();

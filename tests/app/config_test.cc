@@ -167,6 +167,7 @@ data_dir = "/var/lib/cartwatch"
 fsync = true
 dedup_window = "2d"
 max_queued_messages = 1000
+max_queued_mb = 32
 block_cache_mb = 128
 write_buffer_mb = 16
 max_background_jobs = 4
@@ -227,6 +228,7 @@ dir = "/etc/cartwatch/templates"
   EXPECT_TRUE(config.storage.fsync);
   EXPECT_EQ(config.storage.dedup_window, hours(48));
   EXPECT_EQ(config.storage.max_queued_messages, 1000u);
+  EXPECT_EQ(config.storage.max_queued_bytes, 32u << 20);
   EXPECT_EQ(config.storage.block_cache_bytes, 128u << 20);
   EXPECT_EQ(config.storage.write_buffer_bytes, 16u << 20);
   EXPECT_EQ(config.storage.max_background_jobs, 4);
