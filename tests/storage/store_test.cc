@@ -47,9 +47,25 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
+  // Appends one message whose callback blocks the writer thread until
+  // UnblockWriterAndClose(): the queue then fills up behind it.
+  void BlockWriter() {
+    std::promise<void> blocked;
+    store_->Append("shop", {Message{"blocker", 1, "{}"}}, [this, &blocked](const AppendResult&) {
+      blocked.set_value();
+      release_.get_future().wait();
+    });
+    blocked.get_future().wait();
+  }
+  void UnblockWriterAndClose() {
+    release_.set_value();
+    store_->Close();
+  }
+
   fs::path dir_;
   StoreOptions options_;
   std::unique_ptr<Store> store_;
+  std::promise<void> release_;
 };
 
 Message Msg(std::string id, std::int64_t at = 1'700'000'000'000) {
@@ -167,14 +183,7 @@ TEST_F(StoreTest, RefusesWhenQueueIsFull) {
   // The writer cannot drain while we hold its callback, so the queue fills.
   options_.max_queued_messages = 2;
   Reopen();
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> first_done;
-  store_->Append("shop", {Msg("a")}, [&](const AppendResult&) {
-    first_done.set_value();
-    released.wait();
-  });
-  first_done.get_future().wait();  // the writer is now blocked inside the callback
+  BlockWriter();
   std::atomic<int> overloaded{0};
   for (int i = 0; i < 3; ++i) {
     store_->Append("shop", {Msg("b" + std::to_string(i))}, [&](const AppendResult& r) {
@@ -183,28 +192,19 @@ TEST_F(StoreTest, RefusesWhenQueueIsFull) {
   }
   // The message being committed still counts: one more fits, the other two are refused.
   EXPECT_EQ(overloaded.load(), 2);
-  release.set_value();
-  store_->Close();  // the callbacks above use this test's locals
+  UnblockWriterAndClose();  // the callbacks above use this test's locals
 }
 
 TEST_F(StoreTest, QueueIsAlsoBoundedInBytes) {
   options_.max_queued_bytes = 100;
   Reopen();
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> first_done;
-  store_->Append("shop", {Msg("a")}, [&](const AppendResult&) {
-    first_done.set_value();
-    released.wait();
-  });
-  first_done.get_future().wait();
+  BlockWriter();
   Message big = Msg("big");
   big.json = std::string(200, ' ');
   AppendResult refused;
   store_->Append("shop", {big}, [&](const AppendResult& r) { refused = r; });
   EXPECT_EQ(refused.error, make_error_code(Errc::kOverloaded));
-  release.set_value();
-  store_->Close();
+  UnblockWriterAndClose();
 }
 
 TEST_F(StoreTest, CheckWritableSucceedsWhenOpen) { EXPECT_FALSE(store_->CheckWritable()); }
