@@ -28,8 +28,8 @@ namespace cartwatch::collector {
 namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
-// Receives the response. Called exactly once, on the calling thread or on the store's
-// writer thread.
+// Receives the response. Called exactly once: on the calling thread, on the thread that
+// commits the request's messages (Store::Flush), or on the export thread.
 using Respond = std::function<void(Response&&)>;
 
 // Spare capacity a request body needs beyond its size for the JSON parser

@@ -54,9 +54,11 @@ tcp::endpoint ParseEndpoint(const std::string& address) {
 
 class Listener {
  public:
+  // `commits[i]` belongs to `loops[i]`; empty for a listener whose requests never write.
   Listener(net::io_context& ioc, const std::string& address,
-           std::vector<std::unique_ptr<net::io_context>>& loops, SessionContext& context)
-      : acceptor_(ioc), retry_(ioc), loops_(loops), context_(context) {
+           std::vector<std::unique_ptr<net::io_context>>& loops,
+           std::vector<std::unique_ptr<CommitScheduler>>* commits, SessionContext& context)
+      : acceptor_(ioc), retry_(ioc), loops_(loops), commits_(commits), context_(context) {
     tcp::endpoint endpoint = ParseEndpoint(address);
     error_code ec;
     acceptor_.open(endpoint.protocol(), ec);
@@ -78,8 +80,8 @@ class Listener {
  private:
   void DoAccept() {
     // Each new connection goes to the next event loop, round robin.
-    net::io_context& loop = *loops_[next_loop_++ % loops_.size()];
-    acceptor_.async_accept(loop, [this](const error_code& ec, tcp::socket socket) {
+    std::size_t index = next_loop_++ % loops_.size();
+    acceptor_.async_accept(*loops_[index], [this, index](const error_code& ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
       if (ec) {
         // Typically out of file descriptors: back off instead of spinning.
@@ -90,7 +92,8 @@ class Listener {
         });
         return;
       }
-      auto session = std::make_shared<Session>(std::move(socket), context_);
+      auto session = std::make_shared<Session>(std::move(socket), context_,
+                                               commits_ ? (*commits_)[index].get() : nullptr);
       net::post(session->get_executor(), [session] { session->Start(); });
       DoAccept();
     });
@@ -99,6 +102,7 @@ class Listener {
   tcp::acceptor acceptor_;
   net::steady_timer retry_;
   std::vector<std::unique_ptr<net::io_context>>& loops_;
+  std::vector<std::unique_ptr<CommitScheduler>>* commits_;
   SessionContext& context_;
   std::size_t next_loop_ = 0;
   unsigned short port_ = 0;
@@ -115,6 +119,7 @@ class AsioServer final : public Server {
     for (int i = 0; i < threads; ++i) {
       loops_.push_back(std::make_unique<net::io_context>(1));
       guards_.emplace_back(loops_.back()->get_executor());
+      commits_.push_back(std::make_unique<CommitScheduler>(*loops_.back(), store));
     }
     for (SessionContext* c : {&public_context_, &admin_context_}) {
       c->router = &router_;
@@ -123,8 +128,10 @@ class AsioServer final : public Server {
     }
     admin_context_.admin = true;
     // Binding throws; nothing has started yet, so there is nothing to undo.
-    public_ = std::make_unique<Listener>(*loops_[0], options.listen, loops_, public_context_);
-    admin_ = std::make_unique<Listener>(*loops_[0], options.admin_listen, loops_, admin_context_);
+    public_ = std::make_unique<Listener>(*loops_[0], options.listen, loops_, &commits_,
+                                         public_context_);
+    admin_ = std::make_unique<Listener>(*loops_[0], options.admin_listen, loops_, nullptr,
+                                        admin_context_);
     public_port_ = public_->port();
     admin_port_ = admin_->port();
     net::post(*loops_[0], [this] {
@@ -167,6 +174,7 @@ class AsioServer final : public Server {
     public_.reset();
     admin_.reset();
     loops_.clear();
+    commits_.clear();
   }
 
  private:
@@ -200,6 +208,7 @@ class AsioServer final : public Server {
   SessionContext public_context_;
   SessionContext admin_context_;
   std::vector<std::unique_ptr<net::io_context>> loops_;
+  std::vector<std::unique_ptr<CommitScheduler>> commits_;  // commits_[i] serves loops_[i]
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
   std::unique_ptr<Listener> public_;
   std::unique_ptr<Listener> admin_;

@@ -20,8 +20,21 @@ namespace {
 constexpr std::size_t kReadBufferBytes = 16 * 1024;
 }  // namespace
 
-Session::Session(net::ip::tcp::socket socket, SessionContext& context)
-    : socket_(std::move(socket)), context_(context), timer_(socket_.get_executor()) {
+void CommitScheduler::Request() {
+  if (posted_) return;
+  posted_ = true;
+  // Posted work runs after the completions already queued from the same poll.
+  net::post(loop_, [this] {
+    posted_ = false;
+    store_.Flush();
+  });
+}
+
+Session::Session(net::ip::tcp::socket socket, SessionContext& context, CommitScheduler* commits)
+    : socket_(std::move(socket)),
+      context_(context),
+      commits_(commits),
+      timer_(socket_.get_executor()) {
   buffer_.reserve(kReadBufferBytes);
   error_code ignored;
   socket_.set_option(net::ip::tcp::no_delay(true), ignored);
@@ -205,6 +218,8 @@ void Session::OnRead(const error_code& ec, std::size_t /*bytes*/) {
     respond(context_.router->HandleAdmin(request));
   } else {
     context_.router->Handle(std::move(request), std::move(respond));
+    // Cheap when the request queued nothing: at most one post per pass of the loop.
+    if (commits_) commits_->Request();
   }
 }
 

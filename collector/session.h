@@ -18,6 +18,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -43,9 +44,28 @@ struct SessionContext {
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
 };
 
+// One per event loop. Requests of one pass of the loop queue their messages with
+// Store::Append; Request() posts a single Store::Flush behind them, so that one group
+// commit carries the whole pass and answers it without waking another thread.
+// Used from its loop's thread only.
+class CommitScheduler {
+ public:
+  CommitScheduler(boost::asio::io_context& loop, storage::Store& store)
+      : loop_(loop), store_(store) {}
+  void Request();
+
+ private:
+  boost::asio::io_context& loop_;
+  storage::Store& store_;
+  bool posted_ = false;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(boost::asio::ip::tcp::socket socket, SessionContext& context);
+  // `commits` is the scheduler of the loop that runs `socket`; nullptr for the admin
+  // listener, which never writes.
+  Session(boost::asio::ip::tcp::socket socket, SessionContext& context,
+          CommitScheduler* commits);
   ~Session();
 
   void Start();
@@ -78,6 +98,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   boost::asio::ip::tcp::socket socket_;
   SessionContext& context_;
+  CommitScheduler* commits_;
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;

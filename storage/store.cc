@@ -169,7 +169,8 @@ class RocksStore final : public Store {
     db_options.create_missing_column_families = true;
     db_options.max_background_jobs = options_.max_background_jobs;
     db_options.bytes_per_sync = 1 << 20;
-    // One writer thread writes everything; the hash memtable of `dedup` requires this.
+    // Commits are serialised (one committing thread at a time), and the hash memtable of
+    // `dedup` requires this.
     db_options.allow_concurrent_memtable_write = false;
     // The event log is the only big writer; keep total WAL bounded so restarts are quick.
     db_options.max_total_wal_size = 4 * options_.write_buffer_bytes;
@@ -241,7 +242,6 @@ class RocksStore final : public Store {
       *error_message = "cannot read \"" + options_.data_dir + "\": " + s.ToString();
       return false;
     }
-    writer_ = std::thread([this] { WriterLoop(); });
     return true;
   }
 
@@ -267,11 +267,13 @@ class RocksStore final : public Store {
         queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done), bytes});
       }
     }
-    if (refused) {  // answered outside the lock: `done` may take locks of its own
-      done(AppendResult{.error = refused});
-      return;
-    }
-    cv_.notify_one();
+    if (refused) done(AppendResult{.error = refused});  // outside the lock: `done` may lock
+  }
+
+  void Flush() override {
+    std::unique_lock lock(mu_);
+    if (committing_) return;  // that thread commits what we queued once its write is done
+    CommitQueued(lock);
   }
 
   boost::system::result<EventPage> ReadEvents(std::string_view site, std::string_view after,
@@ -330,11 +332,11 @@ class RocksStore final : public Store {
 
   void Close() override {
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
       closing_ = true;
+      committed_.wait(lock, [&] { return !committing_; });
+      CommitQueued(lock);
     }
-    cv_.notify_one();
-    if (writer_.joinable()) writer_.join();
     if (db_) {
       // With fsync off the WAL may still be in the page cache: a clean stop syncs it.
       db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
@@ -352,22 +354,15 @@ class RocksStore final : public Store {
     std::size_t bytes = 0;
   };
 
-  void WriterLoop() {
+  // Commits the queue, again and again until it is empty, with this thread as the one
+  // committer. Appends queued meanwhile by other threads are committed here too.
+  // REQUIRES: `lock` holds mu_ and no other thread is committing.
+  void CommitQueued(std::unique_lock<std::mutex>& lock) {
+    committing_ = true;
     std::vector<Pending> work;
-    for (;;) {
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
-        if (queue_.empty()) return;  // closing, and everything queued is committed
-      }
-      // The first Append woke us, often on the core of the I/O thread that is still
-      // handling the other requests of the same poll. Yielding once lets it queue them
-      // too, so one write carries them all; with a core of our own it returns at once.
-      std::this_thread::yield();
-      {
-        std::lock_guard lock(mu_);
-        work.swap(queue_);
-      }
+    while (!queue_.empty()) {
+      work.swap(queue_);
+      lock.unlock();
       Commit(work);
       // Released only now: the bound covers what is being written, not just what waits.
       std::size_t messages = 0, bytes = 0;
@@ -376,12 +371,12 @@ class RocksStore final : public Store {
         bytes += p.bytes;
       }
       work.clear();
-      {
-        std::lock_guard lock(mu_);
-        queued_messages_ -= messages;
-        queued_bytes_ -= bytes;
-      }
+      lock.lock();
+      queued_messages_ -= messages;
+      queued_bytes_ -= bytes;
     }
+    committing_ = false;
+    committed_.notify_all();
   }
 
   // Writes every pending Append as one WriteBatch, then answers them all.
@@ -444,6 +439,10 @@ class RocksStore final : public Store {
       batch.Put(meta_, kLastEventIdKey, last);
       rocksdb::WriteOptions wo;
       wo.sync = options_.fsync;
+      // The committer is an I/O thread: when RocksDB would stall the write (too many L0
+      // files, pending compaction), fail fast with kOverloaded (a 503 with Retry-After)
+      // instead of blocking every connection of that thread.
+      wo.no_slowdown = true;
       ec = FromStatus(db_->Write(wo, &batch));
       if (!ec) last_event_id_ = next_id;
     }
@@ -460,15 +459,15 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* dedup_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
-  std::uint64_t last_event_id_ = 0;  // owned by the writer thread after Open
+  std::uint64_t last_event_id_ = 0;  // used by the committing thread only
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable committed_;  // signalled when committing_ turns false
   std::vector<Pending> queue_;       // guarded by mu_
   std::size_t queued_messages_ = 0;  // guarded by mu_
   std::size_t queued_bytes_ = 0;     // guarded by mu_
   bool closing_ = false;             // guarded by mu_
-  std::thread writer_;
+  bool committing_ = false;          // a thread is in CommitQueued; guarded by mu_
 };
 
 }  // namespace

@@ -2,10 +2,13 @@
 // (later: visitors, carts, customers, timers and the webhook outbox). The key layout is in
 // docs/storage.md.
 //
-// Writes go through one writer thread that takes every Append queued since its last write
-// and commits them as one RocksDB WriteBatch (group commit): the callbacks of all of them
-// run after that batch is in the write-ahead log (and fsync'ed when
-// StoreOptions::fsync is set). Reads may come from any thread.
+// Writes are group commits: Append only queues; Flush writes everything queued, from any
+// number of threads, as one RocksDB WriteBatch on the calling thread, and then runs the
+// callbacks, each after its messages are in the write-ahead log (and fsync'ed when
+// StoreOptions::fsync is set). One thread commits at a time; a Flush that finds another
+// thread committing returns at once, and that thread commits the rest before it stops.
+// The collector calls Flush once per pass of each event loop, so a commit carries every
+// request that arrived in that pass and no request waits for another thread to wake up.
 //
 // Thread safety: every public method may be called from any thread.
 #pragma once
@@ -35,7 +38,7 @@ struct StoreOptions {
   // A messageId seen for the same site within this window is acknowledged but not stored
   // again. Default 24h.
   std::chrono::milliseconds dedup_window = std::chrono::hours(24);
-  // Messages waiting for the writer or being written, beyond which Append refuses with
+  // Messages waiting for a commit or being written, beyond which Append refuses with
   // Errc::kOverloaded (the collector answers 503). Default 200,000.
   std::size_t max_queued_messages = 200'000;
   // The same bound on their JSON bytes. Default 256 MiB.
@@ -94,10 +97,14 @@ class Store {
   Store& operator=(const Store&) = delete;
   virtual ~Store() = default;
 
-  // Queues `messages` of `site` for the next group commit. `done` runs exactly once, on the
-  // writer thread (or on the calling thread when the request is refused at once:
-  // Errc::kOverloaded, Errc::kClosed). It must not block.
+  // Queues `messages` of `site` for the next Flush. `done` runs exactly once: at once on
+  // the calling thread when the request is refused (Errc::kOverloaded when the queue is
+  // over its bounds, Errc::kClosed after Close), else on the thread that commits it. It must
+  // not block and must not call Append or Flush.
   virtual void Append(std::string site, std::vector<Message> messages, AppendCallback done) = 0;
+
+  // Commits everything queued (see above). Errors of the write reach the callbacks.
+  virtual void Flush() = 0;
 
   // The site's stored messages in arrival order, strictly after `after` (empty: from the
   // start), at most `limit` of them and stopping once `max_bytes` of JSON is reached (at
@@ -110,7 +117,7 @@ class Store {
   // background error (e.g. a full disk) that made it read-only. Does no I/O.
   virtual boost::system::error_code CheckWritable() = 0;
 
-  // Commits everything queued, stops the writer and closes RocksDB. Appends after this are
+  // Commits everything queued and closes RocksDB (syncing the WAL). Appends after this are
   // refused with Errc::kClosed. Idempotent; also run by the destructor.
   virtual void Close() = 0;
 

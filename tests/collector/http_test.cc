@@ -70,6 +70,7 @@ class SwitchableStore final : public storage::Store {
   ~SwitchableStore() override {
     for (auto& t : late_) t.join();
   }
+  void Flush() override { real_->Flush(); }
   boost::system::result<storage::EventPage> ReadEvents(std::string_view site,
                                                        std::string_view after, std::size_t limit,
                                                        std::size_t max_bytes) override {
@@ -82,7 +83,7 @@ class SwitchableStore final : public storage::Store {
 
  private:
   std::unique_ptr<storage::Store> real_;
-  std::vector<std::thread> late_;  // touched by the store's writer thread only
+  std::vector<std::thread> late_;  // touched by the committing thread only
 };
 
 class HttpTest : public ::testing::Test {

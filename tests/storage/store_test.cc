@@ -37,6 +37,7 @@ class StoreTest : public ::testing::Test {
   AppendResult AppendSync(const std::string& site, std::vector<Message> messages) {
     std::promise<AppendResult> done;
     store_->Append(site, std::move(messages), [&](const AppendResult& r) { done.set_value(r); });
+    store_->Flush();
     return done.get_future().get();
   }
   std::vector<std::string> AllJson(const std::string& site) {
@@ -47,18 +48,20 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
-  // Appends one message whose callback blocks the writer thread until
-  // UnblockWriterAndClose(): the queue then fills up behind it.
+  // Commits one message on another thread whose callback blocks that thread, the
+  // committer, until UnblockWriterAndClose(): the queue then fills up behind it.
   void BlockWriter() {
     std::promise<void> blocked;
     store_->Append("shop", {Message{"blocker", 1, "{}"}}, [this, &blocked](const AppendResult&) {
       blocked.set_value();
       release_.get_future().wait();
     });
+    committer_ = std::thread([this] { store_->Flush(); });
     blocked.get_future().wait();
   }
   void UnblockWriterAndClose() {
     release_.set_value();
+    committer_.join();  // it commits what was queued behind the blocker, then returns
     store_->Close();
   }
 
@@ -66,6 +69,7 @@ class StoreTest : public ::testing::Test {
   StoreOptions options_;
   std::unique_ptr<Store> store_;
   std::promise<void> release_;
+  std::thread committer_;
 };
 
 Message Msg(std::string id, std::int64_t at = 1'700'000'000'000) {
@@ -92,6 +96,17 @@ TEST_F(StoreTest, ReadsBackInArrivalOrderWithResumableCursor) {
   ASSERT_TRUE(done.has_value());
   EXPECT_TRUE(done->events.empty());
   EXPECT_EQ(done->next_cursor, rest->next_cursor);  // resuming later starts from here
+}
+
+TEST_F(StoreTest, AppendWaitsForFlush) {
+  bool answered = false;
+  store_->Append("shop", {Msg("a")}, [&](const AppendResult& r) {
+    EXPECT_FALSE(r.error);
+    answered = true;
+  });
+  EXPECT_FALSE(answered);
+  store_->Flush();  // commits on this thread and answers before returning
+  EXPECT_TRUE(answered);
 }
 
 TEST_F(StoreTest, SitesAreSeparate) {
@@ -148,7 +163,7 @@ TEST_F(StoreTest, PageStopsAtByteBudgetButReturnsAtLeastOne) {
   EXPECT_EQ(page->events.size(), 1u);
 }
 
-TEST_F(StoreTest, ConcurrentAppendsAreAllCommitted) {
+TEST_F(StoreTest, ConcurrentAppendsAndFlushesCommitEverything) {
   constexpr int kThreads = 8, kPerThread = 500;
   std::atomic<int> stored{0}, failed{0}, answered{0};
   std::vector<std::thread> threads;
@@ -160,6 +175,7 @@ TEST_F(StoreTest, ConcurrentAppendsAreAllCommitted) {
                          r.error ? ++failed : stored += static_cast<int>(r.stored);
                          ++answered;
                        });
+        if (i % 7 == 0) store_->Flush();  // often another thread is committing already
       }
     });
   }
