@@ -678,6 +678,8 @@ class Loader {
       if (auto it = names.find(out.name); it != names.end()) {
         site.Fail("name", "duplicate site name " + Quote(out.name));
       }
+      // Stored keys prefix the name with a one-byte length (docs/storage.md).
+      if (out.name.size() > 255) site.Fail("name", "longer than 255 bytes");
       if (auto it = write_keys.find(out.write_key); it != write_keys.end()) {
         site.Fail("write_key", "duplicate write key (also used by site " + Quote(it->second) + ")");
       }

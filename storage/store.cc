@@ -1,6 +1,8 @@
 // RocksDB implementation of Store. Key layout: docs/storage.md.
 #include "storage/store.h"
 
+#include "storage/keys.h"
+
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -57,79 +59,6 @@ std::int64_t WallNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-void PutBigEndian64(std::string& out, std::uint64_t v) {
-  char buf[8];
-  for (int i = 7; i >= 0; --i) {
-    buf[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-  out.append(buf, 8);
-}
-
-std::uint64_t GetBigEndian64(const char* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
-// "[u8 length][site]": the prefix of every per-site key (docs/storage.md).
-std::string SitePrefix(std::string_view site) {
-  assert(site.size() <= 255);
-  std::string p;
-  p.reserve(1 + site.size() + 40);
-  p.push_back(static_cast<char>(site.size()));
-  p.append(site);
-  return p;
-}
-
-// FNV-1a, 64 bit: stable across builds and platforms, since it is part of stored keys.
-std::uint64_t StableHash64(std::string_view a, std::string_view b) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (std::string_view part : {a, b}) {
-    for (unsigned char c : part) {
-      h ^= c;
-      h *= 1099511628211ull;
-    }
-  }
-  return h;
-}
-
-// "[u64 hash of site and messageId][site prefix][messageId]" (docs/storage.md). The hash
-// comes first so that the dedup memtable, a hash table keyed on these 8 bytes, spreads
-// random ids over its buckets instead of inserting them into one big skiplist.
-std::string DedupKey(std::string_view site_prefix, std::string_view message_id) {
-  std::string key;
-  key.reserve(8 + site_prefix.size() + message_id.size());
-  PutBigEndian64(key, StableHash64(site_prefix, message_id));
-  key.append(site_prefix);
-  key.append(message_id);
-  return key;
-}
-
-std::string EncodeCursor(std::uint64_t event_id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    s[i] = kHex[event_id & 0xf];
-    event_id >>= 4;
-  }
-  return s;
-}
-
-std::optional<std::uint64_t> DecodeCursor(std::string_view s) {
-  if (s.size() != 16) return std::nullopt;
-  std::uint64_t v = 0;
-  for (char c : s) {
-    int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return std::nullopt;
-    v = (v << 4) | static_cast<std::uint64_t>(d);
-  }
-  return v;
 }
 
 constexpr char kEventsCf[] = "events";
@@ -246,7 +175,7 @@ class RocksStore final : public Store {
   }
 
   void Append(std::string site, std::vector<Message> messages, AppendCallback done) override {
-    if (site.size() > 255) {
+    if (site.size() > kMaxSiteName) {
       done(AppendResult{.error = Errc::kInvalidArgument});
       return;
     }
@@ -279,7 +208,7 @@ class RocksStore final : public Store {
   boost::system::result<EventPage> ReadEvents(std::string_view site, std::string_view after,
                                               std::size_t limit,
                                               std::size_t max_bytes) override {
-    if (site.size() > 255) return boost::system::error_code(Errc::kInvalidArgument);
+    if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
     {
       std::lock_guard lock(mu_);
       if (closing_) return boost::system::error_code(Errc::kClosed);
@@ -301,8 +230,7 @@ class RocksStore final : public Store {
     EventPage page;
     page.next_cursor = std::string(after);
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
-    std::string seek = prefix;
-    PutBigEndian64(seek, start);
+    std::string seek = EventKey(prefix, start);
     std::size_t bytes = 0;
     for (it->Seek(seek); it->Valid() && page.events.size() < limit; it->Next()) {
       rocksdb::Slice key = it->key();
@@ -422,9 +350,7 @@ class RocksStore final : public Store {
           continue;
         }
         next_id = std::max(next_id + 1, static_cast<std::uint64_t>(m.received_at_ms) * 1000);
-        std::string ekey = prefix;
-        PutBigEndian64(ekey, next_id);
-        batch.Put(events_, ekey, m.json);
+        batch.Put(events_, EventKey(prefix, next_id), m.json);
         std::string seen_at;
         PutBigEndian64(seen_at, static_cast<std::uint64_t>(m.received_at_ms));
         batch.Put(dedup_, dkey, seen_at);

@@ -484,6 +484,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "must not be empty", true},
         ErrorCase{"DuplicateSiteName", Site("demo", "w2", "s2"), "sites[1].name",
                   R"(duplicate site name "demo")"},
+        ErrorCase{"SiteNameTooLong", Site(std::string(256, 'n'), "w2", "s2"), "sites[1].name",
+                  "longer than 255 bytes"},
         ErrorCase{"DuplicateWriteKey", Site("b", "demo-write-key", "s2"), "sites[1].write_key",
                   R"(duplicate write key (also used by site "demo"))"},
         ErrorCase{"DuplicateSecretKey", Site("b", "w2", "demo-secret-key"), "sites[1].secret_key",
