@@ -124,6 +124,8 @@ class RocksStore final : public Store {
 
     rocksdb::ColumnFamilyOptions events;
     events.write_buffer_size = options_.write_buffer_bytes;
+    // Room for memtables waiting to be flushed, so a slow flush does not stop writes.
+    events.max_write_buffer_number = 4;
     events.compression = compression;
     events.table_factory = table_options(false);
 
@@ -131,6 +133,7 @@ class RocksStore final : public Store {
     // and in every SST file answer those without reading data blocks.
     rocksdb::ColumnFamilyOptions dedup;
     dedup.write_buffer_size = options_.write_buffer_bytes / 2;
+    dedup.max_write_buffer_number = 4;
     dedup.compression = compression;
     dedup.table_factory = table_options(true);
     dedup.memtable_prefix_bloom_size_ratio = 0.1;
@@ -365,10 +368,9 @@ class RocksStore final : public Store {
       batch.Put(meta_, kLastEventIdKey, last);
       rocksdb::WriteOptions wo;
       wo.sync = options_.fsync;
-      // The committer is an I/O thread: when RocksDB would stall the write (too many L0
-      // files, pending compaction), fail fast with kOverloaded (a 503 with Retry-After)
-      // instead of blocking every connection of that thread.
-      wo.no_slowdown = true;
+      // When flushes and compactions fall behind, RocksDB delays this write (its
+      // slowdown) and so paces the committing I/O thread: that is the backpressure.
+      // Failing fast instead (no_slowdown) turned ordinary bursts into 503s.
       ec = FromStatus(db_->Write(wo, &batch));
       if (!ec) last_event_id_ = next_id;
     }
