@@ -124,17 +124,24 @@ void Session::DoRead() {
   if (buffer_.size() == 0) {
     // Wait for the first byte under the idle timeout; the request itself then gets
     // read_timeout (a slow client is told 408, an idle one is just closed).
+    // A read rather than socket::async_wait: Asio re-registers the socket with epoll_ctl
+    // for every wait, one system call per request, while a read is tried at once and
+    // otherwise waits on the registration the socket already has.
     state_ = State::kIdle;
     SetDeadline(context_.options.idle_timeout);
-    socket_.async_wait(net::socket_base::wait_read,
-                       beast::bind_front_handler(&Session::OnReadable, shared_from_this()));
+    socket_.async_read_some(
+        buffer_.prepare(kReadBufferBytes),
+        [self = shared_from_this()](const error_code& ec, std::size_t bytes) {
+          self->buffer_.commit(bytes);
+          self->OnReadable(ec);
+        });
     return;
   }
   OnReadable({});
 }
 
 void Session::OnReadable(const error_code& ec) {
-  if (ec || state_ == State::kClosed) return Close();
+  if (ec || state_ == State::kClosed) return Close();  // includes a clean close by the peer
   state_ = State::kReading;
   SetDeadline(context_.options.read_timeout);
   parser_.emplace();
