@@ -5,9 +5,8 @@
 
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/memtablerep.h>
-#include <rocksdb/slice_transform.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
@@ -93,13 +92,22 @@ class RocksStore final : public Store {
   bool Open(std::string* error_message) {
     auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
 
+    // Flushes and compactions yield to the I/O threads that commit and answer requests: on
+    // a busy core a background job otherwise takes whole scheduler slices (milliseconds) and
+    // every request waiting meanwhile sees it in its latency. When they fall far behind,
+    // RocksDB's write slowdown paces the committers and the background gets the CPU.
+    rocksdb::Env* env = rocksdb::Env::Default();
+    env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow)
+        .PermitUncheckedError();
+    env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow)
+        .PermitUncheckedError();
+
     rocksdb::DBOptions db_options;
     db_options.create_if_missing = true;
     db_options.create_missing_column_families = true;
     db_options.max_background_jobs = options_.max_background_jobs;
     db_options.bytes_per_sync = 1 << 20;
-    // Commits are serialised (one committing thread at a time), and the hash memtable of
-    // `dedup` requires this.
+    // Commits are serialised (one committing thread at a time).
     db_options.allow_concurrent_memtable_write = false;
     // The event log is the only big writer; keep total WAL bounded so restarts are quick.
     db_options.max_total_wal_size = 4 * options_.write_buffer_bytes;
@@ -122,11 +130,17 @@ class RocksStore final : public Store {
         : has(rocksdb::kSnappyCompression) ? rocksdb::kSnappyCompression
                                            : rocksdb::kNoCompression;
 
+    // Flushes and the first compactions write uncompressed: compressing every byte on its
+    // way into L0 and L1 cost the flush thread more than anything else it did.
+    std::vector<rocksdb::CompressionType> per_level = {rocksdb::kNoCompression,
+                                                       rocksdb::kNoCompression};
+    per_level.resize(7, compression);
+
     rocksdb::ColumnFamilyOptions events;
+    events.compression_per_level = per_level;
     events.write_buffer_size = options_.write_buffer_bytes;
     // Room for memtables waiting to be flushed, so a slow flush does not stop writes.
     events.max_write_buffer_number = 4;
-    events.compression = compression;
     events.table_factory = table_options(false);
 
     // Most lookups here miss (a messageId not seen before): bloom filters in the memtable
@@ -134,14 +148,10 @@ class RocksStore final : public Store {
     rocksdb::ColumnFamilyOptions dedup;
     dedup.write_buffer_size = options_.write_buffer_bytes / 2;
     dedup.max_write_buffer_number = 4;
-    dedup.compression = compression;
+    dedup.compression_per_level = per_level;
     dedup.table_factory = table_options(true);
     dedup.memtable_prefix_bloom_size_ratio = 0.1;
     dedup.memtable_whole_key_filtering = true;
-    // Inserts of random keys into a skiplist memtable were the biggest single cost of a
-    // commit; a hash table of small skiplists, keyed on the leading hash, makes them O(1).
-    dedup.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-    dedup.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20));
     dedup.compaction_filter = &dedup_filter_;
 
     rocksdb::ColumnFamilyOptions meta;
