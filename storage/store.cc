@@ -146,7 +146,7 @@ class RocksStore final : public Store {
     // Most lookups here miss (a messageId not seen before): bloom filters in the memtable
     // and in every SST file answer those without reading data blocks.
     rocksdb::ColumnFamilyOptions dedup;
-    dedup.write_buffer_size = options_.write_buffer_bytes / 2;
+    dedup.write_buffer_size = options_.write_buffer_bytes / 8;
     dedup.max_write_buffer_number = 4;
     dedup.compression_per_level = per_level;
     dedup.table_factory = table_options(true);
