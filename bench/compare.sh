@@ -497,6 +497,12 @@ mkdir -p "$(dirname "$OUT")"
   [ -z "$BINARIES_NOTE" ] || { echo "$BINARIES_NOTE"; echo; }
   echo "$TABLES"
   echo
+  # The hand-written analysis of what limits Cartwatch now (profiles, figures), kept in
+  # its own file so that every run carries it next to the numbers it explains.
+  if [ -f bench/limits.md ]; then
+    cat bench/limits.md
+    echo
+  fi
   echo "## Raw results"
   echo
   echo "<details><summary>One JSON line per run (the load generator's output in \`loadgen\`)</summary>"

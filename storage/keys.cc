@@ -40,12 +40,18 @@ std::uint64_t StableHash64(std::string_view a, std::string_view b) {
   return h;
 }
 
+void DedupKeyInto(std::string& out, std::string_view site_prefix,
+                  std::string_view message_id) {
+  out.clear();
+  PutBigEndian64(out, StableHash64(site_prefix, message_id));
+  out.append(site_prefix);
+  out.append(message_id);
+}
+
 std::string DedupKey(std::string_view site_prefix, std::string_view message_id) {
   std::string key;
   key.reserve(8 + site_prefix.size() + message_id.size());
-  PutBigEndian64(key, StableHash64(site_prefix, message_id));
-  key.append(site_prefix);
-  key.append(message_id);
+  DedupKeyInto(key, site_prefix, message_id);
   return key;
 }
 
@@ -73,11 +79,16 @@ std::optional<std::uint64_t> DecodeCursor(std::string_view s) {
   return v;
 }
 
+void EventKeyInto(std::string& out, std::string_view site_prefix, std::uint64_t event_id) {
+  out.clear();
+  out.append(site_prefix);
+  PutBigEndian64(out, event_id);
+}
+
 std::string EventKey(std::string_view site_prefix, std::uint64_t event_id) {
   std::string key;
   key.reserve(site_prefix.size() + 8);
-  key.append(site_prefix);
-  PutBigEndian64(key, event_id);
+  EventKeyInto(key, site_prefix, event_id);
   return key;
 }
 

@@ -25,11 +25,15 @@ std::uint64_t StableHash64(std::string_view a, std::string_view b);
 
 // events: site prefix + big-endian event id, so that a site's events sort by arrival.
 std::string EventKey(std::string_view site_prefix, std::uint64_t event_id);
+// The same, written into `out` (replacing its contents, reusing its capacity).
+void EventKeyInto(std::string& out, std::string_view site_prefix, std::uint64_t event_id);
 
 // dedup: "[u64 hash of site and messageId][site prefix][messageId]". The hash leads so that
 // key comparisons (a dozen per memtable insert or lookup) end within the first 8 bytes
 // instead of walking the site name and the long prefixes message ids often share.
 std::string DedupKey(std::string_view site_prefix, std::string_view message_id);
+// The same, written into `out` (replacing its contents, reusing its capacity).
+void DedupKeyInto(std::string& out, std::string_view site_prefix, std::string_view message_id);
 
 // The public cursor of an event: its id as 16 lower-case hex digits, and back. DecodeCursor
 // accepts either case and returns nullopt for anything but 16 hex digits.

@@ -21,7 +21,6 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_set>
 
 namespace cartwatch::storage {
 namespace {
@@ -119,6 +118,9 @@ class RocksStore final : public Store {
         t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
         t.whole_key_filtering = true;
       }
+      // Debian's RocksDB is built portable: its CRC32c is the slow software one, so SST
+      // blocks are checksummed with XXH3 instead (the WAL always uses CRC32c).
+      t.checksum = rocksdb::kXXH3;
       return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(t));
     };
     auto supported = rocksdb::GetSupportedCompressions();
@@ -322,54 +324,77 @@ class RocksStore final : public Store {
 
   // Writes every pending Append as one WriteBatch, then answers them all.
   void Commit(std::vector<Pending>& work) {
+    Scratch& sc = scratch_;
     // Dedup keys of every message, looked up in one MultiGet.
-    std::vector<std::string> keys;
-    for (const Pending& p : work) {
-      std::string prefix = SitePrefix(p.site);
-      for (const Message& m : p.messages) keys.push_back(DedupKey(prefix, m.message_id));
+    sc.prefixes.resize(work.size());
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < work.size(); ++i) {
+      sc.prefixes[i] = SitePrefix(work[i].site);
+      n += work[i].messages.size();
     }
-    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-    std::vector<rocksdb::PinnableSlice> values(keys.size());
-    std::vector<rocksdb::Status> statuses(keys.size());
-    if (!keys.empty()) {
-      db_->MultiGet(rocksdb::ReadOptions(), dedup_, keys.size(), slices.data(), values.data(),
-                    statuses.data());
+    if (sc.keys.size() < n) sc.keys.resize(n);
+    sc.slices.resize(n);
+    sc.values.resize(n);
+    sc.statuses.resize(n);
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < work.size(); ++i) {
+      for (const Message& m : work[i].messages) {
+        DedupKeyInto(sc.keys[k], sc.prefixes[i], m.message_id);
+        sc.slices[k] = sc.keys[k];
+        ++k;
+      }
+    }
+    if (n > 0) {
+      db_->MultiGet(rocksdb::ReadOptions(), dedup_, n, sc.slices.data(), sc.values.data(),
+                    sc.statuses.data());
+    }
+    // A messageId twice in this commit: sorting the keys (stably, so the first stays first)
+    // puts repeats next to each other. Keys lead with a hash, so comparisons end early.
+    sc.order.resize(n);
+    for (std::size_t j = 0; j < n; ++j) sc.order[j] = static_cast<std::uint32_t>(j);
+    std::stable_sort(sc.order.begin(), sc.order.end(),
+                     [&](std::uint32_t a, std::uint32_t b) { return sc.keys[a] < sc.keys[b]; });
+    sc.repeated.assign(n, false);
+    for (std::size_t j = 1; j < n; ++j) {
+      if (sc.keys[sc.order[j]] == sc.keys[sc.order[j - 1]]) sc.repeated[sc.order[j]] = true;
     }
 
-    rocksdb::WriteBatch batch;
-    std::unordered_set<std::string_view> in_this_batch;
+    rocksdb::WriteBatch& batch = sc.batch;
+    batch.Clear();
     std::vector<AppendResult> results(work.size());
     std::uint64_t next_id = last_event_id_;
     boost::system::error_code lookup_error;
-    std::size_t k = 0;
+    k = 0;
     for (std::size_t i = 0; i < work.size(); ++i) {
-      std::string prefix = SitePrefix(work[i].site);
       for (const Message& m : work[i].messages) {
-        const std::string& dkey = keys[k];
-        const rocksdb::Status& st = statuses[k];
-        const rocksdb::PinnableSlice& seen = values[k];
-        ++k;
+        const std::size_t j = k++;
+        const rocksdb::Status& st = sc.statuses[j];
         if (!st.ok() && !st.IsNotFound()) {
           lookup_error = FromStatus(st);
           continue;
         }
-        bool duplicate = false;
-        if (st.ok() && seen.size() == 8) {
-          auto seen_at = static_cast<std::int64_t>(GetBigEndian64(seen.data()));
-          duplicate = m.received_at_ms - seen_at < options_.dedup_window.count();
+        bool duplicate = sc.repeated[j];
+        if (st.ok() && sc.values[j].size() == 8) {
+          auto seen_at = static_cast<std::int64_t>(GetBigEndian64(sc.values[j].data()));
+          duplicate |= m.received_at_ms - seen_at < options_.dedup_window.count();
         }
-        if (duplicate || !in_this_batch.insert(dkey).second) {
+        if (duplicate) {
           ++results[i].duplicates;
           continue;
         }
         next_id = std::max(next_id + 1, static_cast<std::uint64_t>(m.received_at_ms) * 1000);
-        batch.Put(events_, EventKey(prefix, next_id), m.json);
-        std::string seen_at;
-        PutBigEndian64(seen_at, static_cast<std::uint64_t>(m.received_at_ms));
-        batch.Put(dedup_, dkey, seen_at);
+        EventKeyInto(sc.event_key, sc.prefixes[i], next_id);
+        batch.Put(events_, sc.event_key, m.json);
+        char seen_at[8];
+        for (int b = 7, v = 0; b >= 0; --b, ++v) {
+          seen_at[b] = static_cast<char>(static_cast<std::uint64_t>(m.received_at_ms) >> (8 * v));
+        }
+        batch.Put(dedup_, sc.keys[j], rocksdb::Slice(seen_at, 8));
         ++results[i].stored;
       }
     }
+
+    for (std::size_t j = 0; j < n; ++j) sc.values[j].Reset();  // unpin blocks between commits
 
     boost::system::error_code ec = lookup_error;
     if (!ec && batch.Count() > 0) {
@@ -390,6 +415,20 @@ class RocksStore final : public Store {
     }
   }
 
+  // Commit's working memory, kept between commits so a commit allocates little. Used by
+  // the committing thread only.
+  struct Scratch {
+    std::vector<std::string> prefixes;  // site prefix of each Pending
+    std::vector<std::string> keys;      // dedup key of each message (capacity reused)
+    std::vector<rocksdb::Slice> slices;
+    std::vector<rocksdb::PinnableSlice> values;
+    std::vector<rocksdb::Status> statuses;
+    std::vector<std::uint32_t> order;  // message indices sorted by dedup key
+    std::vector<bool> repeated;        // its messageId came earlier in this commit
+    std::string event_key;
+    rocksdb::WriteBatch batch;
+  };
+
   const StoreOptions options_;
   DedupExpiryFilter dedup_filter_;  // outlives db_ (declared before it)
   std::unique_ptr<rocksdb::DB> db_;
@@ -398,6 +437,7 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* dedup_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   std::uint64_t last_event_id_ = 0;  // used by the committing thread only
+  Scratch scratch_;                  // used by the committing thread only
 
   std::mutex mu_;
   std::condition_variable committed_;  // signalled when committing_ turns false
