@@ -312,6 +312,8 @@ const std::vector<ScalarKey>& ScalarKeys() {
       BoolKey("storage", "fsync", [](Config& c) -> auto& { return c.storage.fsync; }),
       DurationKey("storage", "dedup_window", false,
                   [](Config& c) -> auto& { return c.storage.dedup_window; }),
+      DurationKey("storage", "retention", true,
+                  [](Config& c) -> auto& { return c.storage.retention; }),
       IntegerKey<std::size_t>("storage", "max_queued_messages", 1, kMaxQueuedMessages,
                               [](Config& c) -> auto& { return c.storage.max_queued_messages; }),
       IntegerKey<std::size_t>("storage", "max_queued_mb", 1, kMaxMegabytes,

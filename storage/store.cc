@@ -14,6 +14,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <chrono>
 #include <condition_variable>
@@ -218,6 +219,33 @@ class RocksStore final : public Store {
     std::unique_lock lock(mu_);
     if (committing_) return;  // that thread commits what we queued once its write is done
     CommitQueued(lock);
+    lock.unlock();
+    MaybeApplyRetention();
+  }
+
+  boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) override {
+    if (received_before_ms <= 0) return {};
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return Errc::kClosed;
+    }
+    const std::uint64_t cutoff = static_cast<std::uint64_t>(received_before_ms) * 1000;
+    // Site prefixes are found by seeking from one site's range to the next: one seek per
+    // site, however many events each holds.
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
+    for (it->SeekToFirst(); it->Valid();) {
+      rocksdb::Slice key = it->key();
+      const std::size_t prefix_size = 1 + static_cast<unsigned char>(key[0]);
+      if (key.size() != prefix_size + 8) break;  // not an event key of this layout
+      std::string prefix(key.data(), prefix_size);
+      batch.DeleteRange(events_, EventKey(prefix, 0), EventKey(prefix, cutoff));
+      it->Seek(prefix + std::string(9, '\xff'));  // past every key of this site
+    }
+    if (auto ec = FromStatus(it->status())) return ec;
+    it.reset();
+    if (batch.Count() == 0) return {};
+    return FromStatus(db_->Write(rocksdb::WriteOptions(), &batch));
   }
 
   boost::system::result<EventPage> ReadEvents(std::string_view site, std::string_view after,
@@ -296,6 +324,16 @@ class RocksStore final : public Store {
     AppendCallback done;
     std::size_t bytes = 0;
   };
+
+  // Applies StoreOptions::retention at most once a minute; cheap otherwise.
+  void MaybeApplyRetention() {
+    if (options_.retention.count() <= 0) return;
+    const std::int64_t now = WallNowMs();
+    std::int64_t last = retention_applied_at_.load(std::memory_order_relaxed);
+    if (now - last < 60'000) return;
+    if (!retention_applied_at_.compare_exchange_strong(last, now)) return;  // another thread
+    (void)DeleteEventsBefore(now - options_.retention.count());  // a failure: retried next minute
+  }
 
   // Commits the queue, again and again until it is empty, with this thread as the one
   // committer. Appends queued meanwhile by other threads are committed here too.
@@ -438,6 +476,7 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   std::uint64_t last_event_id_ = 0;  // used by the committing thread only
   Scratch scratch_;                  // used by the committing thread only
+  std::atomic<std::int64_t> retention_applied_at_{0};
 
   std::mutex mu_;
   std::condition_variable committed_;  // signalled when committing_ turns false

@@ -49,6 +49,9 @@ struct StoreOptions {
   std::size_t write_buffer_bytes = 64u << 20;
   // RocksDB flush and compaction threads. Default 2.
   int max_background_jobs = 2;
+  // Events received longer ago than this are deleted (checked about once a minute by the
+  // committing thread, one range delete per site). 0 = keep forever. Default 0.
+  std::chrono::milliseconds retention = std::chrono::milliseconds(0);
 };
 
 enum class Errc {
@@ -112,6 +115,11 @@ class Store {
   virtual boost::system::result<EventPage> ReadEvents(std::string_view site,
                                                       std::string_view after, std::size_t limit,
                                                       std::size_t max_bytes) = 0;
+
+  // Deletes every event of every site received before `received_before_ms` (Unix ms):
+  // one DeleteRange per site, since event keys are time-ordered (docs/storage.md). Runs
+  // by itself when StoreOptions::retention is set; callable directly (tests, tools).
+  virtual boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) = 0;
 
   // Succeeds when the database is open and RocksDB is neither stopping writes nor in a
   // background error (e.g. a full disk) that made it read-only. Does no I/O.

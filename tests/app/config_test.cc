@@ -168,6 +168,7 @@ fsync = true
 dedup_window = "2d"
 max_queued_messages = 1000
 max_queued_mb = 32
+retention = "30d"
 block_cache_mb = 128
 write_buffer_mb = 16
 max_background_jobs = 4
@@ -229,6 +230,7 @@ dir = "/etc/cartwatch/templates"
   EXPECT_EQ(config.storage.dedup_window, hours(48));
   EXPECT_EQ(config.storage.max_queued_messages, 1000u);
   EXPECT_EQ(config.storage.max_queued_bytes, 32u << 20);
+  EXPECT_EQ(config.storage.retention, hours(24 * 30));
   EXPECT_EQ(config.storage.block_cache_bytes, 128u << 20);
   EXPECT_EQ(config.storage.write_buffer_bytes, 16u << 20);
   EXPECT_EQ(config.storage.max_background_jobs, 4);

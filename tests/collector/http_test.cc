@@ -71,6 +71,9 @@ class SwitchableStore final : public storage::Store {
     for (auto& t : late_) t.join();
   }
   void Flush() override { real_->Flush(); }
+  boost::system::error_code DeleteEventsBefore(std::int64_t before) override {
+    return real_->DeleteEventsBefore(before);
+  }
   boost::system::result<storage::EventPage> ReadEvents(std::string_view site,
                                                        std::string_view after, std::size_t limit,
                                                        std::size_t max_bytes) override {

@@ -148,6 +148,36 @@ TEST_F(StoreTest, SurvivesReopenAndKeepsOrderAndDedup) {
   EXPECT_EQ(all[2], "{\"messageId\":\"c\"}");
 }
 
+TEST_F(StoreTest, DeleteEventsBeforeCutsEverySiteAtTheTime) {
+  const std::int64_t t0 = 1'700'000'000'000;
+  // In arrival order, as the collector stamps them.
+  ASSERT_FALSE(AppendSync("a", {Msg("old-a", t0)}).error);
+  ASSERT_FALSE(AppendSync("b", {Msg("old-b", t0 + 1)}).error);
+  ASSERT_FALSE(AppendSync("a", {Msg("new-a", t0 + 10'000)}).error);
+  ASSERT_FALSE(AppendSync("b", {Msg("new-b", t0 + 20'000)}).error);
+  ASSERT_FALSE(store_->DeleteEventsBefore(t0 + 5'000));
+  EXPECT_EQ(AllJson("a"), (std::vector<std::string>{"{\"messageId\":\"new-a\"}"}));
+  EXPECT_EQ(AllJson("b"), (std::vector<std::string>{"{\"messageId\":\"new-b\"}"}));
+  // Appends go on as before, after the cut.
+  ASSERT_FALSE(AppendSync("a", {Msg("later", t0 + 30'000)}).error);
+  EXPECT_EQ(AllJson("a").size(), 2u);
+}
+
+TEST_F(StoreTest, RetentionRunsWithTheCommits) {
+  options_.retention = std::chrono::hours(1);
+  Reopen();
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  // Received two hours ago (a replayed import, say) and now.
+  ASSERT_FALSE(AppendSync("shop", {Msg("old", now - 7'200'000), Msg("new", now)}).error);
+  // The Flush that committed them also applied retention, after the write.
+  ASSERT_FALSE(AppendSync("shop", {Msg("next", now)}).error);
+  auto all = AllJson("shop");
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0], "{\"messageId\":\"new\"}");
+}
+
 TEST_F(StoreTest, RejectsMalformedCursor) {
   for (std::string bad : {"xyz", "00000000000000zz", "0123"}) {
     auto page = store_->ReadEvents("shop", bad, 10, SIZE_MAX);
