@@ -81,7 +81,7 @@ class Listener {
   void DoAccept() {
     // Each new connection goes to the next event loop, round robin.
     std::size_t index = next_loop_++ % loops_.size();
-    acceptor_.async_accept(*loops_[index], [this, index](const error_code& ec, tcp::socket socket) {
+    acceptor_.async_accept(*loops_[index], [this, index](const error_code& ec, Socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
       if (ec) {
         // Typically out of file descriptors: back off instead of spinning.

@@ -30,7 +30,7 @@ void CommitScheduler::Request() {
   });
 }
 
-Session::Session(net::ip::tcp::socket socket, SessionContext& context, CommitScheduler* commits)
+Session::Session(Socket socket, SessionContext& context, CommitScheduler* commits)
     : socket_(std::move(socket)),
       context_(context),
       commits_(commits),

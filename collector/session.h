@@ -32,6 +32,14 @@ namespace cartwatch::collector {
 // What every session of a listener shares. Owned by the server, outlives the sessions.
 class Session;
 
+// Sockets and timers bound to their event loop's own executor type: no type-erased
+// any_io_executor to copy, compare and dispatch through on every operation.
+using LoopExecutor = boost::asio::io_context::executor_type;
+using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, LoopExecutor>;
+using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
+                                                boost::asio::wait_traits<std::chrono::steady_clock>,
+                                                LoopExecutor>;
+
 struct SessionContext {
   Router* router = nullptr;
   bool admin = false;  // serve Router::HandleAdmin instead of Router::Handle
@@ -64,12 +72,12 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   // `commits` is the scheduler of the loop that runs `socket`; nullptr for the admin
   // listener, which never writes.
-  Session(boost::asio::ip::tcp::socket socket, SessionContext& context,
+  Session(Socket socket, SessionContext& context,
           CommitScheduler* commits);
   ~Session();
 
   void Start();
-  boost::asio::any_io_executor get_executor() { return socket_.get_executor(); }
+  LoopExecutor get_executor() { return socket_.get_executor(); }
   // Called (on the session's thread) when the server drains: closes the connection when
   // it is idle; a request in progress is finished and answered first.
   void CloseIfIdle();
@@ -96,13 +104,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // Answers an error the parser detected and closes after writing.
   void FailRequest(unsigned status, std::string_view code, std::string message);
 
-  boost::asio::ip::tcp::socket socket_;
+  Socket socket_;
   SessionContext& context_;
   CommitScheduler* commits_;
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
-  boost::asio::steady_timer timer_;
+  Timer timer_;
   std::chrono::steady_clock::time_point deadline_;
   bool timer_armed_ = false;
   bool timed_out_ = false;

@@ -69,13 +69,12 @@ bool Expect(std::string_view text, std::size_t& pos, char c) {
 constexpr EpochMs kMinFormattable = -62167219200000;  // 0000-01-01T00:00:00.000Z
 constexpr EpochMs kMaxFormattable = 253402300799999;  // 9999-12-31T23:59:59.999Z
 
-void AppendDigits(unsigned value, int width, std::string& out) {
-  char buf[4];
+// Writes `value` as exactly `width` decimal digits at `p`.
+void PutDigits(unsigned value, int width, char* p) {
   for (int i = width - 1; i >= 0; --i) {
-    buf[i] = static_cast<char>('0' + value % 10);
+    p[i] = static_cast<char>('0' + value % 10);
     value /= 10;
   }
-  out.append(buf, width);
 }
 
 }  // namespace
@@ -148,20 +147,16 @@ void AppendIso8601(EpochMs ms, std::string& out) {
   unsigned month, day;
   CivilFromDays(days, year, month, day);
   const auto ms_of_day = static_cast<unsigned>(rem);
-  AppendDigits(static_cast<unsigned>(year), 4, out);
-  out.push_back('-');
-  AppendDigits(month, 2, out);
-  out.push_back('-');
-  AppendDigits(day, 2, out);
-  out.push_back('T');
-  AppendDigits(ms_of_day / kMsPerHour, 2, out);
-  out.push_back(':');
-  AppendDigits(ms_of_day / kMsPerMinute % 60, 2, out);
-  out.push_back(':');
-  AppendDigits(ms_of_day / kMsPerSecond % 60, 2, out);
-  out.push_back('.');
-  AppendDigits(ms_of_day % kMsPerSecond, 3, out);
-  out.push_back('Z');
+  // Filled in place and appended once: this runs for every stored message, twice.
+  char buf[] = "0000-00-00T00:00:00.000Z";
+  PutDigits(static_cast<unsigned>(year), 4, buf);
+  PutDigits(month, 2, buf + 5);
+  PutDigits(day, 2, buf + 8);
+  PutDigits(ms_of_day / kMsPerHour, 2, buf + 11);
+  PutDigits(ms_of_day / kMsPerMinute % 60, 2, buf + 14);
+  PutDigits(ms_of_day / kMsPerSecond % 60, 2, buf + 17);
+  PutDigits(ms_of_day % kMsPerSecond, 3, buf + 20);
+  out.append(buf, sizeof buf - 1);
 }
 
 std::string FormatIso8601(EpochMs ms) {
