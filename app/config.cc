@@ -202,9 +202,20 @@ std::string CheckOrigin(std::string_view origin) {
   const std::size_t sep = origin.find("://");
   if (sep == std::string_view::npos || sep == 0) return bad;
   const std::string_view host = origin.substr(sep + 3);
-  if (host.empty() || host.find('/') != std::string_view::npos) return bad;
+  if (host.empty() || host.find_first_of("/?#") != std::string_view::npos) return bad;
   for (char c : origin) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return bad;
+  }
+  // Origins are compared exactly, as browsers send them: no patterns, no default ports.
+  if (host.find('*') != std::string_view::npos) {
+    return "bad origin " + Quote(origin) +
+           " (patterns are not supported: list each origin, or use \"*\" for any)";
+  }
+  const std::string_view scheme = origin.substr(0, sep);
+  if ((scheme == "https" && host.ends_with(":443")) ||
+      (scheme == "http" && host.ends_with(":80"))) {
+    return "bad origin " + Quote(origin) +
+           " (browsers leave out the default port: write it without the port)";
   }
   return {};
 }
@@ -279,12 +290,20 @@ ScalarKey IntegerKey(std::string_view section, std::string_view key, std::int64_
           }};
 }
 
+// Durations are added to clock readings (steady_clock counts nanoseconds in 64 bits), so
+// each has a ceiling: 1 day for connection timeouts, 100 years for the others.
+constexpr milliseconds kMaxTimeout = std::chrono::hours(24);
+constexpr milliseconds kMaxDuration = std::chrono::hours(24 * 365 * 100);
+
 ScalarKey DurationKey(std::string_view section, std::string_view key, bool zero_allowed,
-                      Field<milliseconds> field) {
+                      Field<milliseconds> field, milliseconds max = kMaxDuration) {
   return {section, key, Kind::kDuration,
-          [field, zero_allowed](Config& config, const Value& value) -> std::string {
+          [field, zero_allowed, max](Config& config, const Value& value) -> std::string {
             const milliseconds duration = std::get<milliseconds>(value);
             if (!zero_allowed && duration <= milliseconds::zero()) return "must be more than 0";
+            if (duration > max) {
+              return max == kMaxTimeout ? "must be at most 1 day" : "must be at most 100 years";
+            }
             field(config) = duration;
             return {};
           }};
@@ -300,13 +319,13 @@ const std::vector<ScalarKey>& ScalarKeys() {
       IntegerKey<int>("server", "io_threads", 0, kMaxIoThreads,
                       [](Config& c) -> auto& { return c.server.io_threads; }),
       DurationKey("server", "read_timeout", false,
-                  [](Config& c) -> auto& { return c.server.read_timeout; }),
+                  [](Config& c) -> auto& { return c.server.read_timeout; }, kMaxTimeout),
       DurationKey("server", "idle_timeout", false,
-                  [](Config& c) -> auto& { return c.server.idle_timeout; }),
+                  [](Config& c) -> auto& { return c.server.idle_timeout; }, kMaxTimeout),
       DurationKey("server", "write_timeout", false,
-                  [](Config& c) -> auto& { return c.server.write_timeout; }),
+                  [](Config& c) -> auto& { return c.server.write_timeout; }, kMaxTimeout),
       DurationKey("server", "shutdown_grace", true,
-                  [](Config& c) -> auto& { return c.server.shutdown_grace; }),
+                  [](Config& c) -> auto& { return c.server.shutdown_grace; }, kMaxTimeout),
 
       StringKey("storage", "data_dir", [](Config& c) -> auto& { return c.storage.data_dir; }),
       BoolKey("storage", "fsync", [](Config& c) -> auto& { return c.storage.fsync; }),
@@ -675,6 +694,11 @@ class Loader {
       out.allowed_origins =
           site.Strings("allowed_origins", CheckOrigin).value_or(std::vector<std::string>{});
       out.rate_limit = site.Number("rate_limit", 0, false).value_or(out.rate_limit);
+      // Below one request in about 17 minutes a limit is a typo, and Retry-After (whole
+      // seconds, computed from it) would overflow.
+      if (out.rate_limit > 0 && out.rate_limit < 0.001) {
+        site.Fail("rate_limit", "must be 0 (no limit) or at least 0.001 requests/s");
+      }
       out.rate_burst = site.Number("rate_burst", 0, false).value_or(out.rate_burst);
 
       if (auto it = names.find(out.name); it != names.end()) {

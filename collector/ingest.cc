@@ -289,6 +289,10 @@ bool HasId(const FieldRec* rec) {
   return rec->value.type == od::json_type::string && !rec->value.str.empty();
 }
 
+// What the collector adds to a message (messageId, type, timestamps, receivedAt) may take
+// an accepted message this far past limits.max_message_bytes once stored.
+constexpr std::size_t kAddedFieldsAllowance = 256;
+
 struct Verdict {
   const char* code = nullptr;  // null: accepted
   std::string message;
@@ -533,6 +537,16 @@ Verdict BuildMessage(const MessageRec& msg, const Scratch& scratch, const Shared
   next();
   AppendTime("receivedAt", shared.received_at_ms, json);
   json.push_back('}');
+  // Checked again as stored: a batch-level context merged into every message must not
+  // let a 500 KB request expand into gigabytes.
+  if (const std::size_t size = json.size();
+      size > shared.limits->max_message_bytes + kAddedFieldsAllowance) {
+    json.clear();
+    return Reject("message_too_large",
+                  "with the batch's \"context\" merged in, the message would be " +
+                      std::to_string(size) + " bytes; the limit is " +
+                      std::to_string(shared.limits->max_message_bytes));
+  }
   out.received_at_ms = shared.received_at_ms;
   return {};
 }
@@ -723,12 +737,29 @@ ParsedRequest ParseIngest(std::string& body, Route route, util::EpochMs received
       failed.write_key = std::move(result.write_key);
       return failed;
     }
-    // An invalid batch-level sentAt is ignored: each message is still judged on its own.
+    // A batch-level sentAt that is present (not null) must be ISO-8601, like a message's:
+    // every message's clock-skew correction depends on it.
     if (sent_at.type == od::json_type::string) {
       shared.sent_at_ms = util::ParseIso8601(sent_at.str);
       if (shared.sent_at_ms) shared.sent_at_raw = sent_at.raw;
     }
+    if (sent_at.type != od::json_type::null && !shared.sent_at_ms) {
+      ParsedRequest failed = Fail(400, "invalid_sent_at",
+                                  "the batch's \"sentAt\" is not an ISO-8601 date-time, e.g. "
+                                  "\"2026-11-23T17:24:02.123Z\"");
+      failed.write_key = std::move(result.write_key);
+      return failed;
+    }
     if (context.type == od::json_type::object) {
+      if (context.raw.size() > limits.max_message_bytes) {
+        ParsedRequest failed =
+            Fail(413, "context_too_large",
+                 "the batch's \"context\" is " + std::to_string(context.raw.size()) +
+                     " bytes; it is merged into every message, so it must fit the message "
+                     "limit of " + std::to_string(limits.max_message_bytes) + " bytes");
+        failed.write_key = std::move(result.write_key);
+        return failed;
+      }
       shared.has_context = true;
       shared.context_raw = context.raw;
     }

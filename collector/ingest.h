@@ -51,7 +51,9 @@ struct ParsedRequest {
 //
 // Whole-request errors (400 unless noted): not JSON ("malformed_json"), not an object
 // ("invalid_body"), kBatch without a "batch" array ("invalid_batch"), an empty batch
-// ("empty_batch"), more than limits.max_batch_messages messages (413 "batch_too_large").
+// ("empty_batch"), more than limits.max_batch_messages messages (413 "batch_too_large"),
+// a batch-level "sentAt" present but not ISO-8601 ("invalid_sent_at"), a batch-level
+// "context" over limits.max_message_bytes (413 "context_too_large").
 // For single-message routes an invalid message is a whole-request error with the
 // message's code (413 for "message_too_large").
 //
@@ -61,7 +63,8 @@ struct ParsedRequest {
 // "anonymousId" ("missing_identity"; ids may be strings or numbers, empty strings count as
 // missing), alias without "previousId" and "userId" ("missing_previous_id" /
 // "missing_user_id"), track without a string "event" ("missing_event"), "timestamp" or
-// "sentAt" present but not ISO-8601 ("invalid_timestamp" / "invalid_sent_at").
+// "sentAt" present but not ISO-8601 ("invalid_timestamp" / "invalid_sent_at"), and
+// ("message_too_large") a message that the merged batch context takes past the limit.
 //
 // Each accepted message's JSON keeps every field as it came (raw bytes) except:
 //  - "messageId": filled with a UUID v4 when missing;

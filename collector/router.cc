@@ -228,7 +228,8 @@ long Router::TakeToken(const SiteState& s) const {
     s.tokens -= 1;
     return 0;
   }
-  return std::max(1L, static_cast<long>(std::ceil((1 - s.tokens) / s.site.rate_limit)));
+  const double wait = std::ceil((1 - s.tokens) / s.site.rate_limit);
+  return static_cast<long>(std::clamp(wait, 1.0, 86'400.0));  // config keeps rate >= 0.001
 }
 
 void Router::Handle(Request&& request, Respond respond) {

@@ -72,7 +72,9 @@ void Session::Close() {
 }
 
 void Session::SetDeadline(std::chrono::steady_clock::duration timeout) {
-  deadline_ = std::chrono::steady_clock::now() + timeout;
+  // The config bounds timeouts to a day; the clamp keeps the sum from overflowing anyway.
+  deadline_ = std::chrono::steady_clock::now() +
+              std::min<std::chrono::steady_clock::duration>(timeout, std::chrono::hours(24));
   // A pending wait that fires no later than the new deadline re-arms itself then.
   if (timer_armed_ && timer_.expiry() <= deadline_) return;
   timer_armed_ = true;  // expires_at cancels a later pending wait

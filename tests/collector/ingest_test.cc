@@ -290,14 +290,45 @@ TEST(IngestSkewTest, MissingOrNullTimestampBecomesReceivedAt) {
   }
 }
 
-TEST(IngestSkewTest, InvalidBatchSentAtIsIgnored) {
-  ParsedRequest r =
-      Parse(Batch({R"({"type":"page","anonymousId":"a","timestamp":"2026-11-23T11:00:00Z"})"},
-                  R"("sentAt":"soon")"));
+TEST(IngestSkewTest, InvalidBatchSentAtRefusesTheRequest) {
+  // Every message's skew correction would depend on it, as SPEC 1 says of any sentAt.
+  for (std::string sent_at : {R"("soon")", "42", "{}"}) {
+    ParsedRequest r =
+        Parse(Batch({R"({"type":"page","anonymousId":"a","timestamp":"2026-11-23T11:00:00Z"})"},
+                    R"("sentAt":)" + sent_at));
+    ASSERT_TRUE(r.error) << sent_at;
+    EXPECT_EQ(r.error->status, 400u);
+    EXPECT_EQ(r.error->code, "invalid_sent_at");
+    EXPECT_TRUE(r.accepted.empty());
+  }
+  // null counts as absent.
+  ParsedRequest r = Parse(Batch({R"({"type":"page","anonymousId":"a"})"}, R"("sentAt":null)"));
+  EXPECT_FALSE(r.error);
+  EXPECT_EQ(r.accepted.size(), 1u);
+}
+
+TEST(IngestContextTest, BatchContextCannotMultiplyTheStoredSize) {
+  Limits limits;
+  limits.max_message_bytes = 1000;
+  limits.max_request_bytes = 100'000;
+  // A context over the message limit is refused outright: it would be copied into every
+  // message of the batch.
+  std::string big_context = R"("context":{"pad":")" + std::string(2000, 'x') + R"("})";
+  ParsedRequest r = Parse(Batch({R"({"type":"page","userId":1})"}, big_context), Route::kBatch,
+                          limits);
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->status, 413u);
+  EXPECT_EQ(r.error->code, "context_too_large");
+  // A context that fits alone but not merged with a large message: that message is refused.
+  std::string context = R"("context":{"pad":")" + std::string(700, 'x') + R"("})";
+  std::string large = R"({"type":"page","userId":1,"properties":{"p":")" + std::string(700, 'y') +
+                      R"("}})";
+  r = Parse(Batch({large, R"({"type":"page","userId":2})"}, context), Route::kBatch, limits);
+  ASSERT_FALSE(r.error);
   ASSERT_EQ(r.accepted.size(), 1u);
-  json::object doc = Doc(r.accepted[0]);
-  EXPECT_EQ(Str(doc, "timestamp"), "2026-11-23T11:00:00.000Z");
-  EXPECT_FALSE(doc.contains("sentAt"));
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_EQ(r.rejected[0].index, 0u);
+  EXPECT_EQ(r.rejected[0].code, "message_too_large");
 }
 
 // --- Context ----------------------------------------------------------------------------
