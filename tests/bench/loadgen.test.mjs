@@ -8,11 +8,10 @@
 //     node --test tests/bench/loadgen.test.mjs
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { test } from 'node:test';
 
-import { fetchAllEvents, startCartwatch } from '../e2e/lib/cartwatch.mjs';
+import { fetchAllEvents, runToExit, startCartwatch } from '../e2e/lib/cartwatch.mjs';
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -28,43 +27,9 @@ function loadgenBin() {
   return bin;
 }
 
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-// Runs cartwatch-loadgen with `args` to its exit (SIGKILL after timeoutMs). Resolves to
-// { code, signal, stdout, stderr, command }.
+// Runs cartwatch-loadgen with `args` to its exit (SIGKILL after timeoutMs).
 function runLoadgen(t, args, { timeoutMs = 60_000 } = {}) {
-  const bin = loadgenBin();
-  const command = `${bin} ${args.join(' ')}`;
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${bin}: ${err.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr, command });
-    });
-  });
+  return runToExit(t, loadgenBin(), args, { timeoutMs });
 }
 
 function describeRun(run) {

@@ -6,7 +6,6 @@
 // are served on the admin listener only. Loopback only, a few seconds per test.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -22,6 +21,7 @@ import {
   fetchAllEvents,
   fetchEventsPage,
   request,
+  runToExit,
   sleep,
   startCartwatch,
 } from './lib/cartwatch.mjs';
@@ -29,53 +29,9 @@ import {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-// The test process's environment without its CARTWATCH_* variables (cartwatch refuses
-// unknown ones), plus `extra`.
-function childEnv(extra = {}) {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('CARTWATCH_')),
-  );
-  return { ...env, ...extra };
-}
-
-// Runs cartwatch with `args` and waits for it to exit (SIGKILL after timeoutMs). Resolves
-// to { code, signal, stdout, stderr }.
-function runToExit(t, args, { env = {}, timeoutMs = 10_000 } = {}) {
-  const child = spawn(cartwatchBin(), args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: childEnv(env),
-  });
-  children.add(child);
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${cartwatchBin()}: ${err.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+// Runs cartwatch with `args` to its exit (SIGKILL after timeoutMs).
+function runCartwatch(t, args, options) {
+  return runToExit(t, cartwatchBin(), args, options);
 }
 
 // A temporary directory removed when the test ends.
@@ -183,7 +139,7 @@ test('bad config: exit 2 naming file, key and reason, before opening anything', 
   for (const [i, c] of cases.entries()) {
     const configPath = path.join(dir, `bad-${i}.toml`);
     await fs.writeFile(configPath, c.toml);
-    const run = await runToExit(t, ['--config', configPath]);
+    const run = await runCartwatch(t, ['--config', configPath]);
     // "cartwatch: bad config: <file as given>: <key>: <reason>"
     assertRefused(
       run,
@@ -200,7 +156,7 @@ test('a missing or unreadable config file stops start-up with exit 2', async (t)
 
   // Missing: the data dir comes from a flag, so that "not created" means something.
   const missing = path.join(dir, 'no-such.toml');
-  let run = await runToExit(t, ['--config', missing, '--data-dir', dataDir]);
+  let run = await runCartwatch(t, ['--config', missing, '--data-dir', dataDir]);
   assertRefused(
     run,
     `cartwatch: bad config: ${missing}: cannot read file: No such file or directory`,
@@ -210,7 +166,7 @@ test('a missing or unreadable config file stops start-up with exit 2', async (t)
   // A directory in place of the file (unreadable whatever the user, root included).
   const asDir = path.join(dir, 'dir.toml');
   await fs.mkdir(asDir);
-  run = await runToExit(t, ['--config', asDir, '--data-dir', dataDir]);
+  run = await runCartwatch(t, ['--config', asDir, '--data-dir', dataDir]);
   assertRefused(run, `cartwatch: bad config: ${asDir}: cannot read file: `, 'directory as file');
 
   // Mode 000 (only meaningful when not running as root, who may read it anyway).
@@ -218,7 +174,7 @@ test('a missing or unreadable config file stops start-up with exit 2', async (t)
     const locked = path.join(dir, 'locked.toml');
     await fs.writeFile(locked, configToml({ dataDir }));
     await fs.chmod(locked, 0o000);
-    run = await runToExit(t, ['--config', locked]);
+    run = await runCartwatch(t, ['--config', locked]);
     assertRefused(
       run,
       `cartwatch: bad config: ${locked}: cannot read file: Permission denied`,
@@ -229,7 +185,7 @@ test('a missing or unreadable config file stops start-up with exit 2', async (t)
   }
 
   // The config path from $CARTWATCH_CONFIG.
-  run = await runToExit(t, ['--data-dir', dataDir], { env: { CARTWATCH_CONFIG: missing } });
+  run = await runCartwatch(t, ['--data-dir', dataDir], { env: { CARTWATCH_CONFIG: missing } });
   assertRefused(run, `cartwatch: bad config: ${missing}: cannot read file:`, '$CARTWATCH_CONFIG');
 
   assert.equal(await exists(dataDir), false, 'the data dir was created');
@@ -241,27 +197,27 @@ test('bad environment variables and command lines exit 2', async (t) => {
   const configPath = path.join(dir, 'cartwatch.toml');
   await fs.writeFile(configPath, configToml({ dataDir }));
 
-  let run = await runToExit(t, ['--config', configPath, '--bogus-flag']);
+  let run = await runCartwatch(t, ['--config', configPath, '--bogus-flag']);
   assertRefused(run, 'cartwatch: unknown argument --bogus-flag', 'unknown flag');
   assert.match(run.stderr, /usage: cartwatch/, 'usage follows the error');
 
-  run = await runToExit(t, ['--config', configPath, '--bogus-flag=1']);
+  run = await runCartwatch(t, ['--config', configPath, '--bogus-flag=1']);
   assertRefused(run, 'cartwatch: unknown argument --bogus-flag', 'unknown flag with =value');
 
-  run = await runToExit(t, ['--config', configPath, '--listen']);
+  run = await runCartwatch(t, ['--config', configPath, '--listen']);
   assertRefused(run, 'cartwatch: --listen needs a value', 'flag without a value');
 
-  run = await runToExit(t, ['--config', configPath, '--listen', '127.0.0.1:65536']);
+  run = await runCartwatch(t, ['--config', configPath, '--listen', '127.0.0.1:65536']);
   assertRefused(run, /^cartwatch: bad config: flag --listen: .*65536/, 'bad --listen');
 
-  run = await runToExit(t, ['--config', configPath, '--data-dir=']);
+  run = await runCartwatch(t, ['--config', configPath, '--data-dir=']);
   assertRefused(
     run,
     'cartwatch: bad config: flag --data-dir: must not be empty',
     'empty --data-dir',
   );
 
-  run = await runToExit(t, ['--config', configPath], {
+  run = await runCartwatch(t, ['--config', configPath], {
     env: { CARTWATCH_STORAGE_FSYNC: 'maybe' },
   });
   assertRefused(
@@ -271,7 +227,7 @@ test('bad environment variables and command lines exit 2', async (t) => {
     'bad env value',
   );
 
-  run = await runToExit(t, ['--config', configPath], {
+  run = await runCartwatch(t, ['--config', configPath], {
     env: { CARTWATCH_STORGE_FSYNC: 'true' },
   });
   assertRefused(
@@ -283,7 +239,7 @@ test('bad environment variables and command lines exit 2', async (t) => {
   assert.equal(await exists(dataDir), false, 'the data dir was created');
 
   // --help is not an error.
-  run = await runToExit(t, ['--help']);
+  run = await runCartwatch(t, ['--help']);
   assert.equal(run.code, 0, `--help: ${JSON.stringify(run)}`);
   assert.match(run.stdout, /usage: cartwatch/);
 });

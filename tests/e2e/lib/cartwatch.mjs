@@ -39,6 +39,43 @@ process.on('exit', () => {
   }
 });
 
+// The test process's environment without its CARTWATCH_* variables, plus `extra`:
+// cartwatch reads CARTWATCH_<SECTION>_<KEY> variables as config and refuses unknown ones,
+// so a child gets none of ours (CARTWATCH_BIN, CARTWATCH_E2E_SEED, ...), only `extra`.
+export function childEnv(extra = {}) {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('CARTWATCH_')),
+  );
+  return { ...env, ...extra };
+}
+
+// Runs `bin` with `args` to its exit (SIGKILL after timeoutMs, and when the test ends).
+// Resolves to { code, signal, stdout, stderr, command }.
+export function runToExit(t, bin, args, { env = {}, timeoutMs = 10_000 } = {}) {
+  const command = `${bin} ${args.join(' ')}`;
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) });
+  children.add(child);
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${bin}: ${err.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, signal, stdout, stderr, command });
+    });
+  });
+}
+
 // The binary under test: $CARTWATCH_BIN (CTest sets it to $<TARGET_FILE:cartwatch>).
 export function cartwatchBin() {
   const bin = process.env.CARTWATCH_BIN;
@@ -125,14 +162,9 @@ export async function startCartwatch(t, opts = {}) {
   }
 
   const bin = cartwatchBin();
-  // cartwatch reads CARTWATCH_<SECTION>_<KEY> variables as config and refuses unknown ones:
-  // the child gets none of ours (CARTWATCH_BIN, CARTWATCH_E2E_SEED), only opts.env.
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith('CARTWATCH_')),
-  );
   const child = spawn(bin, ['--config', setup.configPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...env, ...(opts.env ?? {}) },
+    env: childEnv(opts.env),
   });
   children.add(child);
 
