@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ pkg-config
-      libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+      libboost1.81-dev libboost-json1.81-dev
       librocksdb-dev libsimdjson-dev libtomlplusplus-dev libkainjow-mustache-dev
       libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev)
 want_node=0
