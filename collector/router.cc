@@ -461,10 +461,13 @@ void Router::HandlePixel(Request&& request, std::string_view type, std::string_v
                                  version));
   }
   std::optional<std::string> data;
-  if (auto params = ParseQuery(query)) {
-    for (auto& [key, value] : *params) {
-      if (key == "data") data = value;
-    }
+  auto params = ParseQuery(query);
+  if (!params) {
+    return respond(ErrorResponse(400, "invalid_query",
+                                 "the query string has a malformed %-escape", version));
+  }
+  for (auto& [key, value] : *params) {
+    if (key == "data") data = value;
   }
   if (!data) {
     return respond(ErrorResponse(400, "missing_data",

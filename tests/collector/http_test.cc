@@ -258,7 +258,12 @@ TEST_F(HttpTest, PixelAnswersGifAndStores) {
   EXPECT_FALSE(events[0].contains("writeKey"));
 
   EXPECT_EQ(Send(http::verb::get, "/v1/pixel/track").result_int(), 400);
-  EXPECT_EQ(Send(http::verb::get, "/v1/pixel/track?data=%%%").result_int(), 400);
+  Response bad_escape = Send(http::verb::get, "/v1/pixel/track?data=%%%");
+  EXPECT_EQ(bad_escape.result_int(), 400);
+  EXPECT_EQ(ErrorCode(bad_escape), "invalid_query");
+  Response bad_base64 = Send(http::verb::get, "/v1/pixel/track?data=!!!");
+  EXPECT_EQ(bad_base64.result_int(), 400);
+  EXPECT_EQ(ErrorCode(bad_base64), "invalid_data");
   EXPECT_EQ(Send(http::verb::get, "/v1/pixel/bogus?data=e30").result_int(), 404);
 }
 
