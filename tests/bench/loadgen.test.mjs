@@ -8,10 +8,9 @@
 //     node --test tests/bench/loadgen.test.mjs
 
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 
-import { fetchAllEvents, runToExit, startCartwatch } from '../e2e/lib/cartwatch.mjs';
+import { fetchAllEvents, freePort, runToExit, startCartwatch } from '../e2e/lib/cartwatch.mjs';
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -39,17 +38,6 @@ function describeRun(run) {
   );
 }
 
-// A loopback TCP port that was free a moment ago.
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const isCount = (v) => Number.isSafeInteger(v) && v >= 0;
 

@@ -20,6 +20,7 @@ import {
   configToml,
   fetchAllEvents,
   fetchEventsPage,
+  freePort,
   request,
   runToExit,
   sleep,
@@ -51,17 +52,6 @@ async function exists(p) {
   }
 }
 
-// A loopback TCP port that was free a moment ago.
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // Resolves to 'open' when something accepts a TCP connection on host:port, else to the
 // connection error's code (ECONNREFUSED).

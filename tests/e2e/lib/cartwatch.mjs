@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -72,6 +73,18 @@ export function runToExit(t, bin, args, { env = {}, timeoutMs = 10_000 } = {}) {
       clearTimeout(timer);
       children.delete(child);
       resolve({ code, signal, stdout, stderr, command });
+    });
+  });
+}
+
+// A loopback TCP port that was free a moment ago.
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
     });
   });
 }
