@@ -42,6 +42,7 @@ constexpr std::string_view kDurationHint = R"((use e.g. "15s", "1h", "90d"))";
 constexpr std::int64_t kMaxLimit = std::int64_t{1} << 30;      // [limits]: 1 GiB / 1 Gi items
 constexpr std::int64_t kMaxMegabytes = std::int64_t{1} << 20;  // *_mb keys: 1 TiB
 constexpr std::int64_t kMaxQueuedMessages = std::int64_t{1} << 32;
+constexpr std::int64_t kMaxDedupIds = std::int64_t{1} << 32;
 constexpr std::int64_t kMaxIoThreads = 1024;
 constexpr std::int64_t kMaxBackgroundJobs = 256;
 
@@ -331,6 +332,8 @@ const std::vector<ScalarKey>& ScalarKeys() {
       BoolKey("storage", "fsync", [](Config& c) -> auto& { return c.storage.fsync; }),
       DurationKey("storage", "dedup_window", false,
                   [](Config& c) -> auto& { return c.storage.dedup_window; }),
+      IntegerKey<std::size_t>("storage", "dedup_max_ids", 1000, kMaxDedupIds,
+                              [](Config& c) -> auto& { return c.storage.dedup_max_ids; }),
       DurationKey("storage", "retention", true,
                   [](Config& c) -> auto& { return c.storage.retention; }),
       IntegerKey<std::size_t>("storage", "max_queued_messages", 1, kMaxQueuedMessages,

@@ -29,30 +29,107 @@ std::string SitePrefix(std::string_view site) {
   return p;
 }
 
-std::uint64_t StableHash64(std::string_view a, std::string_view b) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (std::string_view part : {a, b}) {
-    for (unsigned char c : part) {
-      h ^= c;
-      h *= 1099511628211ull;
-    }
+namespace {
+
+std::uint64_t LoadLittleEndian64(const unsigned char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+constexpr std::uint64_t Rotl64(std::uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+constexpr std::uint64_t Fmix64(std::uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdull;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ull;
+  k ^= k >> 33;
+  return k;
+}
+
+}  // namespace
+
+// Austin Appleby's MurmurHash3_x64_128 (public domain), seed 0, with explicit
+// little-endian loads.
+IdHash MurmurHash3x64_128(std::string_view data) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const std::size_t len = data.size();
+  const std::size_t nblocks = len / 16;
+  constexpr std::uint64_t c1 = 0x87c37b91114253d5ull;
+  constexpr std::uint64_t c2 = 0x4cf5ad432745937full;
+  std::uint64_t h1 = 0, h2 = 0;
+
+  for (std::size_t i = 0; i < nblocks; ++i) {
+    std::uint64_t k1 = LoadLittleEndian64(p + i * 16);
+    std::uint64_t k2 = LoadLittleEndian64(p + i * 16 + 8);
+    k1 *= c1; k1 = Rotl64(k1, 31); k1 *= c2; h1 ^= k1;
+    h1 = Rotl64(h1, 27); h1 += h2; h1 = h1 * 5 + 0x52dce729;
+    k2 *= c2; k2 = Rotl64(k2, 33); k2 *= c1; h2 ^= k2;
+    h2 = Rotl64(h2, 31); h2 += h1; h2 = h2 * 5 + 0x38495ab5;
   }
-  return h;
+
+  const unsigned char* tail = p + nblocks * 16;
+  std::uint64_t k1 = 0, k2 = 0;
+  switch (len & 15) {
+    case 15: k2 ^= std::uint64_t{tail[14]} << 48; [[fallthrough]];
+    case 14: k2 ^= std::uint64_t{tail[13]} << 40; [[fallthrough]];
+    case 13: k2 ^= std::uint64_t{tail[12]} << 32; [[fallthrough]];
+    case 12: k2 ^= std::uint64_t{tail[11]} << 24; [[fallthrough]];
+    case 11: k2 ^= std::uint64_t{tail[10]} << 16; [[fallthrough]];
+    case 10: k2 ^= std::uint64_t{tail[9]} << 8; [[fallthrough]];
+    case 9:
+      k2 ^= std::uint64_t{tail[8]};
+      k2 *= c2; k2 = Rotl64(k2, 33); k2 *= c1; h2 ^= k2;
+      [[fallthrough]];
+    case 8: k1 ^= std::uint64_t{tail[7]} << 56; [[fallthrough]];
+    case 7: k1 ^= std::uint64_t{tail[6]} << 48; [[fallthrough]];
+    case 6: k1 ^= std::uint64_t{tail[5]} << 40; [[fallthrough]];
+    case 5: k1 ^= std::uint64_t{tail[4]} << 32; [[fallthrough]];
+    case 4: k1 ^= std::uint64_t{tail[3]} << 24; [[fallthrough]];
+    case 3: k1 ^= std::uint64_t{tail[2]} << 16; [[fallthrough]];
+    case 2: k1 ^= std::uint64_t{tail[1]} << 8; [[fallthrough]];
+    case 1:
+      k1 ^= std::uint64_t{tail[0]};
+      k1 *= c1; k1 = Rotl64(k1, 31); k1 *= c2; h1 ^= k1;
+  }
+
+  h1 ^= len; h2 ^= len;
+  h1 += h2; h2 += h1;
+  h1 = Fmix64(h1); h2 = Fmix64(h2);
+  h1 += h2; h2 += h1;
+  return IdHash{h1, h2};
 }
 
-void DedupKeyInto(std::string& out, std::string_view site_prefix,
-                  std::string_view message_id) {
-  out.clear();
-  PutBigEndian64(out, StableHash64(site_prefix, message_id));
-  out.append(site_prefix);
-  out.append(message_id);
+IdHash MessageIdHash(std::string_view site_prefix, std::string_view message_id) {
+  // Site prefixes are at most 256 bytes and message ids are capped by the message size
+  // limit; a stack buffer covers the usual case without allocating.
+  char buf[512];
+  const std::size_t n = site_prefix.size() + message_id.size();
+  if (n <= sizeof buf) {
+    site_prefix.copy(buf, site_prefix.size());
+    message_id.copy(buf + site_prefix.size(), message_id.size());
+    return MurmurHash3x64_128(std::string_view(buf, n));
+  }
+  std::string joined;
+  joined.reserve(n);
+  joined.append(site_prefix).append(message_id);
+  return MurmurHash3x64_128(joined);
 }
 
-std::string DedupKey(std::string_view site_prefix, std::string_view message_id) {
+std::string DedupLogKey(std::uint64_t last_event_id) {
   std::string key;
-  key.reserve(8 + site_prefix.size() + message_id.size());
-  DedupKeyInto(key, site_prefix, message_id);
+  PutBigEndian64(key, last_event_id);
   return key;
+}
+
+void AppendDedupLogTime(std::string& record, std::int64_t time_ms) {
+  PutBigEndian64(record, static_cast<std::uint64_t>(time_ms));
+}
+
+void AppendDedupLogHash(std::string& record, const IdHash& hash) {
+  PutBigEndian64(record, hash.h1);
+  PutBigEndian64(record, hash.h2);
 }
 
 std::string EncodeCursor(std::uint64_t event_id) {

@@ -2,6 +2,7 @@
 // functions, safe from any thread. Private to storage/; tests and bench/ use it directly.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,24 +21,48 @@ std::uint64_t GetBigEndian64(const char* p);
 // prefix of another's. REQUIRES: site.size() <= kMaxSiteName.
 std::string SitePrefix(std::string_view site);
 
-// FNV-1a over a then b, 64 bit: stable across builds and platforms, as it is part of keys.
-std::uint64_t StableHash64(std::string_view a, std::string_view b);
-
 // events: site prefix + big-endian event id, so that a site's events sort by arrival.
 std::string EventKey(std::string_view site_prefix, std::uint64_t event_id);
 // The same, written into `out` (replacing its contents, reusing its capacity).
 void EventKeyInto(std::string& out, std::string_view site_prefix, std::uint64_t event_id);
 
-// dedup: "[u64 hash of site and messageId][site prefix][messageId]". The hash leads so that
-// key comparisons (a dozen per memtable insert or lookup) end within the first 8 bytes
-// instead of walking the site name and the long prefixes message ids often share.
-std::string DedupKey(std::string_view site_prefix, std::string_view message_id);
-// The same, written into `out` (replacing its contents, reusing its capacity).
-void DedupKeyInto(std::string& out, std::string_view site_prefix, std::string_view message_id);
+// The dedup identity of a message: MurmurHash3_x64_128 (seed 0) of site prefix + messageId.
+// 128 bits, so that two different ids colliding is not a practical concern even over
+// billions of ids; specified bit for bit (bytes read little-endian on every platform),
+// because these hashes are written to disk by one build and read by the next.
+struct IdHash {
+  std::uint64_t h1 = 0;
+  std::uint64_t h2 = 0;
+  friend bool operator==(const IdHash&, const IdHash&) = default;
+};
+IdHash MurmurHash3x64_128(std::string_view data);
+IdHash MessageIdHash(std::string_view site_prefix, std::string_view message_id);
+
+// dedup_log: one record per group commit that stored something. Key: the commit's last
+// event id, big-endian (so records sort in commit order). Value: the record's time
+// (i64 big-endian Unix ms: the latest receivedAt in the commit) and then the IdHash of
+// every stored message, 16 bytes each (h1 then h2, big-endian).
+std::string DedupLogKey(std::uint64_t last_event_id);
+void AppendDedupLogTime(std::string& record, std::int64_t time_ms);
+void AppendDedupLogHash(std::string& record, const IdHash& hash);
+// Calls f(IdHash) for every hash of `record`; returns its time, or nullopt (and calls
+// nothing) when the record is malformed.
+template <typename F>
+std::optional<std::int64_t> ForEachDedupLogHash(std::string_view record, F&& f);
 
 // The public cursor of an event: its id as 16 lower-case hex digits, and back. DecodeCursor
 // accepts either case and returns nullopt for anything but 16 hex digits.
 std::string EncodeCursor(std::uint64_t event_id);
 std::optional<std::uint64_t> DecodeCursor(std::string_view s);
+
+template <typename F>
+std::optional<std::int64_t> ForEachDedupLogHash(std::string_view record, F&& f) {
+  if (record.size() < 8 || (record.size() - 8) % 16 != 0) return std::nullopt;
+  const auto time = static_cast<std::int64_t>(GetBigEndian64(record.data()));
+  for (std::size_t at = 8; at < record.size(); at += 16) {
+    f(IdHash{GetBigEndian64(record.data() + at), GetBigEndian64(record.data() + at + 8)});
+  }
+  return time;
+}
 
 }  // namespace cartwatch::storage

@@ -13,12 +13,16 @@
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
 
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <cstdio>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -61,31 +65,21 @@ std::int64_t WallNowMs() {
 }
 
 constexpr char kEventsCf[] = "events";
-constexpr char kDedupCf[] = "dedup";
+constexpr char kDedupLogCf[] = "dedup_log";
 constexpr char kMetaCf[] = "meta";
 constexpr char kLastEventIdKey[] = "last_event_id";
+// The random-key dedup index of earlier versions; dropped when found (docs/storage.md).
+constexpr char kLegacyDedupCf[] = "dedup";
 
-// Drops dedup entries older than the window during compaction; lookups also check the age,
-// so an entry that compaction has not reached yet is still treated as expired.
-class DedupExpiryFilter : public rocksdb::CompactionFilter {
- public:
-  explicit DedupExpiryFilter(std::chrono::milliseconds window) : window_ms_(window.count()) {}
-  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
-              std::string* /*new_value*/, bool* /*value_changed*/) const override {
-    if (value.size() != 8) return false;
-    auto seen_at = static_cast<std::int64_t>(GetBigEndian64(value.data()));
-    return seen_at < WallNowMs() - window_ms_;
-  }
-  const char* Name() const override { return "cartwatch.DedupExpiryFilter"; }
-
- private:
-  std::int64_t window_ms_;
+// IdHash is already a uniformly distributed hash: use its first word as is.
+struct IdHashHasher {
+  using is_avalanching = std::true_type;
+  std::size_t operator()(const IdHash& h) const noexcept { return static_cast<std::size_t>(h.h1); }
 };
 
 class RocksStore final : public Store {
  public:
-  explicit RocksStore(const StoreOptions& options)
-      : options_(options), dedup_filter_(options.dedup_window) {}
+  explicit RocksStore(const StoreOptions& options) : options_(options) {}
 
   ~RocksStore() override { Close(); }
 
@@ -146,16 +140,12 @@ class RocksStore final : public Store {
     events.max_write_buffer_number = 4;
     events.table_factory = table_options(false);
 
-    // Most lookups here miss (a messageId not seen before): bloom filters in the memtable
-    // and in every SST file answer those without reading data blocks.
-    rocksdb::ColumnFamilyOptions dedup;
-    dedup.write_buffer_size = options_.write_buffer_bytes / 8;
-    dedup.max_write_buffer_number = 4;
-    dedup.compression_per_level = per_level;
-    dedup.table_factory = table_options(true);
-    dedup.memtable_prefix_bloom_size_ratio = 0.1;
-    dedup.memtable_whole_key_filtering = true;
-    dedup.compaction_filter = &dedup_filter_;
+    // Appended in commit order and read back only at start-up and when ids expire.
+    rocksdb::ColumnFamilyOptions dedup_log;
+    dedup_log.write_buffer_size = options_.write_buffer_bytes / 4;
+    dedup_log.max_write_buffer_number = 4;
+    dedup_log.compression_per_level = per_level;
+    dedup_log.table_factory = table_options(false);
 
     rocksdb::ColumnFamilyOptions meta;
     meta.table_factory = table_options(false);
@@ -163,9 +153,15 @@ class RocksStore final : public Store {
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
         {rocksdb::kDefaultColumnFamilyName, meta},
         {kEventsCf, events},
-        {kDedupCf, dedup},
+        {kDedupLogCf, dedup_log},
         {kMetaCf, meta},
     };
+    std::vector<std::string> existing;
+    bool legacy_dedup = false;
+    if (rocksdb::DB::ListColumnFamilies(db_options, options_.data_dir, &existing).ok()) {
+      legacy_dedup = std::find(existing.begin(), existing.end(), kLegacyDedupCf) != existing.end();
+      if (legacy_dedup) cfs.push_back({kLegacyDedupCf, rocksdb::ColumnFamilyOptions()});
+    }
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     rocksdb::Status s = rocksdb::DB::Open(db_options, options_.data_dir, cfs, &handles, &raw);
@@ -176,8 +172,17 @@ class RocksStore final : public Store {
     db_.reset(raw);
     for (auto* h : handles) handles_.emplace_back(h);
     events_ = handles[1];
-    dedup_ = handles[2];
+    dedup_log_ = handles[2];
     meta_ = handles[3];
+    if (legacy_dedup) {
+      s = db_->DropColumnFamily(handles[4]);
+      if (!s.ok()) {
+        *error_message = "cannot drop the old dedup index in \"" + options_.data_dir +
+                         "\": " + s.ToString();
+        return false;
+      }
+      handles_.pop_back();
+    }
 
     std::string value;
     s = db_->Get(rocksdb::ReadOptions(), meta_, kLastEventIdKey, &value);
@@ -185,6 +190,11 @@ class RocksStore final : public Store {
       last_event_id_ = GetBigEndian64(value.data());
     } else if (!s.ok() && !s.IsNotFound()) {
       *error_message = "cannot read \"" + options_.data_dir + "\": " + s.ToString();
+      return false;
+    }
+    if (auto ec = LoadRecentIds()) {
+      *error_message = "cannot read the dedup log in \"" + options_.data_dir + "\": " +
+                       ec.message();
       return false;
     }
     return true;
@@ -363,79 +373,48 @@ class RocksStore final : public Store {
   // Writes every pending Append as one WriteBatch, then answers them all.
   void Commit(std::vector<Pending>& work) {
     Scratch& sc = scratch_;
-    // Dedup keys of every message, looked up in one MultiGet.
-    sc.prefixes.resize(work.size());
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < work.size(); ++i) {
-      sc.prefixes[i] = SitePrefix(work[i].site);
-      n += work[i].messages.size();
-    }
-    if (sc.keys.size() < n) sc.keys.resize(n);
-    sc.slices.resize(n);
-    sc.values.resize(n);
-    sc.statuses.resize(n);
-    std::size_t k = 0;
-    for (std::size_t i = 0; i < work.size(); ++i) {
-      for (const Message& m : work[i].messages) {
-        DedupKeyInto(sc.keys[k], sc.prefixes[i], m.message_id);
-        sc.slices[k] = sc.keys[k];
-        ++k;
-      }
-    }
-    if (n > 0) {
-      db_->MultiGet(rocksdb::ReadOptions(), dedup_, n, sc.slices.data(), sc.values.data(),
-                    sc.statuses.data());
-    }
-    // A messageId twice in this commit: sorting the keys (stably, so the first stays first)
-    // puts repeats next to each other. Keys lead with a hash, so comparisons end early.
-    sc.order.resize(n);
-    for (std::size_t j = 0; j < n; ++j) sc.order[j] = static_cast<std::uint32_t>(j);
-    std::stable_sort(sc.order.begin(), sc.order.end(),
-                     [&](std::uint32_t a, std::uint32_t b) { return sc.keys[a] < sc.keys[b]; });
-    sc.repeated.assign(n, false);
-    for (std::size_t j = 1; j < n; ++j) {
-      if (sc.keys[sc.order[j]] == sc.keys[sc.order[j - 1]]) sc.repeated[sc.order[j]] = true;
+    // The record time of this commit's dedup entries: its latest receivedAt.
+    std::int64_t commit_time = std::numeric_limits<std::int64_t>::min();
+    for (const Pending& p : work) {
+      for (const Message& m : p.messages) commit_time = std::max(commit_time, m.received_at_ms);
     }
 
     rocksdb::WriteBatch& batch = sc.batch;
     batch.Clear();
+    sc.record.clear();
+    AppendDedupLogTime(sc.record, commit_time);
+    sc.undo.clear();
     std::vector<AppendResult> results(work.size());
     std::uint64_t next_id = last_event_id_;
-    boost::system::error_code lookup_error;
-    k = 0;
+    const std::int64_t window = options_.dedup_window.count();
     for (std::size_t i = 0; i < work.size(); ++i) {
+      const std::string prefix = SitePrefix(work[i].site);
       for (const Message& m : work[i].messages) {
-        const std::size_t j = k++;
-        const rocksdb::Status& st = sc.statuses[j];
-        if (!st.ok() && !st.IsNotFound()) {
-          lookup_error = FromStatus(st);
-          continue;
-        }
-        bool duplicate = sc.repeated[j];
-        if (st.ok() && sc.values[j].size() == 8) {
-          auto seen_at = static_cast<std::int64_t>(GetBigEndian64(sc.values[j].data()));
-          duplicate |= m.received_at_ms - seen_at < options_.dedup_window.count();
-        }
-        if (duplicate) {
-          ++results[i].duplicates;
-          continue;
+        // Checked and entered one message at a time, so a messageId repeated within this
+        // commit is a duplicate of its first occurrence.
+        const IdHash h = MessageIdHash(prefix, m.message_id);
+        auto [it, inserted] = recent_.try_emplace(h, commit_time);
+        if (!inserted) {
+          if (m.received_at_ms - it->second < window) {
+            ++results[i].duplicates;
+            continue;
+          }
+          sc.undo.push_back(Undo{h, it->second});  // expired: seen again, a new entry
+          it->second = commit_time;
+        } else {
+          sc.undo.push_back(Undo{h, kAbsent});
         }
         next_id = std::max(next_id + 1, static_cast<std::uint64_t>(m.received_at_ms) * 1000);
-        EventKeyInto(sc.event_key, sc.prefixes[i], next_id);
+        EventKeyInto(sc.event_key, prefix, next_id);
         batch.Put(events_, sc.event_key, m.json);
-        char seen_at[8];
-        for (int b = 7, v = 0; b >= 0; --b, ++v) {
-          seen_at[b] = static_cast<char>(static_cast<std::uint64_t>(m.received_at_ms) >> (8 * v));
-        }
-        batch.Put(dedup_, sc.keys[j], rocksdb::Slice(seen_at, 8));
+        AppendDedupLogHash(sc.record, h);
         ++results[i].stored;
       }
     }
 
-    for (std::size_t j = 0; j < n; ++j) sc.values[j].Reset();  // unpin blocks between commits
-
-    boost::system::error_code ec = lookup_error;
-    if (!ec && batch.Count() > 0) {
+    boost::system::error_code ec;
+    if (batch.Count() > 0) {
+      batch.Put(dedup_log_, DedupLogKey(next_id), sc.record);
       std::string last;
       PutBigEndian64(last, next_id);
       batch.Put(meta_, kLastEventIdKey, last);
@@ -445,37 +424,124 @@ class RocksStore final : public Store {
       // slowdown) and so paces the committing I/O thread: that is the backpressure.
       // Failing fast instead (no_slowdown) turned ordinary bursts into 503s.
       ec = FromStatus(db_->Write(wo, &batch));
-      if (!ec) last_event_id_ = next_id;
+      if (!ec) {
+        last_event_id_ = next_id;
+        dedup_clock_ms_ = std::max(dedup_clock_ms_, commit_time);
+        oldest_record_ms_ = std::min(oldest_record_ms_, commit_time);
+      } else {
+        // Nothing was written: forget the ids entered above, so a retry stores them.
+        for (auto u = sc.undo.rbegin(); u != sc.undo.rend(); ++u) {
+          if (u->previous == kAbsent) recent_.erase(u->hash);
+          else recent_[u->hash] = u->previous;
+        }
+      }
     }
     for (std::size_t i = 0; i < work.size(); ++i) {
       if (ec) results[i] = AppendResult{.error = ec};
       work[i].done(results[i]);
     }
+    if (!ec) ExpireRecentIds();
   }
+
+  // Fills recent_ from the dedup log at start-up; records that have left the window are
+  // deleted. The window is measured back from the newest record (the receive clock of
+  // the last commit), as Commit measures it.
+  boost::system::error_code LoadRecentIds() {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dedup_log_));
+    it->SeekToLast();
+    if (!it->Valid()) return FromStatus(it->status());
+    auto newest = ForEachDedupLogHash(it->value().ToStringView(), [](const IdHash&) {});
+    if (newest) dedup_clock_ms_ = *newest;
+    return ExpireRecentIds(/*loading=*/true);
+  }
+
+  // Drops ids that have left the dedup window (or, past StoreOptions::dedup_max_ids, the
+  // oldest ids) from recent_ and deletes their dedup log records. Walks the log from its
+  // oldest record; runs when the oldest record is a minute past the window, so that it
+  // is one sequential pass a minute rather than work on every commit. With `loading`,
+  // enters the records that are kept instead.
+  // REQUIRES: called by the committing thread (or before the store is shared).
+  boost::system::error_code ExpireRecentIds(bool loading = false) {
+    const std::int64_t window = options_.dedup_window.count();
+    const std::int64_t cutoff = dedup_clock_ms_ - window;  // records at or before: expired
+    constexpr std::int64_t kSlackMs = 60'000;
+    const bool over_limit = recent_.size() > options_.dedup_max_ids;
+    if (!loading && !over_limit && oldest_record_ms_ > cutoff - kSlackMs) return {};
+
+    // Past the limit, forget the oldest ids until a tenth of the limit is free again.
+    const std::size_t keep_at_most =
+        over_limit ? options_.dedup_max_ids - options_.dedup_max_ids / 10 : SIZE_MAX;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dedup_log_));
+    std::string delete_until;  // exclusive end of the records to delete
+    std::int64_t forgotten_until = 0;
+    oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view record = it->value().ToStringView();
+      auto time = ForEachDedupLogHash(record, [](const IdHash&) {});
+      const bool expired = !time || *time <= cutoff;
+      if (!expired && recent_.size() <= keep_at_most) {
+        if (!loading) {
+          oldest_record_ms_ = *time;
+          break;
+        }
+        ForEachDedupLogHash(record, [&](const IdHash& h) {
+          auto [entry, inserted] = recent_.try_emplace(h, *time);
+          if (!inserted) entry->second = std::max(entry->second, *time);
+        });
+        oldest_record_ms_ = std::min(oldest_record_ms_, *time);
+        continue;
+      }
+      if (time && !loading) {
+        ForEachDedupLogHash(record, [&](const IdHash& h) {
+          auto entry = recent_.find(h);
+          if (entry != recent_.end() && entry->second == *time) recent_.erase(entry);
+        });
+      }
+      if (time && !expired) forgotten_until = *time;
+      delete_until = it->key().ToString();
+      delete_until.push_back('\0');  // the next key after this one
+    }
+    if (auto ec = FromStatus(it->status())) return ec;
+    it.reset();
+    if (forgotten_until != 0) {
+      std::fprintf(stderr,
+                   "cartwatch: dedup index at storage.dedup_max_ids (%zu): message ids received "
+                   "up to %lld ms ago are no longer deduplicated\n",
+                   options_.dedup_max_ids,
+                   static_cast<long long>(dedup_clock_ms_ - forgotten_until));
+    }
+    if (delete_until.empty()) return {};
+    return FromStatus(db_->DeleteRange(rocksdb::WriteOptions(), dedup_log_, "", delete_until));
+  }
+
+  static constexpr std::int64_t kAbsent = std::numeric_limits<std::int64_t>::min();
+  struct Undo {
+    IdHash hash;
+    std::int64_t previous;  // kAbsent: the commit added it
+  };
 
   // Commit's working memory, kept between commits so a commit allocates little. Used by
   // the committing thread only.
   struct Scratch {
-    std::vector<std::string> prefixes;  // site prefix of each Pending
-    std::vector<std::string> keys;      // dedup key of each message (capacity reused)
-    std::vector<rocksdb::Slice> slices;
-    std::vector<rocksdb::PinnableSlice> values;
-    std::vector<rocksdb::Status> statuses;
-    std::vector<std::uint32_t> order;  // message indices sorted by dedup key
-    std::vector<bool> repeated;        // its messageId came earlier in this commit
     std::string event_key;
+    std::string record;      // this commit's dedup log record
+    std::vector<Undo> undo;  // dedup entries this commit made, to revert if it fails
     rocksdb::WriteBatch batch;
   };
 
   const StoreOptions options_;
-  DedupExpiryFilter dedup_filter_;  // outlives db_ (declared before it)
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles_;
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
-  rocksdb::ColumnFamilyHandle* dedup_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dedup_log_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   std::uint64_t last_event_id_ = 0;  // used by the committing thread only
   Scratch scratch_;                  // used by the committing thread only
+  // Recently stored (site, messageId) hashes and their dedup log record's time; exactly
+  // the ids of the records in the dedup log. Used by the committing thread only.
+  boost::unordered_flat_map<IdHash, std::int64_t, IdHashHasher> recent_;
+  std::int64_t dedup_clock_ms_ = 0;  // time of the newest record written
+  std::int64_t oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
   std::atomic<std::int64_t> retention_applied_at_{0};
 
   std::mutex mu_;

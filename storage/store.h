@@ -38,6 +38,10 @@ struct StoreOptions {
   // A messageId seen for the same site within this window is acknowledged but not stored
   // again. Default 24h.
   std::chrono::milliseconds dedup_window = std::chrono::hours(24);
+  // The dedup index is kept in memory (about 40 bytes per id). Beyond this many ids the
+  // oldest are forgotten early (a warning is printed): their messageIds are no longer
+  // deduplicated. Default 10,000,000 (about 400 MB at the limit).
+  std::size_t dedup_max_ids = 10'000'000;
   // Messages waiting for a commit or being written, beyond which Append refuses with
   // Errc::kOverloaded (the collector answers 503). Default 200,000.
   std::size_t max_queued_messages = 200'000;

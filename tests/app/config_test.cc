@@ -166,6 +166,7 @@ shutdown_grace = "0"
 data_dir = "/var/lib/cartwatch"
 fsync = true
 dedup_window = "2d"
+dedup_max_ids = 5000
 max_queued_messages = 1000
 max_queued_mb = 32
 retention = "30d"
@@ -228,6 +229,7 @@ dir = "/etc/cartwatch/templates"
   EXPECT_EQ(config.storage.data_dir, "/var/lib/cartwatch");
   EXPECT_TRUE(config.storage.fsync);
   EXPECT_EQ(config.storage.dedup_window, hours(48));
+  EXPECT_EQ(config.storage.dedup_max_ids, 5000u);
   EXPECT_EQ(config.storage.max_queued_messages, 1000u);
   EXPECT_EQ(config.storage.max_queued_bytes, 32u << 20);
   EXPECT_EQ(config.storage.retention, hours(24 * 30));
@@ -472,6 +474,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "must be at least 0"},
         ErrorCase{"HugeBlockCache", "[storage]\nblock_cache_mb = 99999999\n",
                   "storage.block_cache_mb", "must be at most"},
+        ErrorCase{"TinyDedupIndex", "[storage]\ndedup_max_ids = 10\n", "storage.dedup_max_ids",
+                  "must be at least 1000, got 10"},
         ErrorCase{"ZeroBackgroundJobs", "[storage]\nmax_background_jobs = 0\n",
                   "storage.max_background_jobs", "must be at least 1"},
         ErrorCase{"EmptyDataDir", "[storage]\ndata_dir = \"\"\n", "storage.data_dir",

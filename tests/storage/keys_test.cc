@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace cartwatch::storage {
 namespace {
 
@@ -27,16 +29,40 @@ TEST(KeysTest, EventKeysSortByArrivalWithinASiteAndSitesDoNotInterleave) {
   EXPECT_NE(EventKey(ab, 0).substr(0, a.size()), a);
 }
 
-TEST(KeysTest, DedupKeyLeadsWithAStableHash) {
-  std::string prefix = SitePrefix("shop");
-  std::string key = DedupKey(prefix, "m-1");
-  ASSERT_EQ(key.size(), 8 + prefix.size() + 3);
-  EXPECT_EQ(GetBigEndian64(key.data()), StableHash64(prefix, "m-1"));
-  EXPECT_EQ(key.substr(8), prefix + "m-1");
-  // FNV-1a of the empty input is its offset basis: the hash is the specified one, so keys
-  // written by one build are found by the next.
-  EXPECT_EQ(StableHash64("", ""), 14695981039346656037ull);
-  EXPECT_NE(DedupKey(SitePrefix("other"), "m-1"), key);
+TEST(KeysTest, MurmurHash3MatchesTheReferenceVectors) {
+  // Published MurmurHash3_x64_128 outputs (seed 0): the hash is the specified one, so the
+  // dedup log written by one build is understood by the next, on any platform.
+  EXPECT_EQ(MurmurHash3x64_128(""), (IdHash{0, 0}));
+  EXPECT_EQ(MurmurHash3x64_128("hello"), (IdHash{0xcbd8a7b341bd9b02ull, 0x5b1e906a48ae1d19ull}));
+  EXPECT_EQ(MurmurHash3x64_128("The quick brown fox jumps over the lazy dog"),
+            (IdHash{0xe34bbc7bbc071b6cull, 0x7a433ca9c49a9347ull}));
+}
+
+TEST(KeysTest, MessageIdHashSeparatesSitesAndLongIds) {
+  const std::string shop = SitePrefix("shop");
+  EXPECT_EQ(MessageIdHash(shop, "m-1"), MurmurHash3x64_128(shop + "m-1"));
+  EXPECT_NE(MessageIdHash(shop, "m-1"), MessageIdHash(SitePrefix("other"), "m-1"));
+  // The length byte keeps ("ab", "c") and ("a", "bc") apart.
+  EXPECT_NE(MessageIdHash(SitePrefix("ab"), "c"), MessageIdHash(SitePrefix("a"), "bc"));
+  // Past the stack buffer, the same function of the same bytes.
+  const std::string long_id(1000, 'x');
+  EXPECT_EQ(MessageIdHash(shop, long_id), MurmurHash3x64_128(shop + long_id));
+}
+
+TEST(KeysTest, DedupLogRecordsRoundTrip) {
+  EXPECT_LT(DedupLogKey(255), DedupLogKey(256));  // commit order is key order
+  std::string record;
+  AppendDedupLogTime(record, 1'700'000'000'123);
+  const IdHash a{1, 2}, b{0xfffffffffffffffeull, 7};
+  AppendDedupLogHash(record, a);
+  AppendDedupLogHash(record, b);
+  std::vector<IdHash> seen;
+  auto time = ForEachDedupLogHash(record, [&](const IdHash& h) { seen.push_back(h); });
+  EXPECT_EQ(time, 1'700'000'000'123);
+  EXPECT_EQ(seen, (std::vector<IdHash>{a, b}));
+  // A torn or foreign value is refused as a whole.
+  EXPECT_FALSE(ForEachDedupLogHash(record.substr(0, 20), [&](const IdHash&) { ADD_FAILURE(); }));
+  EXPECT_FALSE(ForEachDedupLogHash("", [&](const IdHash&) { ADD_FAILURE(); }));
 }
 
 }  // namespace

@@ -148,6 +148,39 @@ TEST_F(StoreTest, SurvivesReopenAndKeepsOrderAndDedup) {
   EXPECT_EQ(all[2], "{\"messageId\":\"c\"}");
 }
 
+TEST_F(StoreTest, DedupWindowIsMeasuredAcrossReopenAndExpiredIdsAreForgotten) {
+  options_.dedup_window = std::chrono::hours(1);
+  Reopen();
+  const std::int64_t t0 = 1'700'000'000'000;
+  ASSERT_EQ(AppendSync("shop", {Msg("old", t0)}).stored, 1u);
+  ASSERT_EQ(AppendSync("shop", {Msg("recent", t0 + 3'000'000)}).stored, 1u);
+  // Later on the receive clock, "old" has left the window (this commit's expiry pass
+  // deletes its record) and "recent" has not; after a restart the index is rebuilt from
+  // the dedup log and gives the same answers.
+  ASSERT_EQ(AppendSync("shop", {Msg("now", t0 + 3'000'000 + 3'599'000)}).stored, 1u);
+  Reopen();
+  EXPECT_EQ(AppendSync("shop", {Msg("recent", t0 + 3'000'000 + 3'599'500)}).duplicates, 1u);
+  EXPECT_EQ(AppendSync("shop", {Msg("old", t0 + 3'000'000 + 3'599'500)}).stored, 1u);
+  EXPECT_EQ(AppendSync("shop", {Msg("now", t0 + 3'000'000 + 3'599'500)}).duplicates, 1u);
+}
+
+TEST_F(StoreTest, DedupIndexPastItsLimitForgetsTheOldestIds) {
+  options_.dedup_max_ids = 1000;
+  Reopen();
+  const std::int64_t t0 = 1'700'000'000'000;
+  for (int i = 0; i < 1200; ++i) {
+    ASSERT_EQ(AppendSync("shop", {Msg("id-" + std::to_string(i), t0 + i)}).stored, 1u) << i;
+  }
+  // The oldest were forgotten to bring the index back under its limit; the newest are
+  // still deduplicated, also after a restart (the forgotten ones' log records are gone).
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_EQ(AppendSync("shop", {Msg("id-1199", t0 + 2000)}).duplicates, 1u) << pass;
+    EXPECT_EQ(AppendSync("shop", {Msg("id-" + std::to_string(pass), t0 + 2000)}).stored, 1u)
+        << pass;
+    Reopen();
+  }
+}
+
 TEST_F(StoreTest, DeleteEventsBeforeCutsEverySiteAtTheTime) {
   const std::int64_t t0 = 1'700'000'000'000;
   // In arrival order, as the collector stamps them.
