@@ -169,4 +169,70 @@ std::string EventKey(std::string_view site_prefix, std::uint64_t event_id) {
   return key;
 }
 
+std::string PersonKey(std::string_view site_prefix, std::string_view id) {
+  std::string key;
+  key.reserve(site_prefix.size() + id.size());
+  key.append(site_prefix);
+  key.append(id);
+  return key;
+}
+
+std::string ThresholdsKey(std::string_view site_prefix) {
+  std::string key = "thresholds";
+  key.append(site_prefix);
+  return key;
+}
+
+std::string EraseJobKey(std::uint64_t seq) {
+  std::string key(kEraseJobPrefix);
+  PutBigEndian64(key, seq);
+  return key;
+}
+
+namespace {
+
+void PutString32(std::string& out, std::string_view s) {
+  const auto n = static_cast<std::uint32_t>(s.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((n >> shift) & 0xff));
+  out.append(s);
+}
+
+bool GetString32(std::string_view& in, std::string& out) {
+  if (in.size() < 4) return false;
+  std::uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  in.remove_prefix(4);
+  if (n > in.size()) return false;
+  out.assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeEraseJob(const EraseJob& job) {
+  std::string out;
+  PutBigEndian64(out, job.up_to_event_id);
+  PutString32(out, job.site_prefix);
+  PutString32(out, job.user_id);
+  for (const std::string& id : job.anonymous_ids) PutString32(out, id);
+  return out;
+}
+
+std::optional<EraseJob> DecodeEraseJob(std::string_view in) {
+  if (in.size() < 8) return std::nullopt;
+  EraseJob job;
+  job.up_to_event_id = GetBigEndian64(in.data());
+  in.remove_prefix(8);
+  if (!GetString32(in, job.site_prefix) || !GetString32(in, job.user_id)) return std::nullopt;
+  if (job.site_prefix.empty() ||
+      static_cast<unsigned char>(job.site_prefix[0]) + 1u != job.site_prefix.size()) {
+    return std::nullopt;
+  }
+  while (!in.empty()) {
+    if (!GetString32(in, job.anonymous_ids.emplace_back())) return std::nullopt;
+  }
+  return job;
+}
+
 }  // namespace cartwatch::storage

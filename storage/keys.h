@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cartwatch::storage {
 
@@ -49,6 +50,28 @@ void AppendDedupLogHash(std::string& record, const IdHash& hash);
 // nothing) when the record is malformed.
 template <typename F>
 std::optional<std::int64_t> ForEachDedupLogHash(std::string_view record, F&& f);
+
+// visitors and customers: site prefix + the anonymousId or userId as the message gave it.
+std::string PersonKey(std::string_view site_prefix, std::string_view id);
+
+// meta: "thresholds" + site prefix -> the site's RFM/ABC thresholds (profiles codec).
+std::string ThresholdsKey(std::string_view site_prefix);
+
+// meta: "erase/" + u64 big-endian sequence -> an erase job: the events of an erased
+// customer still to be deleted from the event log (docs/storage.md, "Erasing a customer").
+inline constexpr std::string_view kEraseJobPrefix = "erase/";
+std::string EraseJobKey(std::uint64_t seq);
+struct EraseJob {
+  std::string site_prefix;
+  std::uint64_t up_to_event_id = 0;  // events with ids above this came after the erase
+  std::string user_id;
+  std::vector<std::string> anonymous_ids;
+  friend bool operator==(const EraseJob&, const EraseJob&) = default;
+};
+// Value: u64 big-endian up_to_event_id, then site prefix, user id and each anonymous id,
+// each as u32 big-endian length + bytes.
+std::string EncodeEraseJob(const EraseJob& job);
+std::optional<EraseJob> DecodeEraseJob(std::string_view value);
 
 // The public cursor of an event: its id as 16 lower-case hex digits, and back. DecodeCursor
 // accepts either case and returns nullopt for anything but 16 hex digits.

@@ -2,6 +2,10 @@
 #include "storage/store.h"
 
 #include "storage/keys.h"
+#include "storage/state.h"
+#include "storage/status.h"
+
+#include "profiles/codec.h"
 
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
@@ -46,18 +50,6 @@ class StoreErrorCategory : public boost::system::error_category {
   }
 };
 
-// The one place where rocksdb::Status becomes an error_code (LevelDB's PosixError idea).
-boost::system::error_code FromStatus(const rocksdb::Status& s) {
-  if (s.ok()) return {};
-  if (s.IsIncomplete() || s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) {
-    return Errc::kOverloaded;
-  }
-  if (s.IsIOError()) return Errc::kIoError;
-  if (s.IsCorruption()) return Errc::kCorruption;
-  if (s.IsInvalidArgument()) return Errc::kInvalidArgument;
-  return Errc::kInternal;
-}
-
 std::int64_t WallNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -67,6 +59,8 @@ std::int64_t WallNowMs() {
 constexpr char kEventsCf[] = "events";
 constexpr char kDedupLogCf[] = "dedup_log";
 constexpr char kMetaCf[] = "meta";
+constexpr char kVisitorsCf[] = "visitors";
+constexpr char kCustomersCf[] = "customers";
 constexpr char kLastEventIdKey[] = "last_event_id";
 // The random-key dedup index of earlier versions; dropped when found (docs/storage.md).
 constexpr char kLegacyDedupCf[] = "dedup";
@@ -150,11 +144,21 @@ class RocksStore final : public Store {
     rocksdb::ColumnFamilyOptions meta;
     meta.table_factory = table_options(false);
 
+    // Point lookups by id, many of them misses (a new visitor): bloom filters answer those
+    // without reading a block.
+    rocksdb::ColumnFamilyOptions people;
+    people.compression_per_level = per_level;
+    people.write_buffer_size = options_.write_buffer_bytes;
+    people.max_write_buffer_number = 4;
+    people.table_factory = table_options(true);
+
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
         {rocksdb::kDefaultColumnFamilyName, meta},
         {kEventsCf, events},
         {kDedupLogCf, dedup_log},
         {kMetaCf, meta},
+        {kVisitorsCf, people},
+        {kCustomersCf, people},
     };
     std::vector<std::string> existing;
     bool legacy_dedup = false;
@@ -174,8 +178,10 @@ class RocksStore final : public Store {
     events_ = handles[1];
     dedup_log_ = handles[2];
     meta_ = handles[3];
+    visitors_ = handles[4];
+    customers_ = handles[5];
     if (legacy_dedup) {
-      s = db_->DropColumnFamily(handles[4]);
+      s = db_->DropColumnFamily(handles.back());
       if (!s.ok()) {
         *error_message = "cannot drop the old dedup index in \"" + options_.data_dir +
                          "\": " + s.ToString();
@@ -197,8 +203,142 @@ class RocksStore final : public Store {
                        ec.message();
       return false;
     }
+    {
+      // Erase jobs are numbered on from the newest one left by an earlier run.
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+      std::string last = EraseJobKey(UINT64_MAX);
+      for (it->SeekForPrev(last); it->Valid() && it->key().starts_with(kEraseJobPrefix);) {
+        next_erase_seq_ = GetBigEndian64(it->key().data() + kEraseJobPrefix.size()) + 1;
+        break;
+      }
+      if (!it->status().ok()) {
+        *error_message = "cannot read \"" + options_.data_dir + "\": " + it->status().ToString();
+        return false;
+      }
+    }
+    state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, options_.profiles,
+                                           options_.state_cache_entries);
+    maintenance_ = std::thread([this] { MaintenanceLoop(); });
     return true;
   }
+
+  void EraseCustomer(std::string site, std::string user_id, EraseCallback done) override {
+    if (site.size() > kMaxSiteName) {
+      done(EraseResult{.error = Errc::kInvalidArgument});
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (!closing_) {
+        Pending p;
+        p.site = std::move(site);
+        p.erase_user = std::move(user_id);
+        p.erased = std::move(done);
+        queue_.push_back(std::move(p));
+        return;
+      }
+    }
+    done(EraseResult{.error = Errc::kClosed});
+  }
+
+  boost::system::error_code PurgeErasedEvents() override {
+    std::lock_guard purge(purge_mu_);
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return Errc::kClosed;
+    }
+    std::vector<std::pair<std::string, EraseJob>> jobs;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+      for (it->Seek(rocksdb::Slice(kEraseJobPrefix.data(), kEraseJobPrefix.size()));
+           it->Valid() && it->key().starts_with(kEraseJobPrefix); it->Next()) {
+        auto job = DecodeEraseJob(it->value().ToStringView());
+        if (!job) {
+          std::fprintf(stderr, "cartwatch: an erase job does not decode; it is dropped\n");
+          job.emplace();
+        }
+        jobs.emplace_back(it->key().ToString(), std::move(*job));
+      }
+      if (auto ec = FromStatus(it->status())) return ec;
+    }
+    for (auto& [key, job] : jobs) {
+      if (stopping_.load()) return Errc::kClosed;
+      if (!job.site_prefix.empty()) {
+        if (auto ec = PurgeEvents(job)) return ec;
+      }
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.fsync;
+      if (auto ec = FromStatus(db_->Delete(wo, meta_, key))) return ec;
+    }
+    return {};
+  }
+
+  boost::system::result<std::optional<profiles::Visitor>> ReadVisitor(
+      std::string_view site, std::string_view anonymous_id) override {
+    return ReadRecord<profiles::Visitor>(visitors_, site, anonymous_id, profiles::DecodeVisitor);
+  }
+
+  boost::system::result<std::optional<profiles::Customer>> ReadCustomer(
+      std::string_view site, std::string_view user_id) override {
+    return ReadRecord<profiles::Customer>(customers_, site, user_id, profiles::DecodeCustomer);
+  }
+
+  boost::system::result<std::optional<profiles::SiteThresholds>> ReadThresholds(
+      std::string_view site) override {
+    if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return boost::system::error_code(Errc::kClosed);
+    }
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), meta_, ThresholdsKey(SitePrefix(site)), &value);
+    if (s.IsNotFound()) return std::optional<profiles::SiteThresholds>();
+    if (!s.ok()) return FromStatus(s);
+    auto decoded = profiles::DecodeThresholds(value);
+    if (!decoded) return boost::system::error_code(Errc::kCorruption);
+    return std::optional<profiles::SiteThresholds>(std::move(*decoded));
+  }
+
+  boost::system::error_code RecomputeThresholds(util::EpochMs now) override {
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return Errc::kClosed;
+    }
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;  // a full scan would evict the hot records
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, customers_));
+    std::string site;  // the prefix of the site being read
+    std::vector<profiles::RfmValues> values;
+    rocksdb::WriteBatch batch;
+    auto finish_site = [&] {
+      if (site.empty()) return;
+      batch.Put(meta_, ThresholdsKey(site),
+                profiles::Encode(profiles::ComputeThresholds(values, now)));
+      values.clear();
+    };
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (stopping_.load()) return Errc::kClosed;
+      rocksdb::Slice key = it->key();
+      const std::size_t prefix_size = 1 + static_cast<unsigned char>(key[0]);
+      if (key.size() < prefix_size) continue;  // not a key of this layout
+      if (site.size() != prefix_size || std::memcmp(site.data(), key.data(), prefix_size) != 0) {
+        finish_site();
+        site.assign(key.data(), prefix_size);
+      }
+      auto customer = profiles::DecodeCustomer(it->value().ToStringView());
+      if (!customer) continue;  // rebuilt from the event log; not counted meanwhile
+      const profiles::CustomerStats stats = profiles::ComputeStats(*customer, now, options_.profiles);
+      if (auto v = profiles::RfmValuesOf(stats, now)) values.push_back(*v);
+    }
+    if (auto ec = FromStatus(it->status())) return ec;
+    finish_site();
+    it.reset();
+    if (batch.Count() == 0) return {};
+    return FromStatus(db_->Write(rocksdb::WriteOptions(), &batch));
+  }
+
+  const profiles::Options& profile_options() const override { return options_.profiles; }
 
   void Append(std::string site, std::vector<Message> messages, AppendCallback done) override {
     if (site.size() > kMaxSiteName) {
@@ -219,7 +359,7 @@ class RocksStore final : public Store {
       } else {
         queued_messages_ += messages.size();
         queued_bytes_ += bytes;
-        queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done), bytes});
+        queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done), bytes, {}, {}});
       }
     }
     if (refused) done(AppendResult{.error = refused});  // outside the lock: `done` may lock
@@ -313,6 +453,12 @@ class RocksStore final : public Store {
 
   void Close() override {
     {
+      std::lock_guard lock(maintenance_mu_);
+      stopping_ = true;
+    }
+    maintenance_wake_.notify_all();
+    if (maintenance_.joinable()) maintenance_.join();
+    {
       std::unique_lock lock(mu_);
       closing_ = true;
       committed_.wait(lock, [&] { return !committing_; });
@@ -321,6 +467,7 @@ class RocksStore final : public Store {
     if (db_) {
       // With fsync off the WAL may still be in the page cache: a clean stop syncs it.
       db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
+      state_.reset();
       handles_.clear();
       db_->Close().PermitUncheckedError();
       db_.reset();
@@ -328,12 +475,105 @@ class RocksStore final : public Store {
   }
 
  private:
+  // An Append, or an EraseCustomer (when `erased` is set).
   struct Pending {
     std::string site;
     std::vector<Message> messages;
     AppendCallback done;
     std::size_t bytes = 0;
+    std::string erase_user;
+    EraseCallback erased;
   };
+
+  template <typename Record, typename DecodeFn>
+  boost::system::result<std::optional<Record>> ReadRecord(rocksdb::ColumnFamilyHandle* cf,
+                                                          std::string_view site,
+                                                          std::string_view id, DecodeFn decode) {
+    if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return boost::system::error_code(Errc::kClosed);
+    }
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, PersonKey(SitePrefix(site), id), &value);
+    if (s.IsNotFound()) return std::optional<Record>();
+    if (!s.ok()) return FromStatus(s);
+    auto decoded = decode(value);
+    if (!decoded) return boost::system::error_code(Errc::kCorruption);
+    return std::optional<Record>(std::move(*decoded));
+  }
+
+  // Deletes the events of `job`'s site up to its event id that name its user id or one of
+  // its anonymous ids, a thousand deletes a write.
+  boost::system::error_code PurgeEvents(const EraseJob& job) {
+    std::string upper = EventKey(job.site_prefix, job.up_to_event_id);
+    upper.push_back('\0');  // the next key: job.up_to_event_id is included
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    ro.fill_cache = false;
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.fsync;
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
+    for (it->Seek(EventKey(job.site_prefix, 0)); it->Valid(); it->Next()) {
+      if (stopping_.load()) return Errc::kClosed;
+      auto event = profiles::ParseEvent(it->value().ToStringView());
+      if (!event) continue;
+      const bool theirs =
+          (!event->user_id.empty() && event->user_id == job.user_id) ||
+          (!event->anonymous_id.empty() &&
+           std::find(job.anonymous_ids.begin(), job.anonymous_ids.end(), event->anonymous_id) !=
+               job.anonymous_ids.end());
+      if (!theirs) continue;
+      batch.Delete(events_, it->key());
+      if (batch.Count() >= 1000) {
+        if (auto ec = FromStatus(db_->Write(wo, &batch))) return ec;
+        batch.Clear();
+      }
+    }
+    if (auto ec = FromStatus(it->status())) return ec;
+    it.reset();
+    if (batch.Count() == 0) return {};
+    return FromStatus(db_->Write(wo, &batch));
+  }
+
+  // The store's background thread: event purges of erase jobs as soon as they are
+  // committed, and the thresholds every StoreOptions::thresholds_interval (first at once).
+  void MaintenanceLoop() {
+    using Clock = std::chrono::steady_clock;
+    std::unique_lock lock(maintenance_mu_);
+    Clock::time_point next_thresholds = Clock::now();
+    Clock::time_point next_purge = Clock::now();  // jobs left by an earlier run, at once
+    while (!stopping_) {
+      const Clock::time_point now = Clock::now();
+      if (purge_requested_ || now >= next_purge) {
+        purge_requested_ = false;
+        next_purge = Clock::time_point::max();
+        lock.unlock();
+        auto ec = PurgeErasedEvents();
+        lock.lock();
+        if (ec && !stopping_) {
+          std::fprintf(stderr, "cartwatch: deleting erased events failed (%s); retrying in 10 s\n",
+                       ec.message().c_str());
+          next_purge = Clock::now() + std::chrono::seconds(10);
+        }
+        continue;
+      }
+      if (now >= next_thresholds) {
+        lock.unlock();
+        auto ec = RecomputeThresholds(util::NowMs());
+        lock.lock();
+        if (ec && !stopping_) {
+          std::fprintf(stderr, "cartwatch: recomputing RFM/ABC thresholds failed (%s)\n",
+                       ec.message().c_str());
+        }
+        next_thresholds = Clock::now() + options_.thresholds_interval;
+        continue;
+      }
+      maintenance_wake_.wait_until(lock, std::min(next_thresholds, next_purge));
+    }
+  }
 
   // Applies StoreOptions::retention at most once a minute; cheap otherwise.
   void MaybeApplyRetention() {
@@ -370,7 +610,7 @@ class RocksStore final : public Store {
     committed_.notify_all();
   }
 
-  // Writes every pending Append as one WriteBatch, then answers them all.
+  // Writes every pending Append and erase as one WriteBatch, then answers them all.
   void Commit(std::vector<Pending>& work) {
     Scratch& sc = scratch_;
     // The record time of this commit's dedup entries: its latest receivedAt.
@@ -385,10 +625,29 @@ class RocksStore final : public Store {
     AppendDedupLogTime(sc.record, commit_time);
     sc.undo.clear();
     std::vector<AppendResult> results(work.size());
+    std::vector<EraseResult> erased(work.size());
+    std::vector<EraseJob> jobs;
     std::uint64_t next_id = last_event_id_;
+    std::size_t stored = 0;
     const std::int64_t window = options_.dedup_window.count();
-    for (std::size_t i = 0; i < work.size(); ++i) {
+    boost::system::error_code ec;
+    for (std::size_t i = 0; i < work.size() && !ec; ++i) {
       const std::string prefix = SitePrefix(work[i].site);
+      if (work[i].erased) {
+        auto erase = state_->Erase(prefix, work[i].erase_user);
+        if (!erase) {
+          ec = erase.error();
+          break;
+        }
+        erased[i].found = erase->found;
+        erased[i].visitors = erase->anonymous_ids.size();
+        // Events stored so far, this commit's included, have ids up to next_id.
+        jobs.push_back(EraseJob{.site_prefix = prefix,
+                                .up_to_event_id = next_id,
+                                .user_id = work[i].erase_user,
+                                .anonymous_ids = std::move(erase->anonymous_ids)});
+        continue;
+      }
       for (const Message& m : work[i].messages) {
         // Checked and entered one message at a time, so a messageId repeated within this
         // commit is a duplicate of its first occurrence.
@@ -409,38 +668,64 @@ class RocksStore final : public Store {
         batch.Put(events_, sc.event_key, m.json);
         AppendDedupLogHash(sc.record, h);
         ++results[i].stored;
+        ++stored;
+        // The state this message implies goes into the same batch: both or neither.
+        if ((ec = state_->Apply(prefix, m.json))) break;
       }
     }
 
-    boost::system::error_code ec;
-    if (batch.Count() > 0) {
-      batch.Put(dedup_log_, DedupLogKey(next_id), sc.record);
-      std::string last;
-      PutBigEndian64(last, next_id);
-      batch.Put(meta_, kLastEventIdKey, last);
-      rocksdb::WriteOptions wo;
-      wo.sync = options_.fsync;
-      // When flushes and compactions fall behind, RocksDB delays this write (its
-      // slowdown) and so paces the committing I/O thread: that is the backpressure.
-      // Failing fast instead (no_slowdown) turned ordinary bursts into 503s.
-      ec = FromStatus(db_->Write(wo, &batch));
-      if (!ec) {
+    if (!ec) {
+      state_->Stage(batch);
+      if (stored > 0) {
+        batch.Put(dedup_log_, DedupLogKey(next_id), sc.record);
+        std::string last;
+        PutBigEndian64(last, next_id);
+        batch.Put(meta_, kLastEventIdKey, last);
+      }
+      for (std::size_t j = 0; j < jobs.size(); ++j) {
+        batch.Put(meta_, EraseJobKey(next_erase_seq_ + j), EncodeEraseJob(jobs[j]));
+      }
+      if (batch.Count() > 0) {
+        rocksdb::WriteOptions wo;
+        wo.sync = options_.fsync;
+        // When flushes and compactions fall behind, RocksDB delays this write (its
+        // slowdown) and so paces the committing I/O thread: that is the backpressure.
+        // Failing fast instead (no_slowdown) turned ordinary bursts into 503s.
+        ec = FromStatus(db_->Write(wo, &batch));
+      }
+    }
+    if (!ec) {
+      if (stored > 0) {
         last_event_id_ = next_id;
         dedup_clock_ms_ = std::max(dedup_clock_ms_, commit_time);
         oldest_record_ms_ = std::min(oldest_record_ms_, commit_time);
-      } else {
-        // Nothing was written: forget the ids entered above, so a retry stores them.
-        for (auto u = sc.undo.rbegin(); u != sc.undo.rend(); ++u) {
-          if (u->previous == kAbsent) recent_.erase(u->hash);
-          else recent_[u->hash] = u->previous;
-        }
+      }
+      next_erase_seq_ += jobs.size();
+    } else {
+      // Nothing was written: forget the ids entered above, so a retry stores them.
+      for (auto u = sc.undo.rbegin(); u != sc.undo.rend(); ++u) {
+        if (u->previous == kAbsent) recent_.erase(u->hash);
+        else recent_[u->hash] = u->previous;
       }
     }
+    state_->Finish(/*written=*/!ec);
     for (std::size_t i = 0; i < work.size(); ++i) {
+      if (work[i].erased) {
+        if (ec) erased[i] = EraseResult{.error = ec};
+        work[i].erased(erased[i]);
+        continue;
+      }
       if (ec) results[i] = AppendResult{.error = ec};
       work[i].done(results[i]);
     }
     if (!ec) ExpireRecentIds();
+    if (!ec && !jobs.empty()) {
+      {
+        std::lock_guard lock(maintenance_mu_);
+        purge_requested_ = true;
+      }
+      maintenance_wake_.notify_all();
+    }
   }
 
   // Fills recent_ from the dedup log at start-up; records that have left the window are
@@ -535,6 +820,10 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* dedup_log_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* visitors_ = nullptr;
+  rocksdb::ColumnFamilyHandle* customers_ = nullptr;
+  std::unique_ptr<StateWriter> state_;  // used by the committing thread only
+  std::uint64_t next_erase_seq_ = 0;    // used by the committing thread only
   std::uint64_t last_event_id_ = 0;  // used by the committing thread only
   Scratch scratch_;                  // used by the committing thread only
   // Recently stored (site, messageId) hashes and their dedup log record's time; exactly
@@ -551,6 +840,13 @@ class RocksStore final : public Store {
   std::size_t queued_bytes_ = 0;     // guarded by mu_
   bool closing_ = false;             // guarded by mu_
   bool committing_ = false;          // a thread is in CommitQueued; guarded by mu_
+
+  std::mutex purge_mu_;  // one PurgeErasedEvents at a time
+  std::thread maintenance_;
+  std::mutex maintenance_mu_;
+  std::condition_variable maintenance_wake_;
+  bool purge_requested_ = false;        // guarded by maintenance_mu_
+  std::atomic<bool> stopping_{false};   // set under maintenance_mu_; read anywhere
 };
 
 }  // namespace

@@ -1,10 +1,12 @@
-// Store: Cartwatch's embedded RocksDB. It owns the event log and the messageId dedup index
-// (later: visitors, carts, customers, timers and the webhook outbox). The key layout is in
+// Store: Cartwatch's embedded RocksDB. It owns the event log, the messageId dedup index, and
+// the visitor and customer records built from the events (sessions, carts, orders, traits;
+// docs/profiles.md). Later: timers and the webhook outbox. The key layout is in
 // docs/storage.md.
 //
 // Writes are group commits: Append only queues; Flush writes everything queued, from any
 // number of threads, as one RocksDB WriteBatch on the calling thread, and then runs the
-// callbacks, each after its messages are in the write-ahead log (and fsync'ed when
+// callbacks, each after its messages, and the visitor and customer records they changed,
+// are in the write-ahead log (and fsync'ed when
 // StoreOptions::fsync is set). One thread commits at a time; a Flush that finds another
 // thread committing returns at once, and that thread commits the rest before it stops.
 // The collector calls Flush once per pass of each event loop, so a commit carries every
@@ -17,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,6 +28,9 @@
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
+
+#include "profiles/profiles.h"
+#include "util/time.h"
 
 namespace cartwatch::storage {
 
@@ -56,6 +62,15 @@ struct StoreOptions {
   // Events received longer ago than this are deleted (checked about once a minute by the
   // committing thread, one range delete per site). 0 = keep forever. Default 0.
   std::chrono::milliseconds retention = std::chrono::milliseconds(0);
+  // Visitor and customer records kept decoded in memory by the committing thread, so that a
+  // returning visitor's next message does not read RocksDB (each costs about 1-3 KB).
+  // Default 200,000.
+  std::size_t state_cache_entries = 200'000;
+  // How visitor and customer records are built: session timeout, bounds, LTV lifetime.
+  profiles::Options profiles;
+  // How often each site's RFM quintiles and ABC classes are recomputed from every customer,
+  // in the background (also once right after opening). Default 1h.
+  std::chrono::milliseconds thresholds_interval = std::chrono::hours(1);
 };
 
 enum class Errc {
@@ -82,6 +97,13 @@ struct AppendResult {
   std::size_t duplicates = 0;       // messages skipped because their messageId was seen
 };
 using AppendCallback = std::function<void(const AppendResult&)>;
+
+struct EraseResult {
+  boost::system::error_code error;  // empty on success; then the erase is durable
+  bool found = false;               // the customer had a record
+  std::size_t visitors = 0;         // linked visitors erased with it
+};
+using EraseCallback = std::function<void(const EraseResult&)>;
 
 struct StoredEvent {
   std::string cursor;  // resume after this event with ReadEvents(site, cursor, ...)
@@ -119,6 +141,35 @@ class Store {
   virtual boost::system::result<EventPage> ReadEvents(std::string_view site,
                                                       std::string_view after, std::size_t limit,
                                                       std::size_t max_bytes) = 0;
+
+  // Erases the customer `user_id` of `site` (GDPR): its record and those of every linked
+  // visitor (sessions, carts, orders, traits), in order with the messages queued before it,
+  // as one durable write; messages queued after it start new records. The events that
+  // mention the customer or those visitors are then deleted from the event log in the
+  // background (an erase job, durable, resumed after a restart; PurgeErasedEvents).
+  // `done` runs exactly once, as for Append.
+  virtual void EraseCustomer(std::string site, std::string user_id, EraseCallback done) = 0;
+
+  // Deletes the events of every pending erase job, then the jobs. Runs by itself on the
+  // store's background thread; callable directly (tests, tools).
+  virtual boost::system::error_code PurgeErasedEvents() = 0;
+
+  // The committed records, read from RocksDB: nullopt when there is none. Errc::kCorruption
+  // when a record does not decode.
+  virtual boost::system::result<std::optional<profiles::Visitor>> ReadVisitor(
+      std::string_view site, std::string_view anonymous_id) = 0;
+  virtual boost::system::result<std::optional<profiles::Customer>> ReadCustomer(
+      std::string_view site, std::string_view user_id) = 0;
+  // The site's RFM/ABC thresholds; nullopt before they were first computed.
+  virtual boost::system::result<std::optional<profiles::SiteThresholds>> ReadThresholds(
+      std::string_view site) = 0;
+
+  // Recomputes every site's thresholds from all its customers as of `now` and stores them.
+  // Runs by itself every StoreOptions::thresholds_interval; callable directly.
+  virtual boost::system::error_code RecomputeThresholds(util::EpochMs now) = 0;
+
+  // The options the records are built with (StoreOptions::profiles).
+  virtual const profiles::Options& profile_options() const = 0;
 
   // Deletes every event of every site received before `received_before_ms` (Unix ms):
   // one DeleteRange per site, since event keys are time-ordered (docs/storage.md). Runs

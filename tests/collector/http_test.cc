@@ -79,6 +79,27 @@ class SwitchableStore final : public storage::Store {
                                                        std::size_t max_bytes) override {
     return real_->ReadEvents(site, after, limit, max_bytes);
   }
+  void EraseCustomer(std::string site, std::string user_id,
+                     storage::EraseCallback done) override {
+    real_->EraseCustomer(std::move(site), std::move(user_id), std::move(done));
+  }
+  boost::system::error_code PurgeErasedEvents() override { return real_->PurgeErasedEvents(); }
+  boost::system::result<std::optional<profiles::Visitor>> ReadVisitor(
+      std::string_view site, std::string_view id) override {
+    return real_->ReadVisitor(site, id);
+  }
+  boost::system::result<std::optional<profiles::Customer>> ReadCustomer(
+      std::string_view site, std::string_view id) override {
+    return real_->ReadCustomer(site, id);
+  }
+  boost::system::result<std::optional<profiles::SiteThresholds>> ReadThresholds(
+      std::string_view site) override {
+    return real_->ReadThresholds(site);
+  }
+  boost::system::error_code RecomputeThresholds(util::EpochMs now) override {
+    return real_->RecomputeThresholds(now);
+  }
+  const profiles::Options& profile_options() const override { return real_->profile_options(); }
   boost::system::error_code CheckWritable() override { return real_->CheckWritable(); }
   void Close() override { real_->Close(); }
   std::atomic<bool> overloaded{false};

@@ -1,0 +1,193 @@
+#include "storage/state.h"
+
+#include <cassert>
+#include <cstdio>
+
+#include "profiles/codec.h"
+#include "storage/keys.h"
+#include "storage/status.h"
+
+namespace cartwatch::storage {
+namespace {
+
+boost::system::result<profiles::Visitor> Decode(std::string_view bytes, profiles::Visitor*) {
+  return profiles::DecodeVisitor(bytes);
+}
+boost::system::result<profiles::Customer> Decode(std::string_view bytes, profiles::Customer*) {
+  return profiles::DecodeCustomer(bytes);
+}
+
+}  // namespace
+
+StateWriter::StateWriter(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* visitors,
+                         rocksdb::ColumnFamilyHandle* customers, const profiles::Options& options,
+                         std::size_t cache_entries)
+    : db_(db), options_(options), cache_entries_(cache_entries) {
+  visitors_.cf = visitors;
+  customers_.cf = customers;
+}
+
+template <typename Record>
+boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Record>& table,
+                                                                     std::string_view site_prefix,
+                                                                     std::string_view id) {
+  std::string key = PersonKey(site_prefix, id);
+  if (auto it = table.map.find(key); it != table.map.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    return &it->second;
+  }
+  std::string value;
+  rocksdb::ReadOptions ro;
+  rocksdb::Status s = db_->Get(ro, table.cf, key, &value);
+  if (!s.ok() && !s.IsNotFound()) return FromStatus(s);
+  auto [it, inserted] = table.map.try_emplace(std::move(key));
+  assert(inserted);
+  Entry<Record>& entry = it->second;
+  if (s.ok()) {
+    auto decoded = Decode(value, static_cast<Record*>(nullptr));
+    if (decoded) {
+      entry.record = std::move(*decoded);
+      entry.present = true;
+    } else {
+      std::fprintf(stderr,
+                   "cartwatch: a stored %s record does not decode (%s); it starts again from "
+                   "this message\n",
+                   std::is_same_v<Record, profiles::Visitor> ? "visitor" : "customer",
+                   decoded.error().message().c_str());
+    }
+  }
+  lru_.push_front(LruNode{&it->first, std::is_same_v<Record, profiles::Customer>});
+  entry.lru = lru_.begin();
+  return &entry;
+}
+
+template <typename Record>
+void StateWriter::MarkDirty(Table<Record>& table, Entry<Record>& entry, const std::string& key) {
+  if (entry.dirty) return;
+  entry.dirty = true;
+  table.dirty.push_back(&key);
+}
+
+boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::string_view json) {
+  std::optional<profiles::Event> event = profiles::ParseEvent(json);
+  if (!event) return {};
+
+  Entry<profiles::Visitor>* visitor = nullptr;
+  if (!event->anonymous_id.empty()) {
+    auto loaded = Load(visitors_, site_prefix, event->anonymous_id);
+    if (!loaded) return loaded.error();
+    visitor = *loaded;
+    if (!visitor->present) {
+      visitor->record = profiles::Visitor();
+      visitor->present = true;
+    }
+  }
+  // A copy: Apply may re-link the visitor, which changes the string this would point into.
+  const std::string user_id(
+      profiles::CustomerIdFor(*event, visitor ? &visitor->record : nullptr));
+  Entry<profiles::Customer>* customer = nullptr;
+  if (!user_id.empty()) {
+    auto loaded = Load(customers_, site_prefix, user_id);
+    if (!loaded) return loaded.error();
+    customer = *loaded;
+    if (!customer->present) {
+      customer->record = profiles::Customer();
+      customer->present = true;
+    }
+  }
+
+  const profiles::Outcome outcome =
+      profiles::Apply(*event, visitor ? &visitor->record : nullptr,
+                      customer ? &customer->record : nullptr, options_);
+  if (visitor) MarkDirty(visitors_, *visitor, *visitor->lru->key);
+  if (customer) MarkDirty(customers_, *customer, *customer->lru->key);
+
+  if (!outcome.previous_user_id.empty()) {
+    auto loaded = Load(customers_, site_prefix, outcome.previous_user_id);
+    if (!loaded) return loaded.error();
+    Entry<profiles::Customer>* previous = *loaded;
+    if (previous->present) {
+      profiles::ForgetVisitor(previous->record, event->anonymous_id);
+      MarkDirty(customers_, *previous, *previous->lru->key);
+    }
+  }
+  return {};
+}
+
+boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view site_prefix,
+                                                             std::string_view user_id) {
+  auto loaded = Load(customers_, site_prefix, user_id);
+  if (!loaded) return loaded.error();
+  Entry<profiles::Customer>* customer = *loaded;
+  Erased erased;
+  erased.found = customer->present;
+  if (customer->present) {
+    for (const std::string& anonymous_id : customer->record.anonymous_ids) {
+      auto visitor = Load(visitors_, site_prefix, anonymous_id);
+      if (!visitor) return visitor.error();
+      Entry<profiles::Visitor>* v = *visitor;
+      // A device re-linked to another customer is that customer's now (ForgetVisitor has
+      // taken it off this list, so this is only a guard).
+      if (!v->present || v->record.user_id != user_id) continue;
+      v->record = profiles::Visitor();
+      v->present = false;
+      MarkDirty(visitors_, *v, *v->lru->key);
+      erased.anonymous_ids.push_back(anonymous_id);
+    }
+  }
+  customer->record = profiles::Customer();
+  customer->present = false;
+  MarkDirty(customers_, *customer, *customer->lru->key);
+  return erased;
+}
+
+template <typename Record>
+void StateWriter::StageTable(Table<Record>& table, rocksdb::WriteBatch& batch) {
+  for (const std::string* key : table.dirty) {
+    const Entry<Record>& entry = table.map.find(*key)->second;
+    if (entry.present) {
+      batch.Put(table.cf, *key, profiles::Encode(entry.record));
+    } else {
+      batch.Delete(table.cf, *key);
+    }
+  }
+}
+
+void StateWriter::Stage(rocksdb::WriteBatch& batch) {
+  StageTable(visitors_, batch);
+  StageTable(customers_, batch);
+}
+
+template <typename Record>
+void StateWriter::FinishTable(Table<Record>& table, bool written) {
+  for (const std::string* key : table.dirty) {
+    auto it = table.map.find(*key);
+    if (written) {
+      it->second.dirty = false;
+    } else {
+      lru_.erase(it->second.lru);
+      table.map.erase(it);
+    }
+  }
+  table.dirty.clear();
+}
+
+void StateWriter::Finish(bool written) {
+  FinishTable(visitors_, written);
+  FinishTable(customers_, written);
+  Trim();
+}
+
+void StateWriter::Trim() {
+  while (lru_.size() > cache_entries_) {
+    const LruNode node = lru_.back();
+    lru_.pop_back();
+    if (node.customer) {
+      customers_.map.erase(customers_.map.find(*node.key));
+    } else {
+      visitors_.map.erase(visitors_.map.find(*node.key));
+    }
+  }
+}
+
+}  // namespace cartwatch::storage
