@@ -1,7 +1,7 @@
 // The config loader: TOML file, then CARTWATCH_* environment variables, then flags.
 // Every key is described in docs/config.md; config/cartwatch.toml is the example.
 //
-// Scalar keys of [server], [storage], [limits] and [templates] live in one table
+// Scalar keys of [server], [storage], [profiles], [limits] and [templates] live in one table
 // (ScalarKeys()) so that the file, the environment and the flags share one parser and one
 // validator per key. [[sites]], [[rules]] and [[webhooks]] come from the file only.
 
@@ -24,6 +24,7 @@
 #include <set>
 #include <string_view>
 #include <utility>
+#include <type_traits>
 #include <variant>
 
 #include "util/base64.h"
@@ -286,7 +287,11 @@ ScalarKey IntegerKey(std::string_view section, std::string_view key, std::int64_
             if (number > max) {
               return "must be at most " + std::to_string(max) + ", got " + std::to_string(number);
             }
-            field(config) = static_cast<T>(static_cast<T>(number) << shift);
+            if constexpr (std::is_floating_point_v<T>) {
+              field(config) = static_cast<T>(number);  // a whole number where a double is kept
+            } else {
+              field(config) = static_cast<T>(static_cast<T>(number) << shift);
+            }
             return {};
           }};
 }
@@ -346,6 +351,15 @@ const std::vector<ScalarKey>& ScalarKeys() {
                               [](Config& c) -> auto& { return c.storage.write_buffer_bytes; }, 20),
       IntegerKey<int>("storage", "max_background_jobs", 1, kMaxBackgroundJobs,
                       [](Config& c) -> auto& { return c.storage.max_background_jobs; }),
+      IntegerKey<std::size_t>("storage", "state_cache_entries", 0, kMaxQueuedMessages,
+                              [](Config& c) -> auto& { return c.storage.state_cache_entries; }),
+
+      DurationKey("profiles", "session_timeout", false,
+                  [](Config& c) -> auto& { return c.storage.profiles.session_timeout; }),
+      IntegerKey<double>("profiles", "ltv_lifetime_years", 1, 100,
+                         [](Config& c) -> auto& { return c.storage.profiles.expected_lifetime_years; }),
+      DurationKey("profiles", "thresholds_interval", false,
+                  [](Config& c) -> auto& { return c.storage.thresholds_interval; }),
 
       IntegerKey<std::size_t>("limits", "max_message_bytes", 1, kMaxLimit,
                               [](Config& c) -> auto& { return c.limits.max_message_bytes; }),
@@ -556,7 +570,8 @@ class Loader {
   void LoadFile(const toml::table& root) {
     for (const auto& [key, node] : root) {
       const std::string_view name = key.str();
-      if (name == "server" || name == "storage" || name == "limits" || name == "templates") {
+      if (name == "server" || name == "storage" || name == "profiles" || name == "limits" ||
+          name == "templates") {
         LoadScalarSection(name, node);
       } else if (name == "sites") {
         LoadSites(node);
@@ -586,7 +601,7 @@ class Loader {
       if (found == nullptr) {
         Fail(where,
              "unknown variable (CARTWATCH_<SECTION>_<KEY> sets a key of [server], [storage], "
-             "[limits] or [templates]; see docs/config.md)");
+             "[profiles], [limits] or [templates]; see docs/config.md)");
       }
       Override(*found, text, Origin{Source::kEnvironment, where});
     }

@@ -10,6 +10,7 @@
 #include <simdjson.h>
 
 #include "collector/gzip.h"
+#include "profiles/codec.h"
 #include "collector/ingest.h"
 #include "util/base64.h"
 #include "util/time.h"
@@ -89,25 +90,28 @@ std::optional<std::string_view> BearerToken(std::string_view header) {
   return Trim(header.substr(7));
 }
 
+// "a%2Fb" -> "a/b". nullopt for a malformed percent escape.
+std::optional<std::string> PercentDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return std::nullopt;
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != in.data() + i + 3) return std::nullopt;
+    out.push_back(static_cast<char>(value));
+    i += 2;
+  }
+  return out;
+}
+
 // Splits "a=1&b=%2F" into decoded pairs. nullopt for a malformed percent escape.
 std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view q) {
-  auto decode = [](std::string_view in) -> std::optional<std::string> {
-    std::string out;
-    out.reserve(in.size());
-    for (std::size_t i = 0; i < in.size(); ++i) {
-      if (in[i] != '%') {
-        out.push_back(in[i]);
-        continue;
-      }
-      if (i + 2 >= in.size()) return std::nullopt;
-      unsigned value = 0;
-      auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16);
-      if (ec != std::errc() || end != in.data() + i + 3) return std::nullopt;
-      out.push_back(static_cast<char>(value));
-      i += 2;
-    }
-    return out;
-  };
+  const auto decode = PercentDecode;
   std::vector<std::pair<std::string, std::string>> params;
   while (!q.empty()) {
     std::string_view part = q.substr(0, q.find('&'));
@@ -275,6 +279,16 @@ void Router::Handle(Request&& request, Respond respond) {
       if (method == http::verb::options) return respond(HandlePreflight(request));
       return not_allowed("GET, OPTIONS");
     }
+    for (const auto [prefix, kind] : {std::pair{std::string_view("customers/"), Profile::kCustomer},
+                                      std::pair{std::string_view("visitors/"), Profile::kVisitor}}) {
+      if (rest.substr(0, prefix.size()) != prefix) continue;
+      const bool customer = kind == Profile::kCustomer;
+      if (method == http::verb::get || (customer && method == http::verb::delete_)) {
+        return HandleProfile(request, kind, rest.substr(prefix.size()), std::move(respond));
+      }
+      if (method == http::verb::options) return respond(HandlePreflight(request));
+      return not_allowed(customer ? "GET, DELETE, OPTIONS" : "GET, OPTIONS");
+    }
   }
   Response res = ErrorResponse(404, "not_found",
                                "no such endpoint: " + std::string(path) +
@@ -290,7 +304,7 @@ Response Router::HandlePreflight(const Request& request) {
   if (origin.empty()) {
     // Not a CORS preflight: a plain OPTIONS asking what the resource allows.
     Response res{http::status::no_content, request.version()};
-    res.set(http::field::allow, "GET, POST, OPTIONS");
+    res.set(http::field::allow, "GET, POST, DELETE, OPTIONS");
     return res;
   }
   if (!OriginAllowed(nullptr, origin)) {
@@ -305,7 +319,7 @@ Response Router::HandlePreflight(const Request& request) {
   Response res{http::status::no_content, request.version()};
   res.set(http::field::access_control_allow_origin, origin);
   res.set(http::field::access_control_allow_credentials, "true");
-  res.set(http::field::access_control_allow_methods, "POST, GET, OPTIONS");
+  res.set(http::field::access_control_allow_methods, "POST, GET, DELETE, OPTIONS");
   auto asked = request[http::field::access_control_request_headers];
   res.set(http::field::access_control_allow_headers,
           asked.empty() ? std::string_view("Authorization, Content-Type, Content-Encoding")
@@ -497,14 +511,14 @@ void Router::HandlePixel(Request&& request, std::string_view type, std::string_v
                });
 }
 
-void Router::HandleEvents(const Request& request, std::string_view query, Respond respond) {
+const Router::SiteState* Router::AuthenticateSecret(const Request& request,
+                                                    const Respond& respond) const {
   const unsigned version = request.version();
   auto fail = [&](Response res) {
     AddCors(request, nullptr, res);
-    if (res.result() == http::status::unauthorized) {
-      res.set(http::field::www_authenticate, "Bearer");
-    }
+    res.set(http::field::www_authenticate, "Bearer");
     respond(std::move(res));
+    return nullptr;
   };
   auto token = BearerToken(request[http::field::authorization]);
   if (!token) {
@@ -518,6 +532,17 @@ void Router::HandleEvents(const Request& request, std::string_view query, Respon
                               "the Bearer token is not the secret key of a configured site",
                               version));
   }
+  return site;
+}
+
+void Router::HandleEvents(const Request& request, std::string_view query, Respond respond) {
+  const unsigned version = request.version();
+  auto fail = [&](Response res) {
+    AddCors(request, nullptr, res);
+    respond(std::move(res));
+  };
+  const SiteState* site = AuthenticateSecret(request, respond);
+  if (!site) return;
   std::string after;
   std::size_t limit = limits_.events_page_default;
   auto params = ParseQuery(query);
@@ -569,6 +594,103 @@ void Router::HandleEvents(const Request& request, std::string_view query, Respon
       res.body() += e.json;
       res.body() += '\n';
     }
+    respond(std::move(res));
+  });
+}
+
+void Router::HandleProfile(const Request& request, Profile kind, std::string_view raw_id,
+                           Respond respond) {
+  const unsigned version = request.version();
+  const bool customer = kind == Profile::kCustomer;
+  const std::string_view noun = customer ? "customer" : "visitor";
+  auto fail = [&](const SiteState* site, Response res) {
+    AddCors(request, site, res);
+    respond(std::move(res));
+  };
+  const SiteState* site = AuthenticateSecret(request, respond);
+  if (!site) return;
+  std::optional<std::string> id = PercentDecode(raw_id);
+  if (!id) {
+    return fail(site, ErrorResponse(400, "invalid_path",
+                                    "the " + std::string(noun) + " id has a malformed %-escape",
+                                    version));
+  }
+  if (id->empty() || raw_id.find('/') != std::string_view::npos) {
+    return fail(site, ErrorResponse(404, "not_found",
+                                    std::string("use /v1/") + (customer ? "customers" : "visitors") +
+                                        "/{id}, with a '/' in the id sent as %2F",
+                                    version));
+  }
+
+  if (request.method() == http::verb::delete_) {
+    Response accepted = JsonResponse(202, "", version);
+    AddCors(request, site, accepted);
+    store_.EraseCustomer(
+        site->site.name, *id,
+        [id = *id, accepted = std::move(accepted), respond = std::move(respond),
+         version](const storage::EraseResult& result) mutable {
+          if (result.error) {
+            Response res = StorageErrorResponse(result.error, version);
+            for (const char* h : {"Access-Control-Allow-Origin",
+                                  "Access-Control-Allow-Credentials", "Vary"}) {
+              if (auto v = accepted[h]; !v.empty()) res.set(h, v);
+            }
+            return respond(std::move(res));
+          }
+          accepted.body() = boost::json::serialize(boost::json::object{
+              {"success", true},
+              {"user_id", id},
+              {"found", result.found},
+              {"visitors_erased", result.visitors},
+          });
+          respond(std::move(accepted));
+        });
+    return;
+  }
+
+  Response res{http::status::ok, version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-store");
+  AddCors(request, site, res);
+  // Off the I/O threads: a record not in the block cache is read from disk.
+  net::post(exports_, [this, site, customer, noun, id = std::move(*id), res = std::move(res),
+                       respond = std::move(respond)]() mutable {
+    const unsigned version = res.version();
+    auto error = [&](Response e) {
+      for (auto& field : res) {
+        if (field.name() != http::field::content_type) e.set(field.name(), field.value());
+      }
+      respond(std::move(e));
+    };
+    auto not_found = [&] {
+      error(ErrorResponse(404, std::string(noun) + "_not_found",
+                          "site " + site->site.name + " has no " + std::string(noun) + " \"" + id +
+                              "\" (ids are case-sensitive; a " + std::string(noun) +
+                              " exists once a message with that " +
+                              (customer ? "userId" : "anonymousId") + " was accepted)",
+                          version));
+    };
+    const std::string& name = site->site.name;
+    if (customer) {
+      auto found = store_.ReadCustomer(name, id);
+      if (!found) return error(StorageErrorResponse(found.error(), version));
+      if (!*found) return not_found();
+      auto thresholds = store_.ReadThresholds(name);
+      const profiles::SiteThresholds* t =
+          thresholds && *thresholds ? &**thresholds : nullptr;
+      res.body() =
+          profiles::RenderCustomer(**found, t, util::NowMs(), store_.profile_options());
+      return respond(std::move(res));
+    }
+    auto visitor = store_.ReadVisitor(name, id);
+    if (!visitor) return error(StorageErrorResponse(visitor.error(), version));
+    if (!*visitor) return not_found();
+    std::optional<profiles::Customer> linked;
+    if (!(*visitor)->user_id.empty()) {
+      // The cart is the linked customer's; when that cannot be read, the visitor's own.
+      if (auto c = store_.ReadCustomer(name, (*visitor)->user_id); c && *c) linked = std::move(*c);
+    }
+    res.body() = profiles::RenderVisitor(**visitor, linked ? &*linked : nullptr);
     respond(std::move(res));
   });
 }

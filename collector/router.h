@@ -1,6 +1,6 @@
 // Router: all HTTP meaning of the collector. Maps one parsed request to one response:
 // routing, write/secret keys, CORS, content types, gzip, rate limits, ingest through the
-// store's group commit, and the events export. It does no socket I/O, so tests can call
+// store's group commit, the events export, and the profile API (customers, visitors, erase). It does no socket I/O, so tests can call
 // it directly.
 //
 // Private to collector/. Thread safety: Handle and HandleAdmin may be called concurrently
@@ -47,7 +47,8 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  // The public listener: ingest, pixel, CORS preflight, GET /v1/events.
+  // The public listener: ingest, pixel, CORS preflight, GET /v1/events, GET
+  // /v1/customers/{userId}, DELETE /v1/customers/{userId}, GET /v1/visitors/{anonymousId}.
   void Handle(Request&& request, Respond respond);
 
   // The admin listener: /healthz, /readyz.
@@ -64,6 +65,13 @@ class Router {
   void HandlePixel(Request&& request, std::string_view type, std::string_view query,
                    Respond respond);
   void HandleEvents(const Request& request, std::string_view query, Respond respond);
+  enum class Profile { kCustomer, kVisitor };
+  // GET (both) and DELETE (customers) of /v1/{customers,visitors}/{raw_id}.
+  void HandleProfile(const Request& request, Profile kind, std::string_view raw_id,
+                     Respond respond);
+  // The site whose secret key is the request's Bearer token; else answers 401 and returns
+  // nullptr.
+  const SiteState* AuthenticateSecret(const Request& request, const Respond& respond) const;
   Response HandlePreflight(const Request& request);
 
   const SiteState* SiteByWriteKey(std::string_view key) const;
@@ -89,8 +97,8 @@ class Router {
   KeyMap by_write_key_;
   KeyMap by_secret_key_;
   storage::Store& store_;
-  // Exports read RocksDB (possibly from disk) off the I/O threads, so a large page does
-  // not stall the other connections of a loop.
+  // Exports and profile reads read RocksDB (possibly from disk) off the I/O threads, so a
+  // large page does not stall the other connections of a loop.
   boost::asio::thread_pool exports_{1};
 };
 

@@ -1,0 +1,374 @@
+// Visitor and customer state through the real Store and RocksDB: the records the group
+// commit writes are exactly what the pure transitions give (tests/profiles/helpers.h's World,
+// the model), whatever the cache size and across reopening; duplicates change nothing; an
+// erase leaves no trace of the customer in any column family.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
+#include <future>
+#include <random>
+
+#include "profiles/codec.h"
+#include "storage/store.h"
+#include "tests/profiles/helpers.h"
+
+namespace cartwatch::storage {
+namespace {
+
+namespace fs = std::filesystem;
+namespace h = profiles::helpers;
+using profiles::helpers::kMinute;
+using profiles::helpers::kT0;
+
+// The messageId and receivedAt of a stored JSON message, as the collector gives them.
+Message ToMessage(const std::string& json) {
+  auto v = boost::json::parse(json).as_object();
+  return Message{std::string(v["messageId"].as_string()),
+                 *util::ParseIso8601(v["receivedAt"].as_string()), json};
+}
+
+class StateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cartwatch-state-test-" + std::to_string(std::random_device{}()));
+    options_.data_dir = dir_.string();
+    options_.thresholds_interval = std::chrono::hours(24 * 365);  // only when a test asks
+    // The storefront's receive times span days; every resend in it must count as one.
+    options_.dedup_window = std::chrono::hours(24 * 365);
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    std::string error;
+    auto opened = Store::Open(options_, &error);
+    ASSERT_TRUE(opened.has_value()) << error;
+    store_ = std::move(*opened);
+  }
+  AppendResult Send(const std::string& site, const std::vector<std::string>& jsons) {
+    std::vector<Message> messages;
+    for (const auto& j : jsons) messages.push_back(ToMessage(j));
+    std::promise<AppendResult> done;
+    store_->Append(site, std::move(messages), [&](const AppendResult& r) { done.set_value(r); });
+    store_->Flush();
+    return done.get_future().get();
+  }
+  EraseResult Erase(const std::string& site, const std::string& user_id) {
+    std::promise<EraseResult> done;
+    store_->EraseCustomer(site, user_id, [&](const EraseResult& r) { done.set_value(r); });
+    store_->Flush();
+    return done.get_future().get();
+  }
+  profiles::Customer CustomerOf(const std::string& site, const std::string& id) {
+    auto c = store_->ReadCustomer(site, id);
+    EXPECT_TRUE(c.has_value());
+    EXPECT_TRUE(c && c->has_value()) << "no customer " << id;
+    return c && *c ? **c : profiles::Customer();
+  }
+  profiles::Visitor VisitorOf(const std::string& site, const std::string& id) {
+    auto v = store_->ReadVisitor(site, id);
+    EXPECT_TRUE(v.has_value());
+    EXPECT_TRUE(v && v->has_value()) << "no visitor " << id;
+    return v && *v ? **v : profiles::Visitor();
+  }
+
+  // Every key and value of every column family, read with RocksDB itself.
+  std::vector<std::pair<std::string, std::string>> ScanEverything() {
+    std::vector<std::string> names;
+    rocksdb::Options o;
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(o, dir_.string(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(o, dir_.string(), cfs, &handles, &db).ok());
+    std::vector<std::pair<std::string, std::string>> all;
+    for (auto* handle : handles) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handle));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        all.emplace_back(handle->GetName() + ":" + it->key().ToString(), it->value().ToString());
+      }
+      EXPECT_TRUE(it->status().ok());
+    }
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+    delete db;
+    return all;
+  }
+
+  fs::path dir_;
+  StoreOptions options_;
+  std::unique_ptr<Store> store_;
+};
+
+// A seeded storefront: visitors browse, fill and edit carts, identify (some on two
+// devices, one device shared by two people), order; some messages are sent twice.
+std::vector<std::string> Storefront(std::uint32_t seed, int count) {
+  std::mt19937 rng(seed);
+  auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  std::vector<std::string> out;
+  profiles::EpochMs at = kT0;
+  for (int i = 0; i < count; ++i) {
+    at += pick(20) * kMinute;  // sometimes more than 30 minutes: new sessions
+    const std::string anon = "v" + std::to_string(pick(12));
+    const int person = pick(6);
+    const std::string who = person < 4 ? "a:" + anon
+                            : person == 4 ? "a:" + anon + ",u:u" + std::to_string(pick(5))
+                                          : "u:u" + std::to_string(pick(5));
+    const std::string product = "p" + std::to_string(pick(6));
+    // Now and then an event arrives late.
+    const profiles::EpochMs when = pick(10) == 0 ? at - pick(90) * kMinute : at;
+    switch (pick(9)) {
+      case 0:
+      case 1:
+        out.push_back(h::Page(who, when, "https://shop.example/" + product));
+        break;
+      case 2:
+      case 3:
+        out.push_back(h::Track(who, "Product Added", when,
+                               h::ProductProps(product, 5 + pick(50), 1 + pick(3),
+                                               pick(8) == 0 ? "USD" : "EUR")));
+        break;
+      case 4:
+        out.push_back(h::Track(who, "Product Removed", when, h::ProductProps(product, 5, 1)));
+        break;
+      case 5:
+        out.push_back(h::Track(who, "Product Viewed", when, h::ProductProps(product, 9.5, 1)));
+        break;
+      case 6: {
+        boost::json::object props =
+            h::Products({h::ProductProps(product, 12.5, 2), h::ProductProps("p9", 3, 1)});
+        props["order_id"] = "o" + std::to_string(pick(40));
+        out.push_back(h::Track(who, "Order Completed", when, std::move(props)));
+        break;
+      }
+      case 7:
+        out.push_back(h::Identify("a:" + anon + ",u:u" + std::to_string(pick(5)), when,
+                                  {{"email", "x" + std::to_string(pick(9)) + "@example.com"}}));
+        break;
+      case 8:
+        out.push_back(h::Track(who, "Cart Viewed", when, h::Products({h::ProductProps(product, 7, 2)})));
+        break;
+    }
+    if (!out.empty() && pick(15) == 0) out.push_back(out[pick(static_cast<int>(out.size()))]);
+  }
+  return out;
+}
+
+class StateModelTest : public StateTest, public ::testing::WithParamInterface<std::size_t> {};
+
+TEST_P(StateModelTest, RecordsAreWhatThePureTransitionsGiveWhateverTheCacheSize) {
+  options_.state_cache_entries = GetParam();
+  Reopen();
+  const std::vector<std::string> messages = Storefront(7, 700);
+  h::World model;
+  std::set<std::string> seen_ids;
+  std::mt19937 rng(11);
+  std::size_t i = 0, duplicates = 0;
+  while (i < messages.size()) {
+    // Batches of 1 to 40; halfway the store is closed and opened again (a cold cache).
+    const std::size_t n = std::min<std::size_t>(1 + rng() % 40, messages.size() - i);
+    std::vector<std::string> batch(messages.begin() + i, messages.begin() + i + n);
+    std::size_t expected_duplicates = 0;
+    for (const auto& m : batch) {
+      if (seen_ids.insert(ToMessage(m).message_id).second) {
+        model.Send(m);
+      } else {
+        ++expected_duplicates;
+      }
+    }
+    const AppendResult r = Send("shop", batch);
+    ASSERT_FALSE(r.error) << r.error.message();
+    EXPECT_EQ(r.duplicates, expected_duplicates);
+    duplicates += r.duplicates;
+    i += n;
+    if (i >= messages.size() / 2 && i - n < messages.size() / 2) Reopen();
+  }
+  EXPECT_GT(duplicates, 10u);  // the storefront did resend
+
+  for (int v = 0; v < 12; ++v) {
+    const std::string id = "v" + std::to_string(v);
+    auto stored = store_->ReadVisitor("shop", id);
+    ASSERT_TRUE(stored.has_value());
+    ASSERT_TRUE(stored->has_value()) << id;
+    EXPECT_EQ(profiles::RenderVisitor(**stored, nullptr), profiles::RenderVisitor(model.visitor(id), nullptr)) << id;
+    EXPECT_EQ(**stored, model.visitor(id)) << id;
+  }
+  int customers = 0;
+  for (int u = 0; u < 5; ++u) {
+    const std::string id = "u" + std::to_string(u);
+    auto stored = store_->ReadCustomer("shop", id);
+    ASSERT_TRUE(stored.has_value());
+    ASSERT_EQ(stored->has_value(), model.has_customer(id)) << id;
+    if (!*stored) continue;
+    ++customers;
+    EXPECT_EQ(profiles::RenderCustomer(**stored, nullptr, kT0),
+              profiles::RenderCustomer(model.customer(id), nullptr, kT0)) << id;
+    EXPECT_EQ(**stored, model.customer(id)) << id;
+  }
+  EXPECT_GE(customers, 4);
+  // Another site sees none of it.
+  auto other = store_->ReadVisitor("other", "v1");
+  ASSERT_TRUE(other.has_value());
+  EXPECT_FALSE(other->has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(CacheSizes, StateModelTest, ::testing::Values(0, 1, 3, 100000));
+
+TEST_F(StateTest, AResentMessageChangesNoState) {
+  Reopen();
+  const std::string added = h::Track("a:anna", "Product Added", kT0, h::ProductProps("sock", 4.5, 2));
+  ASSERT_EQ(Send("shop", {added}).stored, 1u);
+  const AppendResult again = Send("shop", {added, added});
+  EXPECT_EQ(again.stored, 0u);
+  EXPECT_EQ(again.duplicates, 2u);
+  const profiles::Visitor v = VisitorOf("shop", "anna");
+  ASSERT_EQ(v.cart.lines.size(), 1u);
+  EXPECT_EQ(v.cart.lines[0].quantity, 2);
+  EXPECT_EQ(v.cart.version, 1u);
+}
+
+TEST_F(StateTest, EraseLeavesNoKeyOrValueOfTheCustomerInAnyColumnFamily) {
+  Reopen();
+  // Distinctive ids, so that finding them anywhere in the database means a trace is left.
+  const std::string ada = "user-ada-7f3k", laptop = "anon-ada-laptop-91",
+                    phone = "anon-ada-phone-22", bob = "user-bob-5q";
+  boost::json::object order = h::Products({h::ProductProps("boot", 80, 1)});
+  order["order_id"] = "order-ada-1";
+  ASSERT_FALSE(Send("shop", {h::Page("a:" + laptop, kT0, "https://shop.example/"),
+                             h::Track("a:" + laptop, "Product Added", kT0 + kMinute,
+                                      h::ProductProps("boot", 80, 1)),
+                             h::Identify("a:" + laptop + ",u:" + ada, kT0 + 2 * kMinute,
+                                         {{"email", "ada-mail-x1@example.com"}}),
+                             h::Track("u:" + ada, "Order Completed", kT0 + 3 * kMinute, order),
+                             h::Page("a:" + phone + ",u:" + ada, kT0 + 4 * kMinute,
+                                     "https://shop.example/phone"),
+                             h::Identify("a:anon-bob-1,u:" + bob, kT0, {{"email", "bob@example.com"}}),
+                             h::Track("a:anon-bob-1", "Product Added", kT0,
+                                      h::ProductProps("hat", 20, 1))})
+                   .error);
+  ASSERT_FALSE(store_->RecomputeThresholds(kT0 + 5 * kMinute));
+  EXPECT_EQ(CustomerOf("shop", ada).anonymous_ids, (std::vector<std::string>{laptop, phone}));
+
+  const EraseResult erased = Erase("shop", ada);
+  ASSERT_FALSE(erased.error);
+  EXPECT_TRUE(erased.found);
+  EXPECT_EQ(erased.visitors, 2u);
+  // The records are gone at once; the events once the purge has run.
+  EXPECT_FALSE(store_->ReadCustomer("shop", ada)->has_value());
+  EXPECT_FALSE(store_->ReadVisitor("shop", laptop)->has_value());
+  EXPECT_FALSE(store_->ReadVisitor("shop", phone)->has_value());
+  ASSERT_FALSE(store_->PurgeErasedEvents());
+  store_->Close();
+
+  std::size_t bobs = 0;
+  for (const auto& [key, value] : ScanEverything()) {
+    for (const std::string& trace : {ada, laptop, phone, std::string("ada-mail-x1")}) {
+      EXPECT_EQ(key.find(trace), std::string::npos) << "key " << key;
+      EXPECT_EQ(value.find(trace), std::string::npos) << "value of " << key;
+    }
+    if (key.find(bob) != std::string::npos || value.find(bob) != std::string::npos) ++bobs;
+  }
+  EXPECT_GE(bobs, 3u);  // bob's events (2), customer and visitor records are all kept
+
+  // A later message for her starts a new, empty profile.
+  Reopen();
+  EXPECT_EQ(CustomerOf("shop", bob).cart.lines.size(), 1u);
+  ASSERT_FALSE(Send("shop", {h::Page("a:" + laptop + ",u:" + ada, kT0 + kMinute * 60,
+                                     "https://shop.example/again")})
+                   .error);
+  const profiles::Customer fresh = CustomerOf("shop", ada);
+  EXPECT_TRUE(fresh.orders.empty());
+  EXPECT_TRUE(fresh.cart.empty());
+  EXPECT_EQ(fresh.traits.email.value, "");
+  EXPECT_EQ(fresh.anonymous_ids, std::vector<std::string>{laptop});
+  EXPECT_EQ(VisitorOf("shop", laptop).sessions.size(), 1u);
+}
+
+TEST_F(StateTest, AnEraseTakesEffectInOrderWithMessagesOfTheSameCommit) {
+  Reopen();
+  std::promise<void> all;
+  int answered = 0;
+  auto count = [&] {
+    if (++answered == 3) all.set_value();
+  };
+  auto message = [](const std::string& json) {
+    std::vector<Message> v;
+    v.push_back(ToMessage(json));
+    return v;
+  };
+  store_->Append("shop", message(h::Track("a:d1,u:dora", "Product Added", kT0, h::ProductProps("old", 1, 1))),
+                 [&](const AppendResult& r) { EXPECT_FALSE(r.error); count(); });
+  store_->EraseCustomer("shop", "dora", [&](const EraseResult& r) {
+    EXPECT_FALSE(r.error);
+    EXPECT_TRUE(r.found);
+    count();
+  });
+  store_->Append("shop", message(h::Track("a:d2,u:dora", "Product Added", kT0 + kMinute, h::ProductProps("new", 1, 1))),
+                 [&](const AppendResult& r) { EXPECT_FALSE(r.error); count(); });
+  store_->Flush();  // one commit for all three
+  all.get_future().wait();
+  const profiles::Customer dora = CustomerOf("shop", "dora");
+  ASSERT_EQ(dora.cart.lines.size(), 1u);
+  EXPECT_EQ(dora.cart.lines[0].key, "new");
+  EXPECT_EQ(dora.anonymous_ids, std::vector<std::string>{"d2"});
+  EXPECT_FALSE(store_->ReadVisitor("shop", "d1")->has_value());
+}
+
+TEST_F(StateTest, AnEraseOfAnUnknownCustomerSucceedsAndFindsNothing) {
+  Reopen();
+  const EraseResult r = Erase("shop", "nobody");
+  EXPECT_FALSE(r.error);
+  EXPECT_FALSE(r.found);
+  EXPECT_EQ(r.visitors, 0u);
+}
+
+TEST_F(StateTest, ThresholdsAreComputedPerSiteFromTheCustomersWithOrders) {
+  Reopen();
+  auto order = [](const std::string& who, const std::string& id, double total, profiles::EpochMs at) {
+    boost::json::object p;
+    p["order_id"] = id;
+    p["total"] = total;
+    p["currency"] = "EUR";
+    return h::Track(who, "Order Completed", at, std::move(p));
+  };
+  ASSERT_FALSE(Send("a", {order("u:c1", "1", 10, kT0), order("u:c2", "2", 20, kT0),
+                          order("u:c3", "3", 970, kT0), h::Page("a:v,u:c4", kT0, "/")})
+                   .error);
+  ASSERT_FALSE(Send("b", {order("u:c1", "1", 5, kT0)}).error);
+  EXPECT_FALSE(store_->ReadThresholds("a")->has_value());  // not computed yet
+
+  ASSERT_FALSE(store_->RecomputeThresholds(kT0 + 24 * 60 * kMinute));
+  auto a = store_->ReadThresholds("a");
+  ASSERT_TRUE(a.has_value() && a->has_value());
+  EXPECT_EQ((*a)->customers, 3);  // c4 has no order
+  EXPECT_EQ((*a)->computed_at, kT0 + 24 * 60 * kMinute);
+  // c3 alone makes 97% of the revenue: only c3 is A.
+  EXPECT_EQ((*a)->abc_a_min, h::Money(970));
+  auto b = store_->ReadThresholds("b");
+  ASSERT_TRUE(b.has_value() && b->has_value());
+  EXPECT_EQ((*b)->customers, 1);
+}
+
+TEST_F(StateTest, ThresholdsAreComputedInTheBackgroundOnASchedule) {
+  options_.thresholds_interval = std::chrono::milliseconds(50);
+  Reopen();
+  boost::json::object p;
+  p["order_id"] = "1";
+  p["total"] = 10;
+  ASSERT_FALSE(Send("shop", {h::Track("u:c1", "Order Completed", kT0, p)}).error);
+  // No call here: the store's own thread computes them (within a few intervals).
+  for (int i = 0; i < 200; ++i) {
+    auto t = store_->ReadThresholds("shop");
+    ASSERT_TRUE(t.has_value());
+    if (*t && (*t)->customers == 1) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL() << "the thresholds were not computed in the background within 4 s";
+}
+
+}  // namespace
+}  // namespace cartwatch::storage
