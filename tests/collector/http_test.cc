@@ -587,6 +587,112 @@ TEST_F(HttpTest, EventsNeedsTheSecretKeyAndValidParameters) {
   EXPECT_EQ(Events("sk2").size(), 0u);
 }
 
+TEST_F(HttpTest, CustomerAndVisitorDocumentsFollowTheEvents) {
+  const std::string now = util::FormatIso8601(util::NowMs() - 60'000);
+  Response res = Post("/v1/batch", R"({"batch":[
+    {"type":"page","anonymousId":"a1","messageId":"q1","timestamp":")" + now + R"(",
+     "context":{"page":{"url":"https://shop.example/?utm_source=news&utm_campaign=nov","title":"Home"}}},
+    {"type":"track","event":"Product Added","anonymousId":"a1","messageId":"q2","timestamp":")" + now + R"(",
+     "properties":{"product_id":"sock","price":4.5,"quantity":3,"currency":"EUR"}},
+    {"type":"identify","anonymousId":"a1","userId":"ada","messageId":"q3","timestamp":")" + now + R"(",
+     "traits":{"email":"ada@example.com","firstName":"Ada"}}]})");
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+
+  Response customer = Send(http::verb::get, "/v1/customers/ada", "", {{"Authorization", "Bearer sk"}});
+  ASSERT_EQ(customer.result_int(), 200) << customer.body();
+  EXPECT_EQ(customer[http::field::content_type], "application/json");
+  json::value c = json::parse(customer.body());
+  EXPECT_EQ(c.at("user_id"), "ada");
+  EXPECT_EQ(c.at("traits").at("email"), "ada@example.com");
+  EXPECT_EQ(c.at("traits").at("first_name"), "Ada");
+  EXPECT_EQ(c.at("anonymous_ids"), json::parse(R"(["a1"])"));
+  EXPECT_EQ(c.at("cart").at("items"), 3);
+  EXPECT_EQ(c.at("cart").at("value").as_double(), 13.5);
+  EXPECT_EQ(c.at("cart").at("currency"), "EUR");
+  EXPECT_EQ(c.at("stats").at("orders"), 0);
+  EXPECT_EQ(c.at("stats").at("visits_last_30_days"), 1);
+
+  Response visitor = Send(http::verb::get, "/v1/visitors/a1", "", {{"Authorization", "Bearer sk"}});
+  ASSERT_EQ(visitor.result_int(), 200) << visitor.body();
+  json::value v = json::parse(visitor.body());
+  EXPECT_EQ(v.at("user_id"), "ada");
+  EXPECT_EQ(v.at("cart").at("items"), 3);  // the linked customer's cart
+  ASSERT_EQ(v.at("sessions").as_array().size(), 1u);
+  EXPECT_EQ(v.at("sessions").at(0).at("utm").at("source"), "news");
+  EXPECT_EQ(v.at("sessions").at(0).at("landing_page").at("title"), "Home");
+
+  // Ids are percent-decoded path segments.
+  ASSERT_EQ(Post("/v1/identify", R"({"userId":"a/b c","messageId":"q4"})").result_int(), 200);
+  EXPECT_EQ(Send(http::verb::get, "/v1/customers/a%2Fb%20c", "", {{"Authorization", "Bearer sk"}})
+                .result_int(),
+            200);
+}
+
+TEST_F(HttpTest, ProfileApiErrors) {
+  ASSERT_EQ(Post("/v1/track", kTrack).result_int(), 200);  // visitor a1 of site shop
+  Response none = Send(http::verb::get, "/v1/visitors/a1");
+  EXPECT_EQ(none.result_int(), 401);
+  EXPECT_EQ(ErrorCode(none), "missing_secret_key");
+  EXPECT_EQ(none[http::field::www_authenticate], "Bearer");
+  Response wrong = Send(http::verb::delete_, "/v1/customers/u1", "", {{"Authorization", "Bearer wk"}});
+  EXPECT_EQ(wrong.result_int(), 401);
+  EXPECT_EQ(ErrorCode(wrong), "unknown_secret_key");
+
+  const std::vector<std::pair<std::string, std::string>> auth = {{"Authorization", "Bearer sk"}};
+  Response unknown = Send(http::verb::get, "/v1/customers/nobody", "", auth);
+  EXPECT_EQ(unknown.result_int(), 404);
+  EXPECT_EQ(ErrorCode(unknown), "customer_not_found");
+  Response unknown_visitor = Send(http::verb::get, "/v1/visitors/nobody", "", auth);
+  EXPECT_EQ(unknown_visitor.result_int(), 404);
+  EXPECT_EQ(ErrorCode(unknown_visitor), "visitor_not_found");
+  // Another site's secret key sees none of this site's people.
+  Response other = Send(http::verb::get, "/v1/visitors/a1", "", {{"Authorization", "Bearer sk2"}});
+  EXPECT_EQ(other.result_int(), 404);
+  EXPECT_EQ(Send(http::verb::get, "/v1/visitors/a1", "", auth).result_int(), 200);
+
+  Response escape = Send(http::verb::get, "/v1/customers/a%zz", "", auth);
+  EXPECT_EQ(escape.result_int(), 400);
+  EXPECT_EQ(ErrorCode(escape), "invalid_path");
+  for (std::string target : {"/v1/customers/", "/v1/customers/a/b", "/v1/visitors/"}) {
+    Response missing = Send(http::verb::get, target, "", auth);
+    EXPECT_EQ(missing.result_int(), 404) << target;
+    EXPECT_EQ(ErrorCode(missing), "not_found") << target;
+  }
+  Response post = Send(http::verb::post, "/v1/customers/u1", "{}", auth);
+  EXPECT_EQ(post.result_int(), 405);
+  EXPECT_EQ(post[http::field::allow], "GET, DELETE, OPTIONS");
+  Response del = Send(http::verb::delete_, "/v1/visitors/a1", "", auth);
+  EXPECT_EQ(del.result_int(), 405);
+  EXPECT_EQ(del[http::field::allow], "GET, OPTIONS");
+}
+
+TEST_F(HttpTest, DeleteCustomerErasesTheProfileAndItsEvents) {
+  ASSERT_EQ(Post("/v1/batch", R"({"batch":[
+    {"type":"track","event":"Product Added","anonymousId":"eve-phone","messageId":"e1","properties":{"sku":"S"}},
+    {"type":"identify","anonymousId":"eve-phone","userId":"eve","messageId":"e2","traits":{"email":"eve@example.com"}},
+    {"type":"page","anonymousId":"bob-laptop","messageId":"b1"}]})")
+                .result_int(),
+            200);
+  const std::vector<std::pair<std::string, std::string>> auth = {{"Authorization", "Bearer sk"}};
+  Response erased = Send(http::verb::delete_, "/v1/customers/eve", "", auth);
+  ASSERT_EQ(erased.result_int(), 202) << erased.body();
+  EXPECT_EQ(json::parse(erased.body()),
+            json::parse(R"({"success":true,"user_id":"eve","found":true,"visitors_erased":1})"));
+  EXPECT_EQ(Send(http::verb::get, "/v1/customers/eve", "", auth).result_int(), 404);
+  EXPECT_EQ(Send(http::verb::get, "/v1/visitors/eve-phone", "", auth).result_int(), 404);
+  EXPECT_EQ(Send(http::verb::get, "/v1/visitors/bob-laptop", "", auth).result_int(), 200);
+
+  ASSERT_FALSE(store_->PurgeErasedEvents());  // what the store's own thread does at once
+  auto events = Events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("messageId"), "b1");
+
+  // Erasing again is not an error: there is nothing left.
+  Response again = Send(http::verb::delete_, "/v1/customers/eve", "", auth);
+  EXPECT_EQ(again.result_int(), 202);
+  EXPECT_EQ(json::parse(again.body()).at("found"), false);
+}
+
 TEST_F(HttpTest, AdminHealthAndReadiness) {
   Response health = Send(http::verb::get, "/healthz", "", {}, true);
   EXPECT_EQ(health.result_int(), 200);
