@@ -27,6 +27,8 @@
 #include <cstring>
 #include <cstdio>
 #include <limits>
+#include <map>
+#include <unordered_map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -261,16 +263,19 @@ class RocksStore final : public Store {
       }
       if (auto ec = FromStatus(it->status())) return ec;
     }
-    for (auto& [key, job] : jobs) {
-      if (stopping_.load()) return Errc::kClosed;
-      if (!job.site_prefix.empty()) {
-        if (auto ec = PurgeEvents(job)) return ec;
-      }
-      rocksdb::WriteOptions wo;
-      wo.sync = options_.fsync;
-      if (auto ec = FromStatus(db_->Delete(wo, meta_, key))) return ec;
+    // One scan of a site's events serves all of its pending jobs.
+    std::map<std::string, std::vector<const EraseJob*>> by_site;
+    for (const auto& [key, job] : jobs) {
+      if (!job.site_prefix.empty()) by_site[job.site_prefix].push_back(&job);
     }
-    return {};
+    for (const auto& [site_prefix, site_jobs] : by_site) {
+      if (auto ec = PurgeEvents(site_prefix, site_jobs)) return ec;
+    }
+    rocksdb::WriteBatch done;
+    for (const auto& [key, job] : jobs) done.Delete(meta_, key);
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.fsync;
+    return FromStatus(db_->Write(wo, &done));
   }
 
   boost::system::result<std::optional<profiles::Visitor>> ReadVisitor(
@@ -503,11 +508,29 @@ class RocksStore final : public Store {
     return std::optional<Record>(std::move(*decoded));
   }
 
-  // Deletes the events of `job`'s site up to its event id that name its user id or one of
-  // its anonymous ids, a thousand deletes a write.
-  boost::system::error_code PurgeEvents(const EraseJob& job) {
-    std::string upper = EventKey(job.site_prefix, job.up_to_event_id);
-    upper.push_back('\0');  // the next key: job.up_to_event_id is included
+  // Deletes the events of the site that name the user id or an anonymous id of one of
+  // `jobs` and are not newer than that job, a thousand deletes a write.
+  boost::system::error_code PurgeEvents(const std::string& site_prefix,
+                                        const std::vector<const EraseJob*>& jobs) {
+    // Each id with the newest event id any job erases it up to.
+    std::unordered_map<std::string, std::uint64_t> users, devices;
+    std::uint64_t last = 0;
+    for (const EraseJob* job : jobs) {
+      auto up_to = [&](auto& map, const std::string& id) {
+        auto& v = map[id];
+        v = std::max(v, job->up_to_event_id);
+      };
+      up_to(users, job->user_id);
+      for (const std::string& id : job->anonymous_ids) up_to(devices, id);
+      last = std::max(last, job->up_to_event_id);
+    }
+    auto erased_up_to = [](const auto& map, const std::string& id) -> std::uint64_t {
+      if (id.empty()) return 0;
+      auto it = map.find(id);
+      return it == map.end() ? 0 : it->second;
+    };
+    std::string upper = EventKey(site_prefix, last);
+    upper.push_back('\0');  // the next key: `last` itself is included
     rocksdb::Slice upper_slice(upper);
     rocksdb::ReadOptions ro;
     ro.iterate_upper_bound = &upper_slice;
@@ -516,17 +539,18 @@ class RocksStore final : public Store {
     wo.sync = options_.fsync;
     rocksdb::WriteBatch batch;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
-    for (it->Seek(EventKey(job.site_prefix, 0)); it->Valid(); it->Next()) {
+    for (it->Seek(EventKey(site_prefix, 0)); it->Valid(); it->Next()) {
       if (stopping_.load()) return Errc::kClosed;
+      rocksdb::Slice key = it->key();
+      if (key.size() != site_prefix.size() + 8) continue;  // not an event key of this layout
+      const std::uint64_t id = GetBigEndian64(key.data() + site_prefix.size());
       auto event = profiles::ParseEvent(it->value().ToStringView());
       if (!event) continue;
-      const bool theirs =
-          (!event->user_id.empty() && event->user_id == job.user_id) ||
-          (!event->anonymous_id.empty() &&
-           std::find(job.anonymous_ids.begin(), job.anonymous_ids.end(), event->anonymous_id) !=
-               job.anonymous_ids.end());
-      if (!theirs) continue;
-      batch.Delete(events_, it->key());
+      if (id > erased_up_to(users, event->user_id) &&
+          id > erased_up_to(devices, event->anonymous_id)) {
+        continue;
+      }
+      batch.Delete(events_, key);
       if (batch.Count() >= 1000) {
         if (auto ec = FromStatus(db_->Write(wo, &batch))) return ec;
         batch.Clear();

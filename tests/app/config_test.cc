@@ -109,6 +109,10 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_EQ(config.storage.dedup_window, defaults.storage.dedup_window);
   EXPECT_EQ(config.storage.max_queued_messages, defaults.storage.max_queued_messages);
   EXPECT_EQ(config.storage.block_cache_bytes, defaults.storage.block_cache_bytes);
+  EXPECT_EQ(config.storage.state_cache_entries, 200'000u);
+  EXPECT_EQ(config.storage.profiles.session_timeout, minutes(30));
+  EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 3);
+  EXPECT_EQ(config.storage.thresholds_interval, hours(1));
   EXPECT_EQ(config.storage.write_buffer_bytes, defaults.storage.write_buffer_bytes);
   EXPECT_EQ(config.storage.max_background_jobs, defaults.storage.max_background_jobs);
   EXPECT_EQ(config.limits.max_message_bytes, defaults.limits.max_message_bytes);
@@ -173,6 +177,12 @@ retention = "30d"
 block_cache_mb = 128
 write_buffer_mb = 16
 max_background_jobs = 4
+state_cache_entries = 77
+
+[profiles]
+session_timeout = "45m"
+ltv_lifetime_years = 5
+thresholds_interval = "10m"
 
 [limits]
 max_message_bytes = 1024
@@ -236,6 +246,10 @@ dir = "/etc/cartwatch/templates"
   EXPECT_EQ(config.storage.block_cache_bytes, 128u << 20);
   EXPECT_EQ(config.storage.write_buffer_bytes, 16u << 20);
   EXPECT_EQ(config.storage.max_background_jobs, 4);
+  EXPECT_EQ(config.storage.state_cache_entries, 77u);
+  EXPECT_EQ(config.storage.profiles.session_timeout, minutes(45));
+  EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 5);
+  EXPECT_EQ(config.storage.thresholds_interval, minutes(10));
   EXPECT_EQ(config.limits.max_message_bytes, 1024u);
   EXPECT_EQ(config.limits.max_request_bytes, 4096u);
   EXPECT_EQ(config.limits.max_batch_messages, 10u);
@@ -386,6 +400,12 @@ INSTANTIATE_TEST_SUITE_P(
                   "unknown key"},
         ErrorCase{"UnknownServerKey", "[server]\nport = 8080\n", "server.port", "unknown key"},
         ErrorCase{"UnknownLimitsKey", "[limits]\nmax_body = 1\n", "limits.max_body", "unknown key"},
+        ErrorCase{"UnknownProfilesKey", "[profiles]\nsession = \"1h\"\n", "profiles.session",
+                  "unknown key"},
+        ErrorCase{"ZeroSessionTimeout", "[profiles]\nsession_timeout = \"0\"\n",
+                  "profiles.session_timeout", "must be more than 0"},
+        ErrorCase{"LtvLifetimeOutOfRange", "[profiles]\nltv_lifetime_years = 0\n",
+                  "profiles.ltv_lifetime_years", "must be at least 1"},
         ErrorCase{"UnknownTemplatesKey", "[templates]\npath = \"x\"\n", "templates.path",
                   "unknown key"},
         ErrorCase{"UnknownSection", "[serverr]\nlisten = \"x\"\n", "serverr", "unknown section"},
