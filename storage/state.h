@@ -12,8 +12,10 @@
 #include <list>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <memory>
 #include <vector>
+
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
@@ -61,11 +63,12 @@ class StateWriter {
 
  private:
   struct LruNode {
-    const std::string* key;  // a key of visitors_.map or customers_.map
+    const std::string* key;  // Entry::key of an entry of visitors_ or customers_
     bool customer;           // which of the two
   };
   template <typename Record>
   struct Entry {
+    std::string key;  // site prefix + id: the RocksDB key, and the map's key (a view of it)
     Record record;
     bool present = false;  // false: no such record (never was, or erased in this commit)
     bool dirty = false;    // changed in this commit
@@ -74,16 +77,17 @@ class StateWriter {
   template <typename Record>
   struct Table {
     rocksdb::ColumnFamilyHandle* cf = nullptr;
-    // Node-based: a reference to an entry stays valid while others are added.
-    std::unordered_map<std::string, Entry<Record>> map;
-    std::vector<const std::string*> dirty;  // keys changed in this commit
+    // Entries live on the heap, so that pointers to them (and views of their keys) stay
+    // valid while the flat map moves its slots.
+    boost::unordered_flat_map<std::string_view, std::unique_ptr<Entry<Record>>> map;
+    std::vector<Entry<Record>*> dirty;  // changed in this commit
   };
 
   template <typename Record>
   boost::system::result<Entry<Record>*> Load(Table<Record>& table, std::string_view site_prefix,
                                              std::string_view id);
   template <typename Record>
-  void MarkDirty(Table<Record>& table, Entry<Record>& entry, const std::string& key);
+  void MarkDirty(Table<Record>& table, Entry<Record>& entry);
   template <typename Record>
   void StageTable(Table<Record>& table, rocksdb::WriteBatch& batch);
   template <typename Record>
@@ -96,6 +100,7 @@ class StateWriter {
   Table<profiles::Visitor> visitors_;
   Table<profiles::Customer> customers_;
   std::list<LruNode> lru_;  // every cached record, most recently used first
+  std::string key_;         // scratch: the key being looked up
 };
 
 }  // namespace cartwatch::storage

@@ -153,6 +153,10 @@ class RocksStore final : public Store {
     people.write_buffer_size = options_.write_buffer_bytes;
     people.max_write_buffer_number = 4;
     people.table_factory = table_options(true);
+    // A new visitor's first message looks up a key that is nowhere: the memtable bloom
+    // filter answers that without searching the memtables' skip lists.
+    people.memtable_prefix_bloom_size_ratio = 0.05;
+    people.memtable_whole_key_filtering = true;
 
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
         {rocksdb::kDefaultColumnFamilyName, meta},
