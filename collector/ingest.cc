@@ -289,6 +289,9 @@ bool HasId(const FieldRec* rec) {
   return rec->value.type == od::json_type::string && !rec->value.str.empty();
 }
 
+// The longest userId, anonymousId or previousId accepted, in bytes (as unescaped).
+constexpr std::size_t kMaxIdBytes = 2048;
+
 // What the collector adds to a message (messageId, type, timestamps, receivedAt) may take
 // an accepted message this far past limits.max_message_bytes once stored.
 constexpr std::size_t kAddedFieldsAllowance = 256;
@@ -378,6 +381,15 @@ Verdict BuildMessage(const MessageRec& msg, const Scratch& scratch, const Shared
     }
   } else if (!HasId(get(Field::kUserId)) && !HasId(get(Field::kAnonymousId))) {
     return Reject("missing_identity", "a message needs a \"userId\" or an \"anonymousId\"");
+  }
+  // Profiles are keyed by these ids (docs/profiles.md reads at most this much of a string).
+  for (Field f : {Field::kUserId, Field::kAnonymousId, Field::kPreviousId}) {
+    const FieldRec* rec = get(f);
+    if (rec != nullptr && rec->value.type == od::json_type::string &&
+        rec->value.str.size() > kMaxIdBytes) {
+      return Reject("id_too_long", "\"" + std::string(rec->name) + "\" is longer than " +
+                                       std::to_string(kMaxIdBytes) + " bytes");
+    }
   }
 
   if (type == "track") {

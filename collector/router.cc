@@ -136,7 +136,11 @@ std::string RejectionsJson(const std::vector<Rejection>& rejected) {
   return boost::json::serialize(out);
 }
 
-Response StorageErrorResponse(const boost::system::error_code& ec, unsigned version) {
+// What the failed storage operation was, for the 500's message.
+enum class StorageOp { kStore, kRead, kErase };
+
+Response StorageErrorResponse(const boost::system::error_code& ec, unsigned version,
+                              StorageOp op = StorageOp::kStore) {
   using storage::Errc;
   if (ec == storage::make_error_code(Errc::kOverloaded)) {
     Response res = ErrorResponse(503, "overloaded",
@@ -151,9 +155,21 @@ Response StorageErrorResponse(const boost::system::error_code& ec, unsigned vers
     res.set(http::field::retry_after, "5");
     return res;
   }
+  const std::string why = " (" + ec.message() + ")";
+  switch (op) {
+    case StorageOp::kRead:
+      return ErrorResponse(500, "storage_error", "the stored data could not be read" + why,
+                           version);
+    case StorageOp::kErase:
+      return ErrorResponse(500, "storage_error",
+                           "the erase could not be written" + why + "; nothing was erased, retry",
+                           version);
+    case StorageOp::kStore:
+      break;
+  }
   return ErrorResponse(500, "storage_error",
-                       "the messages could not be stored (" + ec.message() +
-                           "); nothing from this request was kept, retry later",
+                       "the messages could not be stored" + why +
+                           "; nothing from this request was kept, retry later",
                        version);
 }
 
@@ -580,7 +596,7 @@ void Router::HandleEvents(const Request& request, std::string_view query, Respon
           page.error() == storage::make_error_code(storage::Errc::kInvalidArgument)
               ? ErrorResponse(400, "invalid_cursor",
                               "after= must be a cursor from a Cartwatch-Cursor header", version)
-              : StorageErrorResponse(page.error(), version);
+              : StorageErrorResponse(page.error(), version, StorageOp::kRead);
       for (auto& field : res) {
         if (field.name() != http::field::content_type) error.set(field.name(), field.value());
       }
@@ -630,7 +646,7 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
         [id = *id, accepted = std::move(accepted), respond = std::move(respond),
          version](const storage::EraseResult& result) mutable {
           if (result.error) {
-            Response res = StorageErrorResponse(result.error, version);
+            Response res = StorageErrorResponse(result.error, version, StorageOp::kErase);
             for (const char* h : {"Access-Control-Allow-Origin",
                                   "Access-Control-Allow-Credentials", "Vary"}) {
               if (auto v = accepted[h]; !v.empty()) res.set(h, v);
@@ -673,7 +689,7 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
     const std::string& name = site->site.name;
     if (customer) {
       auto found = store_.ReadCustomer(name, id);
-      if (!found) return error(StorageErrorResponse(found.error(), version));
+      if (!found) return error(StorageErrorResponse(found.error(), version, StorageOp::kRead));
       if (!*found) return not_found();
       auto thresholds = store_.ReadThresholds(name);
       const profiles::SiteThresholds* t =
@@ -683,7 +699,7 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
       return respond(std::move(res));
     }
     auto visitor = store_.ReadVisitor(name, id);
-    if (!visitor) return error(StorageErrorResponse(visitor.error(), version));
+    if (!visitor) return error(StorageErrorResponse(visitor.error(), version, StorageOp::kRead));
     if (!*visitor) return not_found();
     std::optional<profiles::Customer> linked;
     if (!(*visitor)->user_id.empty()) {

@@ -82,19 +82,28 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     if (!visitor->present) {
       visitor->record = profiles::Visitor();
       visitor->present = true;
+      MarkDirty(visitors_, *visitor);
     }
   }
   // A copy: Apply may re-link the visitor, which changes the string this would point into.
-  const std::string user_id(
-      profiles::CustomerIdFor(*event, visitor ? &visitor->record : nullptr));
+  std::string user_id(profiles::CustomerIdFor(*event, visitor ? &visitor->record : nullptr));
   Entry<profiles::Customer>* customer = nullptr;
   if (!user_id.empty()) {
     auto loaded = Load(customers_, site_prefix, user_id);
     if (!loaded) return loaded.error();
     customer = *loaded;
-    if (!customer->present) {
+    if (!customer->present && event->user_id.empty()) {
+      // The visitor is linked to a customer that has no record: one that was erased (a
+      // device beyond the customer's list of linked visitors). Its anonymous messages must
+      // not bring the customer back: the visitor is anonymous again.
+      visitor->record.user_id.clear();
+      visitor->record.linked_at = 0;
+      user_id.clear();
+      customer = nullptr;
+    } else if (!customer->present) {
       customer->record = profiles::Customer();
       customer->present = true;
+      MarkDirty(customers_, *customer);
     }
   }
 
@@ -114,6 +123,23 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     }
   }
   return {};
+}
+
+boost::system::result<std::size_t> StateWriter::EraseVisitors(
+    std::string_view site_prefix, std::string_view user_id,
+    const std::vector<std::string>& anonymous_ids) {
+  std::size_t erased = 0;
+  for (const std::string& anonymous_id : anonymous_ids) {
+    auto visitor = Load(visitors_, site_prefix, anonymous_id);
+    if (!visitor) return visitor.error();
+    Entry<profiles::Visitor>* v = *visitor;
+    if (!v->present || v->record.user_id != user_id) continue;  // gone, or re-linked since
+    v->record = profiles::Visitor();
+    v->present = false;
+    MarkDirty(visitors_, *v);
+    ++erased;
+  }
+  return erased;
 }
 
 boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view site_prefix,

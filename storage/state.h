@@ -51,6 +51,13 @@ class StateWriter {
   // start new records, also within the same commit.
   boost::system::result<Erased> Erase(std::string_view site_prefix, std::string_view user_id);
 
+  // Erases those of `anonymous_ids` whose visitor record is still linked to `user_id`;
+  // returns how many. For visitors that an Erase could not reach (beyond the customer's list
+  // of linked visitors), found by scanning.
+  boost::system::result<std::size_t> EraseVisitors(std::string_view site_prefix,
+                                                  std::string_view user_id,
+                                                  const std::vector<std::string>& anonymous_ids);
+
   // Puts every record changed since the last Finish into `batch` (a Delete for an erased one).
   void Stage(rocksdb::WriteBatch& batch);
 

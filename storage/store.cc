@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <mutex>
 #include <optional>
+#include <future>
 #include <thread>
 
 namespace cartwatch::storage {
@@ -492,6 +493,9 @@ class RocksStore final : public Store {
     std::size_t bytes = 0;
     std::string erase_user;
     EraseCallback erased;
+    // With `erased`: only these visitors (still linked to erase_user) are erased, for an
+    // erase job that found them beyond the customer's list (PurgeEvents).
+    std::vector<std::string> erase_visitors;
   };
 
   template <typename Record, typename DecodeFn>
@@ -533,6 +537,7 @@ class RocksStore final : public Store {
       auto it = map.find(id);
       return it == map.end() ? 0 : it->second;
     };
+    if (auto ec = EraseUnlistedVisitors(site_prefix, users, devices)) return ec;
     std::string upper = EventKey(site_prefix, last);
     upper.push_back('\0');  // the next key: `last` itself is included
     rocksdb::Slice upper_slice(upper);
@@ -550,10 +555,12 @@ class RocksStore final : public Store {
       const std::uint64_t id = GetBigEndian64(key.data() + site_prefix.size());
       auto event = profiles::ParseEvent(it->value().ToStringView());
       if (!event) continue;
-      if (id > erased_up_to(users, event->user_id) &&
-          id > erased_up_to(devices, event->anonymous_id)) {
-        continue;
-      }
+      // A message with a userId is that customer's, whatever the device (a shared device
+      // keeps the other customer's messages); one without, its device's.
+      const std::uint64_t up_to = event->user_id.empty()
+                                      ? erased_up_to(devices, event->anonymous_id)
+                                      : erased_up_to(users, event->user_id);
+      if (id > up_to) continue;
       batch.Delete(events_, key);
       if (batch.Count() >= 1000) {
         if (auto ec = FromStatus(db_->Write(wo, &batch))) return ec;
@@ -566,12 +573,61 @@ class RocksStore final : public Store {
     return FromStatus(db_->Write(wo, &batch));
   }
 
+  // Visitors still linked to an erased customer but not on its list of linked visitors
+  // (which keeps the newest profiles::Options::max_linked_visitors): found by one scan of
+  // the site's visitor records, erased through the committing thread like any erase, and
+  // added to `devices` so that their anonymous events are purged too.
+  boost::system::error_code EraseUnlistedVisitors(
+      const std::string& site_prefix, const std::unordered_map<std::string, std::uint64_t>& users,
+      std::unordered_map<std::string, std::uint64_t>& devices) {
+    std::string upper = site_prefix + std::string(1, '\xff');
+    std::unordered_map<std::string, std::vector<std::string>> found;  // user -> devices
+    {
+      rocksdb::Slice upper_slice(upper);
+      rocksdb::ReadOptions ro;
+      ro.iterate_upper_bound = &upper_slice;
+      ro.fill_cache = false;
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, visitors_));
+      for (it->Seek(site_prefix); it->Valid(); it->Next()) {
+        if (stopping_.load()) return Errc::kClosed;
+        if (!it->key().starts_with(site_prefix)) break;
+        auto visitor = profiles::DecodeVisitor(it->value().ToStringView());
+        if (!visitor || visitor->user_id.empty()) continue;
+        auto user = users.find(visitor->user_id);
+        if (user == users.end()) continue;
+        found[visitor->user_id].push_back(visitor->anonymous_id);
+        auto& up_to = devices[visitor->anonymous_id];
+        up_to = std::max(up_to, user->second);
+      }
+      if (auto ec = FromStatus(it->status())) return ec;
+    }
+    for (auto& [user, anonymous_ids] : found) {
+      std::promise<boost::system::error_code> done;
+      Pending p;
+      p.site = site_prefix.substr(1);
+      p.erase_user = user;
+      p.erase_visitors = std::move(anonymous_ids);
+      p.erased = [&done](const EraseResult& r) { done.set_value(r.error); };
+      {
+        std::lock_guard lock(mu_);
+        if (closing_) return Errc::kClosed;
+        queue_.push_back(std::move(p));
+      }
+      Flush();  // commits here, or the thread committing now takes it
+      if (auto ec = done.get_future().get()) return ec;
+    }
+    return {};
+  }
+
   // The store's background thread: event purges of erase jobs as soon as they are
   // committed, and the thresholds every StoreOptions::thresholds_interval (first at once).
   void MaintenanceLoop() {
     using Clock = std::chrono::steady_clock;
     std::unique_lock lock(maintenance_mu_);
-    Clock::time_point next_thresholds = Clock::now();
+    // Thresholds are stored, so a restart needs no new ones at once; a first computation a
+    // minute after opening (or sooner, with a shorter interval) serves a new database.
+    Clock::time_point next_thresholds =
+        Clock::now() + std::min<Clock::duration>(options_.thresholds_interval, std::chrono::minutes(1));
     Clock::time_point next_purge = Clock::now();  // jobs left by an earlier run, at once
     while (!stopping_) {
       const Clock::time_point now = Clock::now();
@@ -661,6 +717,15 @@ class RocksStore final : public Store {
     boost::system::error_code ec;
     for (std::size_t i = 0; i < work.size() && !ec; ++i) {
       const std::string prefix = SitePrefix(work[i].site);
+      if (work[i].erased && !work[i].erase_visitors.empty()) {
+        auto erase = state_->EraseVisitors(prefix, work[i].erase_user, work[i].erase_visitors);
+        if (!erase) {
+          ec = erase.error();
+          break;
+        }
+        erased[i].visitors = *erase;
+        continue;
+      }
       if (work[i].erased) {
         auto erase = state_->Erase(prefix, work[i].erase_user);
         if (!erase) {

@@ -402,6 +402,10 @@ TEST(IngestRejectTest, EachCodeKeepsTheRestOfTheBatch) {
       {R"({"type":"page","userId":"u","sentAt":false})", "invalid_sent_at"},
       {R"({"type":"page","userId":"u","messageId":12})", "invalid_message_id"},
       {R"({"type":"page","userId":"u","messageId":{"id":"x"}})", "invalid_message_id"},
+      {R"({"type":"page","userId":")" + std::string(2049, 'u') + R"("})", "id_too_long"},
+      {R"({"type":"page","anonymousId":")" + std::string(2049, 'a') + R"("})", "id_too_long"},
+      {R"({"type":"alias","userId":"u","previousId":")" + std::string(2049, 'p') + R"("})",
+       "id_too_long"},
   };
   for (const RejectCase& c : cases) {
     ParsedRequest r = Parse(Batch({kTrack, c.message, kTrack}));
@@ -412,6 +416,14 @@ TEST(IngestRejectTest, EachCodeKeepsTheRestOfTheBatch) {
     EXPECT_FALSE(r.rejected[0].message.empty());
     EXPECT_EQ(r.accepted.size(), 2u) << c.message;
   }
+}
+
+TEST(IngestRejectTest, IdsUpToTheLimitAreAccepted) {
+  ParsedRequest r = Parse(Batch({R"({"type":"page","userId":")" + std::string(2048, 'u') +
+                                 R"(","anonymousId":")" + std::string(2048, 'a') + R"("})"}));
+  ASSERT_FALSE(r.error);
+  EXPECT_TRUE(r.rejected.empty());
+  EXPECT_EQ(r.accepted.size(), 1u);
 }
 
 TEST(IngestRejectTest, PartialBatchReportsIndicesOfBadMessages) {
