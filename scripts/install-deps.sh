@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Cartwatch builds and tests with. Idempotent: a package that
 # is already installed is left alone, and apt is not touched when nothing is missing.
-# Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite needs: Node.js)
+# Usage: scripts/install-deps.sh [--demo | --test]
+#   --demo adds Node.js and npm (the demo shop and the tracker's build);
+#   --test adds those and Debian's chromium (the tracker's browser tests).
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ pkg-config
       libboost1.81-dev libboost-json1.81-dev
       librocksdb-dev libsimdjson-dev libtomlplusplus-dev libkainjow-mustache-dev
       libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev)
-want_node=0
-[[ "${1:-}" == "--test" ]] && want_node=1
+want_node=0 want_browser=0
+[[ "${1:-}" == "--demo" ]] && want_node=1
+[[ "${1:-}" == "--test" ]] && want_node=1 want_browser=1
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -19,6 +22,9 @@ done
 if ((want_node)); then
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
+if ((want_browser)); then
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 fi
 
 if ((${#missing[@]})); then

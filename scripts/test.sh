@@ -2,10 +2,13 @@
 # The README's second command (and all that .ci/run does): installs what is missing,
 # builds every target with the debug preset (asserts on) and runs every test: GoogleTest
 # unit and HTTP integration tests, and the end-to-end tests against the real binary
-# (@segment/analytics-node, kill -9 crash safety, start-up and shutdown).
+# (@segment/analytics-node, kill -9 crash safety, start-up and shutdown), and the tracker's
+# tests (sdk-js: unit tests in Node, and in Debian's chromium against the real binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+npm ci --prefix sdk-js --no-audit --no-fund --loglevel=error
+npm run --prefix sdk-js --silent build
 cmake --workflow --preset debug
 ctest --preset debug "$@"
