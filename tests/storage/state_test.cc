@@ -6,6 +6,8 @@
 #include <rocksdb/db.h>
 
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <future>
 #include <random>
 
@@ -77,26 +79,38 @@ class StateTest : public ::testing::Test {
     return v && *v ? **v : profiles::Visitor();
   }
 
-  // Every key and value of every column family, read with RocksDB itself.
-  std::vector<std::pair<std::string, std::string>> ScanEverything() {
+  // Opens the database with RocksDB itself (the store closed) and calls f(db, column
+  // families by name).
+  void WithDatabase(
+      const std::function<void(rocksdb::DB&, std::map<std::string, rocksdb::ColumnFamilyHandle*>&)>& f) {
+    store_.reset();
     std::vector<std::string> names;
     rocksdb::Options o;
-    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(o, dir_.string(), &names).ok());
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(o, dir_.string(), &names).ok());
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
     for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
-    EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(o, dir_.string(), cfs, &handles, &db).ok());
-    std::vector<std::pair<std::string, std::string>> all;
-    for (auto* handle : handles) {
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handle));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        all.emplace_back(handle->GetName() + ":" + it->key().ToString(), it->value().ToString());
-      }
-      EXPECT_TRUE(it->status().ok());
-    }
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir_.string(), cfs, &handles, &db).ok());
+    std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
+    for (auto* handle : handles) by_name[handle->GetName()] = handle;
+    f(*db, by_name);
     for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
     delete db;
+  }
+
+  // Every key ("family:key") and value of every column family.
+  std::vector<std::pair<std::string, std::string>> ScanEverything() {
+    std::vector<std::pair<std::string, std::string>> all;
+    WithDatabase([&](rocksdb::DB& db, auto& families) {
+      for (auto& [name, handle] : families) {
+        std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), handle));
+        for (it->SeekToFirst(); it->Valid(); it->Next()) {
+          all.emplace_back(name + ":" + it->key().ToString(), it->value().ToString());
+        }
+        EXPECT_TRUE(it->status().ok());
+      }
+    });
     return all;
   }
 
@@ -336,31 +350,16 @@ TEST_F(StateTest, AnEraseJobLeftByACrashIsFinishedAfterTheRestart) {
   ASSERT_FALSE(Send("shop", {h::Page("a:z1,u:zed", kT0, "/"), h::Page("a:z1", kT0 + kMinute, "/a"),
                              h::Page("a:amy1,u:amy", kT0, "/")})
                    .error);
-  store_->Close();
-  store_.reset();
-  {
-    // What a crash right after the erase's commit leaves: the job, not yet carried out.
-    std::vector<std::string> names;
-    rocksdb::Options o;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(o, dir_.string(), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, dir_.string(), cfs, &handles, &db).ok());
-    rocksdb::ColumnFamilyHandle* meta = nullptr;
-    for (auto* handle : handles) {
-      if (handle->GetName() == "meta") meta = handle;
-    }
-    ASSERT_NE(meta, nullptr);
+  // What a crash right after the erase's commit leaves: the job, not yet carried out.
+  WithDatabase([](rocksdb::DB& db, auto& families) {
     const EraseJob job{.site_prefix = SitePrefix("shop"),
                        .up_to_event_id = UINT64_MAX - 1,
                        .user_id = "zed",
                        .anonymous_ids = {"z1"}};
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), meta, EraseJobKey(3), EncodeEraseJob(job)).ok());
-    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
-    delete db;
-  }
+    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), families.at("meta"), EraseJobKey(3),
+                       EncodeEraseJob(job))
+                    .ok());
+  });
   Reopen();  // its background thread takes up the job at once
   for (int i = 0; i < 250; ++i) {
     auto events = store_->ReadEvents("shop", "", 100, SIZE_MAX);
@@ -402,26 +401,12 @@ TEST_F(StateTest, AnEraseReachesDevicesBeyondTheCustomersListOfLinkedVisitors) {
 TEST_F(StateTest, AVisitorLinkedToACustomerWithoutARecordIsAnonymousAgain) {
   Reopen();
   ASSERT_FALSE(Send("shop", {h::Page("a:dev,u:gone", kT0, "/1")}).error);
-  store_->Close();
-  store_.reset();
-  {
-    // The customer record is missing (as for a device an erase did not reach).
-    std::vector<std::string> names;
-    rocksdb::Options o;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(o, dir_.string(), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, dir_.string(), cfs, &handles, &db).ok());
-    for (auto* handle : handles) {
-      if (handle->GetName() == "customers") {
-        ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handle, PersonKey(SitePrefix("shop"), "gone")).ok());
-      }
-    }
-    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
-    delete db;
-  }
+  // The customer record is missing (as for a device an erase did not reach).
+  WithDatabase([](rocksdb::DB& db, auto& families) {
+    ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), families.at("customers"),
+                          PersonKey(SitePrefix("shop"), "gone"))
+                    .ok());
+  });
   Reopen();
   // Its next anonymous message does not make a new customer "gone".
   ASSERT_FALSE(Send("shop", {h::Track("a:dev", "Product Added", kT0 + kMinute, h::ProductProps("p", 1, 1))}).error);
