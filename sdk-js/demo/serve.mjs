@@ -49,7 +49,12 @@ export async function startDemo({ port = 8000, host = '127.0.0.1', options }) {
     server.listen(port, host, resolve);
   });
   const { port: bound } = server.address();
-  return { url: `http://${host}:${bound}`, close: () => new Promise((r) => server.close(r)) };
+  const close = () =>
+    new Promise((resolve) => {
+      server.close(resolve);
+      server.closeAllConnections(); // a browser's keep-alive connections would hold it open
+    });
+  return { url: `http://${host}:${bound}`, close };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -16,6 +16,9 @@ const start = (options: Options): Tracker => {
   return t;
 };
 try {
-  if (stub.o) start(stub.o);
-  else w.cartwatch = { load: start, createTracker };
+  // Loaded twice (two copies of the snippet): the first one is the tracker.
+  if (!stub.anonymousId) {
+    if (stub.o) start(stub.o);
+    else w.cartwatch = { load: start, createTracker };
+  }
 } catch {}

@@ -58,15 +58,30 @@ export interface Tracker {
   readonly anonymousId: string;
 }
 
-type Message = Record<string, unknown> & { messageId: string };
+type Message = Record<string, unknown> & { messageId: string; timestamp: string };
 
 const KEY = 'cw_';
-const MAX_BYTES = 60000; // under the 64 KB keepalive/sendBeacon budget
+const MAX_BYTES = 60000; // a request's messages: under the 64 KB keepalive/sendBeacon budget
+const MAX_MESSAGE = 32000; // the collector's (and Segment's) limit for one message
+
+// The UTF-8 length of a string (no TextEncoder needed). A surrogate pair is 4 bytes; JSON
+// text has no lone surrogates (JSON.stringify escapes them).
+function utf8(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    n += c < 128 ? 1 : c < 2048 ? 2 : c >> 10 == 54 ? (i++, 4) : 3;
+  }
+  return n;
+}
 
 export function createTracker(options: Options, w: any = globalThis): Tracker {
   const o = { batchSize: 10, flushInterval: 5000, maxQueue: 1000, retryDelay: 1000, ...options };
   const url = o.host.replace(/\/$/, '') + '/v1/batch';
-  const ls = w.localStorage;
+  let ls: any;
+  try {
+    ls = w.localStorage; // the getter itself throws where the browser blocks site data
+  } catch {}
   const nav = w.navigator || {};
   const mem: Record<string, string> = {};
 
@@ -93,14 +108,19 @@ export function createTracker(options: Options, w: any = globalThis): Tracker {
   };
   const uuid = (): string => {
     try {
-      return w.crypto.randomUUID();
+      return w.crypto.randomUUID(); // secure contexts only
+    } catch {}
+    let b: ArrayLike<number>;
+    try {
+      b = w.crypto.getRandomValues(new Uint8Array(16));
     } catch {
-      return 'xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx'.replace(/[xy]/g, (c) => {
-        const r = (Math.random() * 16) | 0;
-        return (c == 'x' ? r : (r & 3) | 8).toString(16);
-      });
+      b = Array.from({ length: 16 }, () => (Math.random() * 256) | 0);
     }
+    const h = Array.from(b, (x, i) => (i == 6 ? (x & 15) | 64 : i == 8 ? (x & 63) | 128 : x).toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   };
+  // UTF-8 bytes of a message as it is sent (its JSON and a comma).
+  const bytes = (m: Message): number => utf8(JSON.stringify(m)) + 1;
   const newAnonymousId = () => {
     aid = uuid();
     set('aid', aid);
@@ -124,31 +144,39 @@ export function createTracker(options: Options, w: any = globalThis): Tracker {
   let timer: any;
   let attempt = 0;
   let sending: Promise<void> | undefined;
+  // What was handed to sendBeacon since the page last sent, and the bytes left of the
+  // browser's 64 KB budget for it (shared by visibilitychange and pagehide).
+  let beaconed = new Set<string>();
+  let budget = 64000;
 
   const optedOut = () => get('optout') == '1' || (o.respectGpc && nav.globalPrivacyControl === true);
 
   // Merges with what other tabs stored (by messageId), leaves out `gone` (delivered),
-  // keeps the newest maxQueue, and stores it.
+  // keeps the newest maxQueue in time order, and stores it. After an opt-out (maybe in
+  // another tab) there is nothing to keep.
   const save = (gone?: Message[]) => {
     const ids = new Set(queue.map((m) => m.messageId));
     const out = new Set(gone?.map((m) => m.messageId));
-    queue = load()
-      .filter((m) => !ids.has(m.messageId))
-      .concat(queue)
-      .filter((m) => !out.has(m.messageId))
-      .slice(-o.maxQueue);
-    set('q', JSON.stringify(queue));
+    queue = optedOut()
+      ? []
+      : load()
+          .filter((m) => !ids.has(m.messageId))
+          .concat(queue)
+          .filter((m) => !out.has(m.messageId))
+          .sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0))
+          .slice(-o.maxQueue);
+    set('q', queue.length ? JSON.stringify(queue) : null);
   };
 
   const body = (batch: Message[]) =>
     JSON.stringify({ batch, sentAt: new Date().toISOString(), writeKey: o.writeKey });
-  // Consecutive chunks of the queue, each body under MAX_BYTES.
-  const chunks = (): Message[][] => {
+  // Consecutive chunks of the queue, each body under MAX_BYTES of UTF-8.
+  const chunks = (list = queue): Message[][] => {
     const out: Message[][] = [];
     let cur: Message[] = [];
     let size = 0;
-    for (const m of queue) {
-      const n = JSON.stringify(m).length + 1;
+    for (const m of list) {
+      const n = bytes(m);
       if (cur.length && size + n > MAX_BYTES) {
         out.push(cur);
         cur = [];
@@ -186,8 +214,12 @@ export function createTracker(options: Options, w: any = globalThis): Tracker {
         attempt = 0;
         continue;
       }
-      const after = res && Number(res.headers.get('Retry-After'));
-      const delay = after > 0 ? after * 1000 : Math.min(o.retryDelay * 2 ** attempt, 3e5) * (0.5 + Math.random() / 2);
+      // Retry-After: seconds or an HTTP date; at most an hour.
+      const ra = res && res.headers.get('Retry-After');
+      let after = Number(ra) * 1000;
+      if (isNaN(after)) after = Date.parse(ra) - Date.now();
+      const delay =
+        after > 0 ? Math.min(after, 36e5) : Math.min(o.retryDelay * 2 ** attempt, 3e5) * (0.5 + Math.random() / 2);
       attempt++;
       schedule(delay);
       return;
@@ -195,22 +227,33 @@ export function createTracker(options: Options, w: any = globalThis): Tracker {
     if (queue.length) schedule(queue.length >= o.batchSize ? 0 : o.flushInterval);
   };
 
+  // Never rejects: it also runs from timers, where a rejection would reach the page's
+  // error reporting.
   const flush = (): Promise<void> => {
     w.clearTimeout(timer);
     timer = undefined;
-    if (optedOut() || !queue.length) return Promise.resolve();
-    if (!sending) sending = send().finally(() => (sending = undefined));
+    beaconed = new Set();
+    budget = 64000;
+    if (optedOut()) queue = [];
+    if (!queue.length) return Promise.resolve();
+    if (!sending) sending = send().catch(() => {}).finally(() => (sending = undefined));
     return sending;
   };
 
   // The page is going away: hand everything to the browser. Messages stay queued until a
   // fetch is answered, so a beacon the collector never got is sent again on the next page
   // (the collector drops the duplicates by messageId).
+  // `visibilitychange` and `pagehide` both fire on the way out: what was handed over once
+  // is not handed over again, and the browser's 64 KB budget for beacons ends the loop.
   const beacon = () => {
     try {
-      if (optedOut() || !queue.length) return;
       save();
-      for (const batch of chunks()) nav.sendBeacon(url, body(batch));
+      for (const batch of chunks(queue.filter((m) => !beaconed.has(m.messageId)))) {
+        const b = body(batch);
+        budget -= utf8(b);
+        if (budget < 0 || !nav.sendBeacon(url, b)) return;
+        for (const m of batch) beaconed.add(m.messageId);
+      }
     } catch {}
   };
 
@@ -242,6 +285,7 @@ export function createTracker(options: Options, w: any = globalThis): Tracker {
 
   const enqueue = (type: string, fields: Properties) => {
     if (optedOut()) return;
+    aid = cookie() || get('aid') || aid; // another tab may have reset it
     const uid = get('uid');
     const m: Message = {
       type,
@@ -252,6 +296,13 @@ export function createTracker(options: Options, w: any = globalThis): Tracker {
       context: context(),
       ...fields,
     };
+    let n: number;
+    try {
+      n = bytes(m);
+    } catch {
+      return; // not serialisable (a BigInt, a cycle): dropped, the rest goes on
+    }
+    if (n > MAX_MESSAGE) return; // the collector would refuse it
     queue.push(m);
     save();
     if (attempt) return; // a retry is scheduled
@@ -308,6 +359,7 @@ export function createTracker(options: Options, w: any = globalThis): Tracker {
       set('q', null);
       w.clearTimeout(timer);
       timer = undefined;
+      attempt = 0;
     }),
     optIn: safe(() => set('optout', null)),
     flush: () => {

@@ -13,6 +13,7 @@
       };
     });
   c.load = function (options) {
+    if (c.o) return; // one script, even when two copies of the snippet call load
     c.o = options;
     var s = d.createElement('script');
     s.async = true;

@@ -61,6 +61,31 @@ for (const [where, text] of Object.entries(SNIPPETS)) {
   });
 }
 
+test('two copies of the snippet load one script, and loading the script twice keeps one tracker', async () => {
+  const w = new FakeWindow();
+  const injected = [];
+  w.document.createElement = (tag) => ({ tag });
+  w.document.head = { appendChild: (el) => injected.push(el) };
+  w.window = w;
+  const context = vm.createContext(w);
+  const snippet = SNIPPETS['src/snippet.js']
+    .replace("'YOUR_WRITE_KEY'", "'wk'")
+    .replace("'https://collect.example'", "'https://collect.example', batchSize: 1");
+  vm.runInContext(snippet, context);
+  vm.runInContext(snippet, context);
+  assert.equal(injected.length, 1);
+  const script = readFileSync(dist('cartwatch.min.js'), 'utf8');
+  vm.runInContext(script, context);
+  const tracker = w.cartwatch;
+  assert.match(tracker.anonymousId, /^[0-9a-f-]{36}$/);
+  vm.runInContext(script, context); // a second copy arrives
+  assert.equal(w.cartwatch, tracker);
+  vm.runInContext("cartwatch.track('A')", context);
+  for (let i = 0; i < 5; i++) await w.advance(10); // each answer lets the next send go
+  // The queued page() of each snippet copy, then A: each once.
+  assert.deepEqual(messages(w).map((m) => m.event ?? m.type), ['page', 'page', 'A']);
+});
+
 test('the package publishes its types', () => {
   const dts = readFileSync(dist('index.d.ts'), 'utf8');
   for (const name of ['createTracker', 'interface Options', 'interface Tracker', 'orderCompleted', 'optOut']) {

@@ -140,7 +140,7 @@ test('undelivered messages survive a reload and are sent by the next page', asyn
   createTracker(options, next);
   await next.advance(0);
   assert.deepEqual(messages(next).map((m) => m.event), ['A', 'B', 'C']);
-  assert.equal(JSON.parse(storage.getItem('cw_q')).length, 0);
+  assert.equal(storage.getItem('cw_q'), null); // nothing left
 });
 
 test('network errors, 429 and 5xx retry with backoff; Retry-After is honoured', async () => {
@@ -191,7 +191,7 @@ test('other 4xx answers are not retried', async () => {
     t.track('C');
     await w.advance(600_000);
     assert.equal(w.requests.length, 1, `status ${status}`);
-    assert.equal(JSON.parse(w.localStorage.getItem('cw_q')).length, 0);
+    assert.equal(w.localStorage.getItem('cw_q'), null);
   }
 });
 
@@ -265,6 +265,118 @@ test('requests stay under 64 KB: a big queue is sent in chunks, in order', async
   );
 });
 
+test('the 64 KB limit counts UTF-8 bytes; a message over 32 KB is dropped', async () => {
+  const w = new FakeWindow();
+  const t = createTracker({ ...options, batchSize: 1000 }, w);
+  const name = '靴'.repeat(2000) + '👢'.repeat(500); // 6,000 + 2,000 bytes, 3,000 UTF-16 units
+  for (let i = 0; i < 30; i++) t.track(`E${i}`, { name });
+  t.track('Huge', { blob: 'x'.repeat(33_000) });
+  t.track('Last');
+  await t.flush();
+  await settle();
+  assert.ok(w.requests.length >= 4, `${w.requests.length} requests`);
+  for (const r of w.requests) {
+    const size = Buffer.byteLength(r.init.body, 'utf8');
+    assert.ok(size < 64 * 1024, `a request of ${size} bytes`);
+  }
+  assert.deepEqual(
+    messages(w).map((m) => m.event),
+    [...Array.from({ length: 30 }, (_, i) => `E${i}`), 'Last'],
+  );
+  assert.equal(messages(w)[0].properties.name, name);
+});
+
+test('Retry-After as an HTTP date is honoured, and any Retry-After is capped at an hour', async () => {
+  const w = new FakeWindow();
+  const inTenSeconds = new Date(Date.now() + 10_000).toUTCString();
+  const answers = [
+    () => Promise.resolve(response(503, { 'Retry-After': inTenSeconds })),
+    () => Promise.resolve(response(429, { 'Retry-After': '86400' })),
+    () => Promise.resolve(response(200)),
+  ];
+  w.answer = () => answers.shift()();
+  const t = createTracker(options, w);
+  t.track('A');
+  t.track('B');
+  t.track('C');
+  await settle();
+  const first = w.pendingDelay();
+  assert.ok(first > 8_000 && first <= 10_000, `retry after ${first} ms`);
+  await w.advance(first);
+  assert.equal(w.pendingDelay(), 3_600_000);
+  await w.advance(3_600_000);
+  assert.equal(w.requests.length, 3);
+});
+
+test('opting out while a retry is pending, then in again, sends new messages', async () => {
+  const w = new FakeWindow();
+  let online = false;
+  w.answer = () => (online ? Promise.resolve(response(200)) : Promise.reject(new TypeError('offline')));
+  const t = createTracker(options, w);
+  t.track('A');
+  t.track('B');
+  t.track('C');
+  await settle();
+  assert.notEqual(w.pendingDelay(), undefined); // a retry is scheduled
+  t.optOut();
+  assert.equal(w.pendingDelay(), undefined);
+  online = true;
+  await w.advance(600_000);
+  assert.equal(w.requests.length, 1); // the retry never went
+  t.optIn();
+  t.track('D');
+  t.track('E');
+  t.track('F');
+  await settle();
+  assert.deepEqual(w.requests.at(-1).body.batch.map((m) => m.event), ['D', 'E', 'F']);
+});
+
+test('hiding then unloading the page beacons once, within the 64 KB budget', async () => {
+  const w = new FakeWindow();
+  const t = createTracker({ ...options, batchSize: 1000, flushInterval: 600_000 }, w);
+  const blob = 'x'.repeat(20_000);
+  for (let i = 0; i < 5; i++) t.track(`E${i}`, { blob }); // about 100 KB: more than one beacon can carry
+  w.document.visibilityState = 'hidden';
+  w.dispatch('visibilitychange');
+  w.dispatch('pagehide');
+  const sent = w.beacons.flatMap((b) => b.body.batch.map((m) => m.event));
+  assert.ok(w.beacons.length >= 1);
+  assert.equal(new Set(sent).size, sent.length, `beaconed twice: ${sent}`);
+  const total = w.beacons.reduce((n, b) => n + Buffer.byteLength(JSON.stringify(b.body)), 0);
+  assert.ok(total <= 64_000, `${total} bytes in beacons`);
+  assert.deepEqual(sent, ['E0', 'E1']); // in order; the rest waits in the queue
+  assert.equal(JSON.parse(w.localStorage.getItem('cw_q')).length, 5);
+
+  // A browser that refuses (its budget is spent) ends the loop.
+  const refusing = new FakeWindow();
+  let calls = 0;
+  refusing.navigator.sendBeacon = () => (calls++, false);
+  const t2 = createTracker({ ...options, batchSize: 1000 }, refusing);
+  for (let i = 0; i < 5; i++) t2.track(`E${i}`, { blob });
+  refusing.dispatch('pagehide');
+  assert.equal(calls, 1);
+});
+
+test('two tabs share one queue, in time order, and a reload sends it all', async () => {
+  const storage = new FakeStorage();
+  const a = new FakeWindow({ storage });
+  const b = new FakeWindow({ storage });
+  a.answer = b.answer = () => Promise.reject(new TypeError('offline'));
+  const ta = createTracker({ ...options, batchSize: 100 }, a);
+  const tb = createTracker({ ...options, batchSize: 100 }, b);
+  assert.equal(ta.anonymousId, tb.anonymousId); // one visitor
+  ta.track('A1');
+  await new Promise((r) => setTimeout(r, 2));
+  tb.track('B1');
+  await new Promise((r) => setTimeout(r, 2));
+  ta.track('A2');
+  assert.deepEqual(JSON.parse(storage.getItem('cw_q')).map((m) => m.event), ['A1', 'B1', 'A2']);
+  const next = new FakeWindow({ storage });
+  createTracker(options, next);
+  await next.advance(0);
+  assert.deepEqual(messages(next).map((m) => m.event), ['A1', 'B1', 'A2']);
+});
+
 test('after opt-out nothing leaves the browser; GPC counts as opt-out when asked to', async () => {
   const w = new FakeWindow();
   const t = createTracker({ ...options, batchSize: 100 }, w);
@@ -334,6 +446,46 @@ test('never throws into the page: no storage, no cookies, no fetch, bad argument
   t.reset();
   t.optOut();
   t.optIn();
+});
+
+test('a message that cannot be serialised is dropped and the rest still goes, without unhandled rejections', async () => {
+  const rejections = [];
+  const onRejection = (e) => rejections.push(e);
+  process.on('unhandledRejection', onRejection);
+  try {
+    const w = new FakeWindow();
+    w.answer = () => Promise.reject(new TypeError('offline')); // a retry timer will be pending
+    const t = createTracker(options, w);
+    const cyclic = {};
+    cyclic.self = cyclic;
+    t.track('Bad', { total: 1n });
+    t.track('Cyclic', cyclic);
+    t.track('Getter', { get boom() { throw new Error('boom'); } });
+    t.track('A');
+    t.track('B');
+    t.track('C');
+    await w.advance(60_000);
+    w.answer = () => Promise.resolve(response(200));
+    await w.advance(600_000);
+    assert.deepEqual(w.requests.at(-1).body.batch.map((m) => m.event), ['A', 'B', 'C']);
+    await settle();
+    assert.deepEqual(rejections, []);
+  } finally {
+    process.off('unhandledRejection', onRejection);
+  }
+});
+
+test('a browser that blocks site data (localStorage getter throws) still tracks, in memory', async () => {
+  const w = new FakeWindow();
+  Object.defineProperty(w, 'localStorage', { get() { throw new Error('SecurityError'); } });
+  w.cookiesBroken = true;
+  const t = createTracker(options, w);
+  assert.match(t.anonymousId, UUID);
+  t.track('A');
+  t.track('B');
+  t.track('C');
+  await settle();
+  assert.equal(w.requests.length, 1);
 });
 
 test('works without cookies, from localStorage alone, and without either', async () => {
