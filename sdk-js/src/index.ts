@@ -221,7 +221,7 @@ export function createTracker(options: Options, w: any = globalThis): Tracker {
       const delay =
         after > 0 ? Math.min(after, 36e5) : Math.min(o.retryDelay * 2 ** attempt, 3e5) * (0.5 + Math.random() / 2);
       attempt++;
-      schedule(delay);
+      schedule(Math.round(delay));
       return;
     }
     if (queue.length) schedule(queue.length >= o.batchSize ? 0 : o.flushInterval);
