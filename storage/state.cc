@@ -125,19 +125,20 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
   return {};
 }
 
-boost::system::result<std::size_t> StateWriter::EraseVisitors(
+boost::system::result<std::vector<std::string>> StateWriter::EraseVisitors(
     std::string_view site_prefix, std::string_view user_id,
     const std::vector<std::string>& anonymous_ids) {
-  std::size_t erased = 0;
+  std::vector<std::string> erased;
   for (const std::string& anonymous_id : anonymous_ids) {
     auto visitor = Load(visitors_, site_prefix, anonymous_id);
     if (!visitor) return visitor.error();
     Entry<profiles::Visitor>* v = *visitor;
-    if (!v->present || v->record.user_id != user_id) continue;  // gone, or re-linked since
+    // Gone, or re-linked to another customer since: that customer's now.
+    if (!v->present || v->record.user_id != user_id) continue;
     v->record = profiles::Visitor();
     v->present = false;
     MarkDirty(visitors_, *v);
-    ++erased;
+    erased.push_back(anonymous_id);
   }
   return erased;
 }
@@ -150,18 +151,11 @@ boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view s
   Erased erased;
   erased.found = customer->present;
   if (customer->present) {
-    for (const std::string& anonymous_id : customer->record.anonymous_ids) {
-      auto visitor = Load(visitors_, site_prefix, anonymous_id);
-      if (!visitor) return visitor.error();
-      Entry<profiles::Visitor>* v = *visitor;
-      // A device re-linked to another customer is that customer's now (ForgetVisitor has
-      // taken it off this list, so this is only a guard).
-      if (!v->present || v->record.user_id != user_id) continue;
-      v->record = profiles::Visitor();
-      v->present = false;
-      MarkDirty(visitors_, *v);
-      erased.anonymous_ids.push_back(anonymous_id);
-    }
+    // A copy: loading visitors does not touch the customer, but the list is cleared below.
+    const std::vector<std::string> listed = customer->record.anonymous_ids;
+    auto visitors = EraseVisitors(site_prefix, user_id, listed);
+    if (!visitors) return visitors.error();
+    erased.anonymous_ids = std::move(*visitors);
   }
   customer->record = profiles::Customer();
   customer->present = false;

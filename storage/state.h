@@ -52,9 +52,9 @@ class StateWriter {
   boost::system::result<Erased> Erase(std::string_view site_prefix, std::string_view user_id);
 
   // Erases those of `anonymous_ids` whose visitor record is still linked to `user_id`;
-  // returns how many. For visitors that an Erase could not reach (beyond the customer's list
-  // of linked visitors), found by scanning.
-  boost::system::result<std::size_t> EraseVisitors(std::string_view site_prefix,
+  // returns their ids. Erase uses it for the customer's list; the store, for visitors found
+  // by scanning beyond that list.
+  boost::system::result<std::vector<std::string>> EraseVisitors(std::string_view site_prefix,
                                                   std::string_view user_id,
                                                   const std::vector<std::string>& anonymous_ids);
 

@@ -369,7 +369,7 @@ class RocksStore final : public Store {
       } else {
         queued_messages_ += messages.size();
         queued_bytes_ += bytes;
-        queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done), bytes, {}, {}});
+        queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done), bytes, {}, {}, {}});
       }
     }
     if (refused) done(AppendResult{.error = refused});  // outside the lock: `done` may lock
@@ -723,7 +723,7 @@ class RocksStore final : public Store {
           ec = erase.error();
           break;
         }
-        erased[i].visitors = *erase;
+        erased[i].visitors = erase->size();
         continue;
       }
       if (work[i].erased) {
