@@ -201,7 +201,10 @@ Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& st
 
 Router::~Router() = default;
 
-void Router::Stop() { exports_.join(); }
+void Router::Stop() {
+  exports_.join();
+  profile_reads_.join();
+}
 
 const Router::SiteState* Router::SiteByWriteKey(std::string_view key) const {
   auto it = by_write_key_.find(key);
@@ -669,7 +672,7 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
   res.set(http::field::cache_control, "no-store");
   AddCors(request, site, res);
   // Off the I/O threads: a record not in the block cache is read from disk.
-  net::post(exports_, [this, site, customer, noun, id = std::move(*id), res = std::move(res),
+  net::post(profile_reads_, [this, site, customer, noun, id = std::move(*id), res = std::move(res),
                        respond = std::move(respond)]() mutable {
     const unsigned version = res.version();
     auto error = [&](Response e) {

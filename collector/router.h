@@ -54,8 +54,8 @@ class Router {
   // The admin listener: /healthz, /readyz.
   Response HandleAdmin(const Request& request);
 
-  // Waits for the exports in progress to answer. Call after the listeners stopped and
-  // before the I/O threads are joined.
+  // Waits for the exports and profile reads in progress to answer. Call after the listeners
+  // stopped and before the I/O threads are joined.
   void Stop();
 
  private:
@@ -98,8 +98,10 @@ class Router {
   KeyMap by_secret_key_;
   storage::Store& store_;
   // Exports and profile reads read RocksDB (possibly from disk) off the I/O threads, so a
-  // large page does not stall the other connections of a loop.
+  // large page does not stall the other connections of a loop; each on its own thread, so
+  // that a CRM's profile lookups do not wait behind an export page of several MiB.
   boost::asio::thread_pool exports_{1};
+  boost::asio::thread_pool profile_reads_{1};
 };
 
 }  // namespace cartwatch::collector
