@@ -27,17 +27,23 @@ const SNIPPETS = {
   )[1],
 };
 
+// A fake window where the snippet can inject its <script>; returns { w, injected, context,
+// snippet } with the snippet's placeholders filled in.
+function snippetWindow(text, batchSize) {
+  const w = new FakeWindow();
+  const injected = [];
+  w.document.createElement = (tag) => ({ tag });
+  w.document.head = { appendChild: (el) => injected.push(el) };
+  w.window = w;
+  const snippet = text
+    .replace(/(["'])YOUR_WRITE_KEY\1/, "'wk'")
+    .replace(/(["'])https:\/\/collect[.a-z]*example\1/, `'https://collect.example', batchSize: ${batchSize}`);
+  return { w, injected, context: vm.createContext(w), snippet };
+}
+
 for (const [where, text] of Object.entries(SNIPPETS)) {
   test(`the async snippet (${where}) queues calls made before the script loads and runs them in order`, async () => {
-    const w = new FakeWindow();
-    const injected = [];
-    w.document.createElement = (tag) => ({ tag });
-    w.document.head = { appendChild: (el) => injected.push(el) };
-    w.window = w;
-    const context = vm.createContext(w);
-    const snippet = text
-      .replace(/(["'])YOUR_WRITE_KEY\1/, "'wk'")
-      .replace(/(["'])https:\/\/collect[.a-z]*example\1/, "'https://collect.example', batchSize: 3");
+    const { w, injected, context, snippet } = snippetWindow(text, 3);
     vm.runInContext(snippet, context);
     vm.runInContext("cartwatch.identify('ada', {email: 'ada@example.com'}); cartwatch.productAdded({product_id: 'sock'});", context);
     assert.equal(injected.length, 1);
@@ -62,15 +68,7 @@ for (const [where, text] of Object.entries(SNIPPETS)) {
 }
 
 test('two copies of the snippet load one script, and loading the script twice keeps one tracker', async () => {
-  const w = new FakeWindow();
-  const injected = [];
-  w.document.createElement = (tag) => ({ tag });
-  w.document.head = { appendChild: (el) => injected.push(el) };
-  w.window = w;
-  const context = vm.createContext(w);
-  const snippet = SNIPPETS['src/snippet.js']
-    .replace("'YOUR_WRITE_KEY'", "'wk'")
-    .replace("'https://collect.example'", "'https://collect.example', batchSize: 1");
+  const { w, injected, context, snippet } = snippetWindow(SNIPPETS['src/snippet.js'], 1);
   vm.runInContext(snippet, context);
   vm.runInContext(snippet, context);
   assert.equal(injected.length, 1);
