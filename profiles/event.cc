@@ -216,6 +216,22 @@ void FinishProduct(Product& p) {
   }
 }
 
+// Calls f(key, value) for each field of `value`, which returns false for malformed JSON
+// (a fatal simdjson error; then so does ForEachField). A value that is not an object has no
+// fields: true. Each reader below is one of these walks.
+template <typename F>
+bool ForEachField(od::value& value, F&& f) {
+  od::object object;
+  if (value.get_object().get(object)) return true;
+  for (auto field_result : object) {
+    od::field field;
+    std::string_view key;
+    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return false;
+    if (!f(key, field.value())) return false;
+  }
+  return true;
+}
+
 // false on malformed JSON (a fatal simdjson error); wrong types are skipped silently.
 bool ReadProducts(od::value& value, std::vector<Product>& out) {
   od::array array;
@@ -223,15 +239,14 @@ bool ReadProducts(od::value& value, std::vector<Product>& out) {
   for (auto element : array) {
     od::value item;
     if (std::move(element).get(item)) return false;
-    od::object object;
-    if (item.get_object().get(object)) continue;
+    od::json_type type;
+    if (item.type().get(type) || type != od::json_type::object) continue;
     Product p;
-    for (auto field_result : object) {
-      od::field field;
-      std::string_view key;
-      if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return false;
-      ReadProductField(key, field.value(), p);
-    }
+    const bool ok = ForEachField(item, [&](std::string_view key, od::value& v) {
+      ReadProductField(key, v, p);
+      return true;
+    });
+    if (!ok) return false;
     FinishProduct(p);
     if (out.size() < kMaxProducts) out.push_back(std::move(p));
   }
@@ -239,13 +254,7 @@ bool ReadProducts(od::value& value, std::vector<Product>& out) {
 }
 
 bool ReadProperties(od::value& value, Walk& w) {
-  od::object object;
-  if (value.get_object().get(object)) return true;
-  for (auto field_result : object) {
-    od::field field;
-    std::string_view key;
-    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return false;
-    od::value& v = field.value();
+  return ForEachField(value, [&](std::string_view key, od::value& v) {
     if (ReadProductField(key, v, w.single)) {
       if (key == "url") w.prop_url = w.single.url;
     } else if (key == "products") {
@@ -274,18 +283,12 @@ bool ReadProperties(od::value& value, Walk& w) {
     } else if (key == "referrer") {
       GetString(v, w.prop_referrer);
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 bool ReadTraits(od::value& value, TraitValues& t) {
-  od::object object;
-  if (value.get_object().get(object)) return true;
-  for (auto field_result : object) {
-    od::field field;
-    std::string_view key;
-    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return false;
-    od::value& v = field.value();
+  return ForEachField(value, [&](std::string_view key, od::value& v) {
     std::optional<std::string>* slot = nullptr;
     if (key == "email") {
       slot = &t.email;
@@ -298,21 +301,15 @@ bool ReadTraits(od::value& value, TraitValues& t) {
     } else if (key == "name") {
       slot = &t.name;
     }
-    if (slot == nullptr) continue;
+    if (slot == nullptr) return true;
     std::string text;
     if (GetText(v, text)) *slot = std::move(text);
-  }
-  return true;
+    return true;
+  });
 }
 
 bool ReadCampaign(od::value& value, Campaign& c) {
-  od::object object;
-  if (value.get_object().get(object)) return true;
-  for (auto field_result : object) {
-    od::field field;
-    std::string_view key;
-    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return false;
-    od::value& v = field.value();
+  return ForEachField(value, [&](std::string_view key, od::value& v) {
     if (key == "source") {
       GetText(v, c.source);
     } else if (key == "medium") {
@@ -324,36 +321,23 @@ bool ReadCampaign(od::value& value, Campaign& c) {
     } else if (key == "content") {
       GetText(v, c.content);
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 bool ReadContext(od::value& value, Walk& w) {
-  od::object object;
-  if (value.get_object().get(object)) return true;
-  for (auto field_result : object) {
-    od::field field;
-    std::string_view key;
-    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return false;
-    od::value& v = field.value();
+  return ForEachField(value, [&](std::string_view key, od::value& v) {
     if (key == "page") {
-      od::object page;
-      if (v.get_object().get(page)) continue;
-      for (auto page_field_result : page) {
-        od::field page_field;
-        std::string_view page_key;
-        if (std::move(page_field_result).get(page_field) ||
-            page_field.unescaped_key().get(page_key)) {
-          return false;
-        }
+      return ForEachField(v, [&](std::string_view page_key, od::value& pv) {
         if (page_key == "url") {
-          GetString(page_field.value(), w.page_url);
+          GetString(pv, w.page_url);
         } else if (page_key == "title") {
-          GetString(page_field.value(), w.page_title);
+          GetString(pv, w.page_title);
         } else if (page_key == "referrer") {
-          GetString(page_field.value(), w.page_referrer);
+          GetString(pv, w.page_referrer);
         }
-      }
+        return true;
+      });
     } else if (key == "campaign") {
       w.campaign = Campaign();
       if (!ReadCampaign(v, w.campaign)) return false;
@@ -361,8 +345,8 @@ bool ReadContext(od::value& value, Walk& w) {
       w.context_traits = TraitValues();
       if (!ReadTraits(v, w.context_traits)) return false;
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 bool ReadMessage(od::object& root, Walk& w) {
