@@ -136,6 +136,13 @@ std::string RejectionsJson(const std::vector<Rejection>& rejected) {
   return boost::json::serialize(out);
 }
 
+// The CORS headers of the answer prepared for success, onto the error that replaces it.
+void CopyCors(const Response& prepared, Response& error) {
+  for (const char* h : {"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Vary"}) {
+    if (auto v = prepared[h]; !v.empty()) error.set(h, v);
+  }
+}
+
 // What the failed storage operation was, for the 500's message.
 enum class StorageOp { kStore, kRead, kErase };
 
@@ -472,10 +479,7 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, Respon
                  version](const storage::AppendResult& result) mutable {
                   if (result.error) {
                     Response res = StorageErrorResponse(result.error, version);
-                    for (const char* h : {"Access-Control-Allow-Origin",
-                                          "Access-Control-Allow-Credentials", "Vary"}) {
-                      if (auto v = ok[h]; !v.empty()) res.set(h, v);
-                    }
+                    CopyCors(ok, res);
                     return respond(std::move(res));
                   }
                   respond(std::move(ok));
@@ -650,10 +654,7 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
          version](const storage::EraseResult& result) mutable {
           if (result.error) {
             Response res = StorageErrorResponse(result.error, version, StorageOp::kErase);
-            for (const char* h : {"Access-Control-Allow-Origin",
-                                  "Access-Control-Allow-Credentials", "Vary"}) {
-              if (auto v = accepted[h]; !v.empty()) res.set(h, v);
-            }
+            CopyCors(accepted, res);
             return respond(std::move(res));
           }
           accepted.body() = boost::json::serialize(boost::json::object{
