@@ -353,6 +353,10 @@ const std::vector<ScalarKey>& ScalarKeys() {
                       [](Config& c) -> auto& { return c.storage.max_background_jobs; }),
       IntegerKey<std::size_t>("storage", "state_cache_entries", 0, kMaxQueuedMessages,
                               [](Config& c) -> auto& { return c.storage.state_cache_entries; }),
+      DurationKey("storage", "state_write_delay", true,
+                  [](Config& c) -> auto& { return c.storage.state_write_delay; }),
+      IntegerKey<std::size_t>("storage", "state_max_unwritten", 1, kMaxQueuedMessages,
+                              [](Config& c) -> auto& { return c.storage.state_max_unwritten; }),
 
       DurationKey("profiles", "session_timeout", false,
                   [](Config& c) -> auto& { return c.storage.profiles.session_timeout; }),

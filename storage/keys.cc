@@ -177,6 +177,16 @@ std::string PersonKey(std::string_view site_prefix, std::string_view id) {
   return key;
 }
 
+void AppendStateValueHeader(std::string& out, std::uint64_t applied) {
+  out.push_back('S');
+  PutBigEndian64(out, applied);
+}
+
+StateValue SplitStateValue(std::string_view value) {
+  if (value.size() < 9 || value[0] != 'S') return StateValue{0, value};
+  return StateValue{GetBigEndian64(value.data() + 1), value.substr(9)};
+}
+
 std::string ThresholdsKey(std::string_view site_prefix) {
   std::string key = "thresholds";
   key.append(site_prefix);

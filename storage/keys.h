@@ -54,6 +54,21 @@ std::optional<std::int64_t> ForEachDedupLogHash(std::string_view record, F&& f);
 // visitors and customers: site prefix + the anonymousId or userId as the message gave it.
 std::string PersonKey(std::string_view site_prefix, std::string_view id);
 
+// visitors and customers values: 'S', the id of the last event applied to the record (u64
+// big-endian), then the profiles codec's bytes. A value without the 'S' (written by a
+// Cartwatch that wrote records with their events) is the codec's bytes alone: id 0.
+struct StateValue {
+  std::uint64_t applied = 0;
+  std::string_view record;  // a view into the value
+};
+void AppendStateValueHeader(std::string& out, std::uint64_t applied);
+StateValue SplitStateValue(std::string_view value);
+
+// meta: "state_replay_from" -> u64 big-endian: the smallest event id whose change to the
+// visitor and customer records may be unwritten; the store replays the events from there
+// when it opens (docs/storage.md, "Visitor and customer state").
+inline constexpr std::string_view kStateReplayFromKey = "state_replay_from";
+
 // meta: "thresholds" + site prefix -> the site's RFM/ABC thresholds (profiles codec).
 std::string ThresholdsKey(std::string_view site_prefix);
 

@@ -18,15 +18,19 @@ boost::system::result<profiles::Customer> Decode(std::string_view bytes, profile
   return profiles::DecodeCustomer(bytes);
 }
 
+template <typename Record>
+constexpr const char* kNoun = std::is_same_v<Record, profiles::Visitor> ? "visitor" : "customer";
+
 }  // namespace
 
 StateWriter::StateWriter(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* visitors,
-                         rocksdb::ColumnFamilyHandle* customers, const profiles::Options& options,
-                         std::size_t cache_entries)
-    : db_(db), options_(options), cache_entries_(cache_entries) {
+                         rocksdb::ColumnFamilyHandle* customers, const StateOptions& options)
+    : db_(db), options_(options) {
   visitors_.cf = visitors;
   customers_.cf = customers;
 }
+
+StateWriter::~StateWriter() { Discard(); }
 
 template <typename Record>
 boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Record>& table,
@@ -35,42 +39,94 @@ boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Recor
   key_.assign(site_prefix);
   key_.append(id);
   if (auto it = table.map.find(std::string_view(key_)); it != table.map.end()) {
-    lru_.splice(lru_.begin(), lru_, it->second->lru);
-    return it->second.get();
+    Entry<Record>* entry = it->second.get();
+    if (!entry->dirty) lru_.splice(lru_.begin(), lru_, lru_.iterator_to(*entry));
+    return entry;
   }
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), table.cf, key_, &value);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), table.cf, key_, &value_);
   if (!s.ok() && !s.IsNotFound()) return FromStatus(s);
   auto entry = std::make_unique<Entry<Record>>();
   entry->key = key_;
+  entry->customer = std::is_same_v<Record, profiles::Customer>;
   if (s.ok()) {
-    auto decoded = Decode(value, static_cast<Record*>(nullptr));
+    const StateValue value = SplitStateValue(value_);
+    auto decoded = Decode(value.record, static_cast<Record*>(nullptr));
     if (decoded) {
       entry->record = std::move(*decoded);
       entry->present = true;
+      entry->applied = value.applied;
     } else {
       std::fprintf(stderr,
                    "cartwatch: a stored %s record does not decode (%s); it starts again from "
                    "this message\n",
-                   std::is_same_v<Record, profiles::Visitor> ? "visitor" : "customer",
-                   decoded.error().message().c_str());
+                   kNoun<Record>, decoded.error().message().c_str());
     }
   }
-  lru_.push_front(LruNode{&entry->key, std::is_same_v<Record, profiles::Customer>});
-  entry->lru = lru_.begin();
   Entry<Record>* raw = entry.get();
+  lru_.push_front(*raw);
   table.map.emplace(std::string_view(raw->key), std::move(entry));
   return raw;
 }
 
 template <typename Record>
-void StateWriter::MarkDirty(Table<Record>& table, Entry<Record>& entry) {
-  if (entry.dirty) return;
-  entry.dirty = true;
-  table.dirty.push_back(&entry);
+boost::system::result<std::optional<Record>> StateWriter::Peek(Table<Record>& table,
+                                                               std::string_view site_prefix,
+                                                               std::string_view id) {
+  key_.assign(site_prefix);
+  key_.append(id);
+  if (auto it = table.map.find(std::string_view(key_)); it != table.map.end()) {
+    if (!it->second->present) return std::optional<Record>();
+    return std::optional<Record>(it->second->record);
+  }
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), table.cf, key_, &value_);
+  if (s.IsNotFound()) return std::optional<Record>();
+  if (!s.ok()) return FromStatus(s);
+  auto decoded = Decode(SplitStateValue(value_).record, static_cast<Record*>(nullptr));
+  if (!decoded) return boost::system::error_code(decoded.error());
+  return std::optional<Record>(std::move(*decoded));
 }
 
-boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::string_view json) {
+boost::system::result<std::optional<profiles::Visitor>> StateWriter::PeekVisitor(
+    std::string_view site_prefix, std::string_view id) {
+  return Peek(visitors_, site_prefix, id);
+}
+
+boost::system::result<std::optional<profiles::Customer>> StateWriter::PeekCustomer(
+    std::string_view site_prefix, std::string_view id) {
+  return Peek(customers_, site_prefix, id);
+}
+
+void StateWriter::Touch(EntryBase& entry, std::uint64_t event_id) {
+  entry.applied = std::max(entry.applied, event_id);
+  if (entry.dirty) return;
+  entry.dirty = true;
+  entry.dirty_since = event_id;
+  lru_.erase(lru_.iterator_to(entry));
+  // Event ids only grow (a replay after Discard starts from an empty list), so the list
+  // stays ordered by dirty_since.
+  unwritten_.push_back(entry);
+}
+
+StateWriter::EntryBase* StateWriter::Root(EntryBase* e) {
+  while (e->parent != e) {
+    e->parent = e->parent->parent;  // path halving
+    e = e->parent;
+  }
+  return e;
+}
+
+void StateWriter::Join(EntryBase& a, EntryBase& b) {
+  EntryBase* ra = Root(&a);
+  EntryBase* rb = Root(&b);
+  if (ra == rb) return;
+  if (ra->group_size < rb->group_size) std::swap(ra, rb);
+  rb->parent = ra;
+  ra->group_size += rb->group_size;
+  std::swap(ra->next, rb->next);  // splices the two rings into one
+}
+
+boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::uint64_t event_id,
+                                             std::string_view json) {
   std::optional<profiles::Event> event = profiles::ParseEvent(json);
   if (!event) return {};
 
@@ -79,19 +135,20 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     auto loaded = Load(visitors_, site_prefix, event->anonymous_id);
     if (!loaded) return loaded.error();
     visitor = *loaded;
-    if (!visitor->present) {
-      visitor->record = profiles::Visitor();
-      visitor->present = true;
-      MarkDirty(visitors_, *visitor);
-    }
+    // Records changed together are written together, so when one already holds this event
+    // (a replay after a crash), all of them do.
+    if (visitor->present && visitor->applied >= event_id) return {};
   }
+  const profiles::Visitor* visitor_record =
+      visitor && visitor->present ? &visitor->record : nullptr;
   // A copy: Apply may re-link the visitor, which changes the string this would point into.
-  std::string user_id(profiles::CustomerIdFor(*event, visitor ? &visitor->record : nullptr));
+  std::string user_id(profiles::CustomerIdFor(*event, visitor_record));
   Entry<profiles::Customer>* customer = nullptr;
   if (!user_id.empty()) {
     auto loaded = Load(customers_, site_prefix, user_id);
     if (!loaded) return loaded.error();
     customer = *loaded;
+    if (customer->present && customer->applied >= event_id) return {};
     if (!customer->present && event->user_id.empty()) {
       // The visitor is linked to a customer that has no record: one that was erased (a
       // device beyond the customer's list of linked visitors). Its anonymous messages must
@@ -103,15 +160,19 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     } else if (!customer->present) {
       customer->record = profiles::Customer();
       customer->present = true;
-      MarkDirty(customers_, *customer);
     }
+  }
+  if (visitor && !visitor->present) {
+    visitor->record = profiles::Visitor();
+    visitor->present = true;
   }
 
   const profiles::Outcome outcome =
       profiles::Apply(*event, visitor ? &visitor->record : nullptr,
-                      customer ? &customer->record : nullptr, options_);
-  if (visitor) MarkDirty(visitors_, *visitor);
-  if (customer) MarkDirty(customers_, *customer);
+                      customer ? &customer->record : nullptr, options_.profiles);
+  if (visitor) Touch(*visitor, event_id);
+  if (customer) Touch(*customer, event_id);
+  if (visitor && customer) Join(*visitor, *customer);
 
   if (!outcome.previous_user_id.empty()) {
     auto loaded = Load(customers_, site_prefix, outcome.previous_user_id);
@@ -119,7 +180,8 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     Entry<profiles::Customer>* previous = *loaded;
     if (previous->present) {
       profiles::ForgetVisitor(previous->record, event->anonymous_id);
-      MarkDirty(customers_, *previous);
+      Touch(*previous, event_id);
+      Join(*visitor, *previous);
     }
   }
   return {};
@@ -128,6 +190,7 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
 boost::system::result<std::vector<std::string>> StateWriter::EraseVisitors(
     std::string_view site_prefix, std::string_view user_id,
     const std::vector<std::string>& anonymous_ids) {
+  write_all_ = true;
   std::vector<std::string> erased;
   for (const std::string& anonymous_id : anonymous_ids) {
     auto visitor = Load(visitors_, site_prefix, anonymous_id);
@@ -137,7 +200,7 @@ boost::system::result<std::vector<std::string>> StateWriter::EraseVisitors(
     if (!v->present || v->record.user_id != user_id) continue;
     v->record = profiles::Visitor();
     v->present = false;
-    MarkDirty(visitors_, *v);
+    Touch(*v, v->applied);
     erased.push_back(anonymous_id);
   }
   return erased;
@@ -145,6 +208,7 @@ boost::system::result<std::vector<std::string>> StateWriter::EraseVisitors(
 
 boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view site_prefix,
                                                              std::string_view user_id) {
+  write_all_ = true;
   auto loaded = Load(customers_, site_prefix, user_id);
   if (!loaded) return loaded.error();
   Entry<profiles::Customer>* customer = *loaded;
@@ -156,61 +220,99 @@ boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view s
     auto visitors = EraseVisitors(site_prefix, user_id, listed);
     if (!visitors) return visitors.error();
     erased.anonymous_ids = std::move(*visitors);
+    customer->record = profiles::Customer();
+    customer->present = false;
+    Touch(*customer, customer->applied);
   }
-  customer->record = profiles::Customer();
-  customer->present = false;
-  MarkDirty(customers_, *customer);
   return erased;
 }
 
-template <typename Record>
-void StateWriter::StageTable(Table<Record>& table, rocksdb::WriteBatch& batch) {
-  // In key order: the memtable's skip list then inserts each record near the one before
-  // (RocksDB keeps the last insert position), instead of searching from the top each time.
-  std::sort(table.dirty.begin(), table.dirty.end(),
-            [](const Entry<Record>* a, const Entry<Record>* b) { return a->key < b->key; });
-  for (const Entry<Record>* entry : table.dirty) {
-    if (entry->present) {
-      batch.Put(table.cf, entry->key, profiles::Encode(entry->record));
-    } else {
-      batch.Delete(table.cf, entry->key);
-    }
-  }
+void StateWriter::StageGroup(EntryBase& member) {
+  EntryBase* e = &member;
+  do {
+    EntryBase* next = e->next;
+    assert(e->dirty && !e->staged);
+    unwritten_.erase(unwritten_.iterator_to(*e));
+    e->staged = true;
+    staged_.push_back(e);
+    e->parent = e;
+    e->next = e;
+    e->group_size = 1;
+    e = next;
+  } while (e != &member);
 }
 
-void StateWriter::Stage(rocksdb::WriteBatch& batch) {
-  StageTable(visitors_, batch);
-  StageTable(customers_, batch);
+void StateWriter::Put(rocksdb::WriteBatch& batch, EntryBase& entry) {
+  rocksdb::ColumnFamilyHandle* cf = entry.customer ? customers_.cf : visitors_.cf;
+  if (!entry.present) {
+    batch.Delete(cf, entry.key);
+    return;
+  }
+  value_.clear();
+  AppendStateValueHeader(value_, entry.applied);
+  value_ += entry.customer ? profiles::Encode(static_cast<Entry<profiles::Customer>&>(entry).record)
+                           : profiles::Encode(static_cast<Entry<profiles::Visitor>&>(entry).record);
+  batch.Put(cf, entry.key, value_);
 }
 
-template <typename Record>
-void StateWriter::FinishTable(Table<Record>& table, bool written) {
-  for (Entry<Record>* entry : table.dirty) {
-    if (written) {
-      entry->dirty = false;
-    } else {
-      lru_.erase(entry->lru);
-      table.map.erase(table.map.find(std::string_view(entry->key)));  // frees the entry
-    }
+std::size_t StateWriter::Stage(rocksdb::WriteBatch& batch, std::uint64_t latest_event_id,
+                               bool all) {
+  all = all || write_all_ || options_.write_delay_us == 0;
+  const std::size_t before = staged_.size();
+  const std::uint64_t due =
+      latest_event_id > options_.write_delay_us ? latest_event_id - options_.write_delay_us : 0;
+  while (!unwritten_.empty()) {
+    EntryBase& oldest = unwritten_.front();
+    if (!all && oldest.dirty_since > due && unwritten_.size() <= options_.max_unwritten) break;
+    StageGroup(oldest);
   }
-  table.dirty.clear();
+  // In key order, visitors then customers: the memtable's skip list then inserts each record
+  // near the one before (RocksDB keeps the last insert position).
+  std::sort(staged_.begin() + before, staged_.end(), [](const EntryBase* a, const EntryBase* b) {
+    return a->customer != b->customer ? b->customer : a->key < b->key;
+  });
+  for (auto it = staged_.begin() + before; it != staged_.end(); ++it) Put(batch, **it);
+  return staged_.size() - before;
+}
+
+std::optional<std::uint64_t> StateWriter::replay_from() const {
+  if (unwritten_.empty()) return std::nullopt;
+  return unwritten_.front().dirty_since;
 }
 
 void StateWriter::Finish(bool written) {
-  FinishTable(visitors_, written);
-  FinishTable(customers_, written);
+  write_all_ = false;
+  if (!written) {
+    Discard();
+    return;
+  }
+  for (EntryBase* e : staged_) {
+    e->staged = false;
+    e->dirty = false;
+    lru_.push_front(*e);
+  }
+  staged_.clear();
   Trim();
 }
 
+void StateWriter::Discard() {
+  lru_.clear();
+  unwritten_.clear();
+  staged_.clear();
+  write_all_ = false;
+  visitors_.map.clear();
+  customers_.map.clear();
+}
+
 void StateWriter::Trim() {
-  while (lru_.size() > cache_entries_) {
-    const LruNode node = lru_.back();
+  while (lru_.size() > options_.cache_entries) {
+    EntryBase& oldest = lru_.back();
     lru_.pop_back();
     // Found first, then erased: the key viewed is freed with the entry.
-    if (node.customer) {
-      customers_.map.erase(customers_.map.find(std::string_view(*node.key)));
+    if (oldest.customer) {
+      customers_.map.erase(customers_.map.find(std::string_view(oldest.key)));
     } else {
-      visitors_.map.erase(visitors_.map.find(std::string_view(*node.key)));
+      visitors_.map.erase(visitors_.map.find(std::string_view(oldest.key)));
     }
   }
 }

@@ -1,24 +1,35 @@
 // StateWriter: the visitor and customer records of the committing thread. For each stored
-// message it loads the records the message touches (from its in-memory cache of hot records,
-// else from RocksDB), applies the message (profiles::Apply), and stages the changed records
-// into the commit's WriteBatch, so that a message and the state it implies are one atomic
-// write. Key layout: docs/storage.md; transitions: docs/profiles.md.
+// message it loads the records the message touches (from memory, else from RocksDB) and
+// applies the message (profiles::Apply). Key layout and value format: docs/storage.md;
+// transitions: docs/profiles.md.
+//
+// Records are written behind: a changed record stays in memory ("unwritten") and is put into
+// a later commit's WriteBatch, once it has been unwritten for `write_delay` (so that the
+// messages of a visit rewrite it once, not once each) or when more than `max_unwritten`
+// records wait. What makes that durable is the event log: every message is in the
+// write-ahead log before it is acknowledged, each stored record carries the id of the last
+// event applied to it, and the store persists the oldest event id whose change may be
+// unwritten (replay_from()); after a crash the store replays the events from there through
+// Apply, which skips an event its records already hold. Records one message changes
+// together (a visitor and its customer, a re-linked visitor's former customer) are always
+// written in the same batch, so a crash never leaves one of them ahead of the other.
 //
 // Private to storage/. Not thread-safe: used by the committing thread only (the store's
 // commits are serialised), which is what makes its read-modify-write race-free.
 #pragma once
 
 #include <cstddef>
-#include <list>
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <memory>
 #include <vector>
 
-#include <boost/unordered/unordered_flat_map.hpp>
-
+#include <boost/intrusive/list.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -26,88 +37,137 @@
 
 namespace cartwatch::storage {
 
+struct StateOptions {
+  profiles::Options profiles;
+  // Clean records (all written) kept in memory, least recently used evicted first.
+  std::size_t cache_entries = 200'000;
+  // How long, in event ids (microseconds of receive time), a changed record may stay
+  // unwritten. 0 writes every changed record in the commit of its message.
+  std::uint64_t write_delay_us = 10'000'000;
+  // Beyond this many unwritten records the oldest are written early.
+  std::size_t max_unwritten = 100'000;
+};
+
 class StateWriter {
  public:
-  // `db` and the handles must outlive the writer. At most `cache_entries` records (visitors
-  // and customers together) stay cached between commits; a commit may hold more while it runs.
+  // `db` and the handles must outlive the writer.
   StateWriter(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* visitors,
-              rocksdb::ColumnFamilyHandle* customers, const profiles::Options& options,
-              std::size_t cache_entries);
+              rocksdb::ColumnFamilyHandle* customers, const StateOptions& options);
   StateWriter(const StateWriter&) = delete;
   StateWriter& operator=(const StateWriter&) = delete;
+  ~StateWriter();
 
-  // Applies one stored message of the site (its JSON as stored). A message that changes no
-  // profile (profiles::ParseEvent gives nullopt) is skipped. Fails only when a record cannot
-  // be read from RocksDB; the commit must then fail as a whole (Finish(false)). A record
-  // that does not decode is replaced by a new one (a warning is printed): it can be rebuilt
-  // from the event log.
-  boost::system::error_code Apply(std::string_view site_prefix, std::string_view json);
+  // Applies the stored message `event_id` of the site (its JSON as stored). A message that
+  // changes no profile (profiles::ParseEvent gives nullopt), or whose records already hold
+  // it (a replay after a crash), is skipped.
+  // REQUIRES: event ids given to Apply increase, except in a replay after Discard.
+  // Fails only when a record cannot be read from RocksDB; the commit must then fail as a
+  // whole (Finish(false)). A record that does not decode is replaced by a new one (a
+  // warning is printed): it can be rebuilt from the event log.
+  boost::system::error_code Apply(std::string_view site_prefix, std::uint64_t event_id,
+                                  std::string_view json);
 
   struct Erased {
     bool found = false;                       // the customer had a record
     std::vector<std::string> anonymous_ids;   // the visitors erased with it
   };
   // Erases the customer `user_id` and every visitor linked to it. Later messages for them
-  // start new records, also within the same commit.
+  // start new records, also within the same commit. The commit then writes every unwritten
+  // record (a replay must never run over an erase), so replay_from() is past it.
   boost::system::result<Erased> Erase(std::string_view site_prefix, std::string_view user_id);
 
   // Erases those of `anonymous_ids` whose visitor record is still linked to `user_id`;
   // returns their ids. Erase uses it for the customer's list; the store, for visitors found
-  // by scanning beyond that list.
+  // by scanning beyond that list. As Erase, makes the commit write everything.
   boost::system::result<std::vector<std::string>> EraseVisitors(std::string_view site_prefix,
                                                   std::string_view user_id,
                                                   const std::vector<std::string>& anonymous_ids);
 
-  // Puts every record changed since the last Finish into `batch` (a Delete for an erased one).
-  void Stage(rocksdb::WriteBatch& batch);
+  // Puts into `batch` the records due to be written: unwritten for write_delay_us before
+  // `latest_event_id`, beyond max_unwritten, or all of them with `all` (and after an erase).
+  // A Delete for an erased record. Returns how many.
+  std::size_t Stage(rocksdb::WriteBatch& batch, std::uint64_t latest_event_id, bool all = false);
 
-  // Ends the commit. `written`: the batch is durable, the changed records stay cached; else
-  // they are dropped from the cache, so that they are read again from RocksDB, which still
-  // has them as before the commit. Then trims the cache to its bound.
+  // The smallest event id whose change may not be in the written records once the staged
+  // batch is durable; nullopt when every change is staged or written.
+  std::optional<std::uint64_t> replay_from() const;
+
+  // Ends the commit. `written`: the batch is durable; the staged records are clean. Else
+  // everything in memory is dropped (the caller must rebuild it: replay from the last
+  // durable replay_from()). Then trims the clean records to cache_entries.
   void Finish(bool written);
 
+  // Drops every record in memory, written or not (see Finish).
+  void Discard();
+
+  // The record as the messages applied so far left it (unwritten changes included): from
+  // memory, else read from RocksDB (not cached). nullopt when there is none.
+  boost::system::result<std::optional<profiles::Visitor>> PeekVisitor(std::string_view site_prefix,
+                                                                      std::string_view id);
+  boost::system::result<std::optional<profiles::Customer>> PeekCustomer(
+      std::string_view site_prefix, std::string_view id);
+
   std::size_t cached() const { return visitors_.map.size() + customers_.map.size(); }
+  std::size_t unwritten() const { return unwritten_.size(); }
 
  private:
-  struct LruNode {
-    const std::string* key;  // Entry::key of an entry of visitors_ or customers_
-    bool customer;           // which of the two
+  using Hook = boost::intrusive::list_member_hook<>;
+  // What both kinds of entry share: the intrusive lists and the grouping.
+  struct EntryBase {
+    std::string key;  // site prefix + id: the RocksDB key, and the map's key (a view of it)
+    bool customer = false;
+    bool present = false;  // false: no such record (never was, or erased)
+    bool dirty = false;    // changed since last written: on unwritten_, else on lru_
+    bool staged = false;   // in the batch being written
+    std::uint64_t applied = 0;      // id of the last event applied to the record
+    std::uint64_t dirty_since = 0;  // id of the first event applied since it was written
+    // Records written together: a union-find tree (parent, size at the root) whose members
+    // form a ring through `next`. Only meaningful while dirty.
+    EntryBase* parent = this;
+    EntryBase* next = this;
+    std::size_t group_size = 1;
+    Hook hook;  // in lru_ (clean) or unwritten_ (dirty), never both
   };
   template <typename Record>
-  struct Entry {
-    std::string key;  // site prefix + id: the RocksDB key, and the map's key (a view of it)
+  struct Entry : EntryBase {
     Record record;
-    bool present = false;  // false: no such record (never was, or erased in this commit)
-    bool dirty = false;    // changed in this commit
-    std::list<LruNode>::iterator lru;
   };
+  using List = boost::intrusive::list<
+      EntryBase, boost::intrusive::member_hook<EntryBase, Hook, &EntryBase::hook>,
+      boost::intrusive::constant_time_size<true>>;
   template <typename Record>
   struct Table {
     rocksdb::ColumnFamilyHandle* cf = nullptr;
     // Entries live on the heap, so that pointers to them (and views of their keys) stay
     // valid while the flat map moves its slots.
     boost::unordered_flat_map<std::string_view, std::unique_ptr<Entry<Record>>> map;
-    std::vector<Entry<Record>*> dirty;  // changed in this commit
   };
 
   template <typename Record>
   boost::system::result<Entry<Record>*> Load(Table<Record>& table, std::string_view site_prefix,
                                              std::string_view id);
   template <typename Record>
-  void MarkDirty(Table<Record>& table, Entry<Record>& entry);
-  template <typename Record>
-  void StageTable(Table<Record>& table, rocksdb::WriteBatch& batch);
-  template <typename Record>
-  void FinishTable(Table<Record>& table, bool written);
+  boost::system::result<std::optional<Record>> Peek(Table<Record>& table,
+                                                    std::string_view site_prefix,
+                                                    std::string_view id);
+  // Marks the entry changed by event `event_id`.
+  void Touch(EntryBase& entry, std::uint64_t event_id);
+  static EntryBase* Root(EntryBase* e);
+  void Join(EntryBase& a, EntryBase& b);  // both dirty
+  void StageGroup(EntryBase& member);
+  void Put(rocksdb::WriteBatch& batch, EntryBase& entry);
   void Trim();
 
   rocksdb::DB* const db_;
-  const profiles::Options options_;
-  const std::size_t cache_entries_;
+  const StateOptions options_;
   Table<profiles::Visitor> visitors_;
   Table<profiles::Customer> customers_;
-  std::list<LruNode> lru_;  // every cached record, most recently used first
-  std::string key_;         // scratch: the key being looked up
+  List lru_;        // clean records, most recently used first
+  List unwritten_;  // dirty records, by dirty_since, oldest first
+  std::vector<EntryBase*> staged_;  // in the batch being written
+  bool write_all_ = false;          // an erase in this commit: stage everything
+  std::string key_;                 // scratch: the key being looked up
+  std::string value_;               // scratch: a value being read or written
 };
 
 }  // namespace cartwatch::storage

@@ -223,8 +223,25 @@ class RocksStore final : public Store {
         return false;
       }
     }
-    state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, options_.profiles,
-                                           options_.state_cache_entries);
+    state_replay_from_ = last_event_id_ + 1;  // a new database, or one written with its events
+    s = db_->Get(rocksdb::ReadOptions(), meta_, kStateReplayFromKey, &value);
+    if (s.ok() && value.size() == 8) {
+      state_replay_from_ = GetBigEndian64(value.data());
+    } else if (!s.ok() && !s.IsNotFound()) {
+      *error_message = "cannot read \"" + options_.data_dir + "\": " + s.ToString();
+      return false;
+    }
+    StateOptions state;
+    state.profiles = options_.profiles;
+    state.cache_entries = options_.state_cache_entries;
+    state.write_delay_us = static_cast<std::uint64_t>(options_.state_write_delay.count()) * 1000;
+    state.max_unwritten = options_.state_max_unwritten;
+    state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, state);
+    if (auto ec = ReplayState()) {
+      *error_message = "cannot rebuild the visitor and customer records from the event log in \"" +
+                       options_.data_dir + "\": " + ec.message();
+      return false;
+    }
     maintenance_ = std::thread([this] { MaintenanceLoop(); });
     return true;
   }
@@ -285,12 +302,16 @@ class RocksStore final : public Store {
 
   boost::system::result<std::optional<profiles::Visitor>> ReadVisitor(
       std::string_view site, std::string_view anonymous_id) override {
-    return ReadRecord<profiles::Visitor>(visitors_, site, anonymous_id, profiles::DecodeVisitor);
+    return ReadState<profiles::Visitor>(site, [&](const std::string& prefix) {
+      return state_->PeekVisitor(prefix, anonymous_id);
+    });
   }
 
   boost::system::result<std::optional<profiles::Customer>> ReadCustomer(
       std::string_view site, std::string_view user_id) override {
-    return ReadRecord<profiles::Customer>(customers_, site, user_id, profiles::DecodeCustomer);
+    return ReadState<profiles::Customer>(site, [&](const std::string& prefix) {
+      return state_->PeekCustomer(prefix, user_id);
+    });
   }
 
   boost::system::result<std::optional<profiles::SiteThresholds>> ReadThresholds(
@@ -311,10 +332,8 @@ class RocksStore final : public Store {
   }
 
   boost::system::error_code RecomputeThresholds(util::EpochMs now) override {
-    {
-      std::lock_guard lock(mu_);
-      if (closing_) return Errc::kClosed;
-    }
+    // Every customer as of now, not as last written.
+    if (auto ec = WriteAllState()) return ec;
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;  // a full scan would evict the hot records
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, customers_));
@@ -336,7 +355,7 @@ class RocksStore final : public Store {
         finish_site();
         site.assign(key.data(), prefix_size);
       }
-      auto customer = profiles::DecodeCustomer(it->value().ToStringView());
+      auto customer = profiles::DecodeCustomer(SplitStateValue(it->value().ToStringView()).record);
       if (!customer) continue;  // rebuilt from the event log; not counted meanwhile
       const profiles::CustomerStats stats = profiles::ComputeStats(*customer, now, options_.profiles);
       if (auto v = profiles::RfmValuesOf(stats, now)) values.push_back(*v);
@@ -369,7 +388,12 @@ class RocksStore final : public Store {
       } else {
         queued_messages_ += messages.size();
         queued_bytes_ += bytes;
-        queue_.push_back(Pending{std::move(site), std::move(messages), std::move(done), bytes, {}, {}, {}});
+        Pending p;
+        p.site = std::move(site);
+        p.messages = std::move(messages);
+        p.done = std::move(done);
+        p.bytes = bytes;
+        queue_.push_back(std::move(p));
       }
     }
     if (refused) done(AppendResult{.error = refused});  // outside the lock: `done` may lock
@@ -474,6 +498,14 @@ class RocksStore final : public Store {
       committed_.wait(lock, [&] { return !committing_; });
       CommitQueued(lock);
     }
+    if (db_ && options_.write_state_on_close && !state_needs_replay_) {
+      if (auto ec = WriteState(last_event_id_ + 1)) {
+        std::fprintf(stderr,
+                     "cartwatch: writing the visitor and customer records at close failed (%s); "
+                     "they are rebuilt from the event log at the next start\n",
+                     ec.message().c_str());
+      }
+    }
     if (db_) {
       // With fsync off the WAL may still be in the page cache: a clean stop syncs it.
       db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
@@ -496,24 +528,122 @@ class RocksStore final : public Store {
     // With `erased`: only these visitors (still linked to erase_user) are erased, for an
     // erase job that found them beyond the customer's list (PurgeEvents).
     std::vector<std::string> erase_visitors;
+    // A read of the state (ReadVisitor, ReadCustomer): run by the committing thread after
+    // the commit, with the error that keeps it from reading, if any.
+    std::function<void(boost::system::error_code)> read;
+    bool write_state = false;  // with `read`: the commit writes every unwritten record first
   };
 
-  template <typename Record, typename DecodeFn>
-  boost::system::result<std::optional<Record>> ReadRecord(rocksdb::ColumnFamilyHandle* cf,
-                                                          std::string_view site,
-                                                          std::string_view id, DecodeFn decode) {
+  // Has the committing thread write every unwritten record, after every message queued
+  // before (for a scan of the records in RocksDB).
+  boost::system::error_code WriteAllState() {
+    std::promise<boost::system::error_code> done;
+    Pending p;
+    p.write_state = true;
+    p.read = [&](boost::system::error_code ec) { done.set_value(ec); };
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return Errc::kClosed;
+      queue_.push_back(std::move(p));
+    }
+    Flush();  // commits here, or the thread committing now takes it
+    return done.get_future().get();
+  }
+
+  // Runs `peek(site prefix)` on the committing thread, after every message queued before.
+  template <typename Record, typename Peek>
+  boost::system::result<std::optional<Record>> ReadState(std::string_view site, Peek&& peek) {
+    using Result = boost::system::result<std::optional<Record>>;
     if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
+    std::promise<Result> done;
+    Pending p;
+    p.site = std::string(site);
+    p.read = [&](boost::system::error_code ec) {
+      if (ec) return done.set_value(ec);
+      Result r = peek(SitePrefix(site));
+      if (!r && r.error().category() == profiles::ProfilesCategory()) r = Errc::kCorruption;
+      done.set_value(std::move(r));
+    };
     {
       std::lock_guard lock(mu_);
       if (closing_) return boost::system::error_code(Errc::kClosed);
+      queue_.push_back(std::move(p));
     }
-    std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf, PersonKey(SitePrefix(site), id), &value);
-    if (s.IsNotFound()) return std::optional<Record>();
-    if (!s.ok()) return FromStatus(s);
-    auto decoded = decode(value);
-    if (!decoded) return boost::system::error_code(Errc::kCorruption);
-    return std::optional<Record>(std::move(*decoded));
+    Flush();  // commits here, or the thread committing now takes it
+    return done.get_future().get();
+  }
+
+  // Rebuilds the records from the event log: discards what is in memory and applies again
+  // every event from state_replay_from_ on (StateWriter::Apply skips what the written
+  // records already hold), then writes every record and moves state_replay_from_ past the
+  // last event. At start-up, and after a failed commit dropped the records in memory.
+  // REQUIRES: called by the committing thread (or before the store is shared).
+  boost::system::error_code ReplayState() {
+    state_->Discard();
+    state_needs_replay_ = true;
+    const std::uint64_t from = state_replay_from_;
+    if (from > last_event_id_) {
+      state_needs_replay_ = false;
+      return {};
+    }
+    const auto started = std::chrono::steady_clock::now();
+    std::size_t replayed = 0;
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events_));
+    // Site by site (each site's records depend on its own events only), each from `from`.
+    for (it->SeekToFirst(); it->Valid();) {
+      const rocksdb::Slice key = it->key();
+      const std::size_t prefix_size = 1 + static_cast<unsigned char>(key[0]);
+      if (key.size() != prefix_size + 8) break;  // not an event key of this layout
+      const std::string_view prefix(key.data(), prefix_size);
+      const std::uint64_t id = GetBigEndian64(key.data() + prefix_size);
+      if (id < from) {
+        it->Seek(EventKey(prefix, from));
+        continue;
+      }
+      if (auto ec = state_->Apply(prefix, id, it->value().ToStringView())) return ec;
+      ++replayed;
+      if (state_->unwritten() >= options_.state_max_unwritten) {
+        // Written with the id of what they hold; the replay point moves only at the end.
+        if (auto ec = WriteState(std::nullopt)) return ec;
+      }
+      it->Next();
+    }
+    if (auto ec = FromStatus(it->status())) return ec;
+    it.reset();
+    if (auto ec = WriteState(last_event_id_ + 1)) return ec;
+    state_needs_replay_ = false;
+    if (replayed > 0) {
+      std::fprintf(stderr,
+                   "cartwatch: rebuilt the unwritten visitor and customer records from %zu events "
+                   "in %lld ms\n",
+                   replayed,
+                   static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - started)
+                                              .count()));
+    }
+    return {};
+  }
+
+  // Writes every unwritten record as one batch, with `replay_from` as the new replay point
+  // when given. After a failure the records in memory are dropped (StateWriter::Finish).
+  // REQUIRES: called by the committing thread (or before the store is shared).
+  boost::system::error_code WriteState(std::optional<std::uint64_t> replay_from) {
+    rocksdb::WriteBatch batch;
+    state_->Stage(batch, last_event_id_, /*all=*/true);
+    if (replay_from) {
+      std::string value;
+      PutBigEndian64(value, *replay_from);
+      batch.Put(meta_, kStateReplayFromKey, value);
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.fsync;
+    auto ec = batch.Count() == 0 ? boost::system::error_code() : FromStatus(db_->Write(wo, &batch));
+    state_->Finish(/*written=*/!ec);
+    if (ec) state_needs_replay_ = true;
+    if (!ec && replay_from) state_replay_from_ = *replay_from;
+    return ec;
   }
 
   // Deletes the events of the site that name the user id or an anonymous id of one of
@@ -591,7 +721,7 @@ class RocksStore final : public Store {
       for (it->Seek(site_prefix); it->Valid(); it->Next()) {
         if (stopping_.load()) return Errc::kClosed;
         if (!it->key().starts_with(site_prefix)) break;
-        auto visitor = profiles::DecodeVisitor(it->value().ToStringView());
+        auto visitor = profiles::DecodeVisitor(SplitStateValue(it->value().ToStringView()).record);
         if (!visitor || visitor->user_id.empty()) continue;
         auto user = users.find(visitor->user_id);
         if (user == users.end()) continue;
@@ -714,8 +844,10 @@ class RocksStore final : public Store {
     std::uint64_t next_id = last_event_id_;
     std::size_t stored = 0;
     const std::int64_t window = options_.dedup_window.count();
-    boost::system::error_code ec;
+    // A failed commit dropped the records in memory: rebuilt first, or this one fails too.
+    boost::system::error_code ec = state_needs_replay_ ? ReplayState() : boost::system::error_code();
     for (std::size_t i = 0; i < work.size() && !ec; ++i) {
+      if (work[i].read) continue;  // after the write
       const std::string prefix = SitePrefix(work[i].site);
       if (work[i].erased && !work[i].erase_visitors.empty()) {
         auto erase = state_->EraseVisitors(prefix, work[i].erase_user, work[i].erase_visitors);
@@ -763,12 +895,21 @@ class RocksStore final : public Store {
         ++results[i].stored;
         ++stored;
         // The state this message implies goes into the same batch: both or neither.
-        if ((ec = state_->Apply(prefix, m.json))) break;
+        if ((ec = state_->Apply(prefix, next_id, m.json))) break;
       }
     }
 
+    std::uint64_t replay_from = state_replay_from_;
     if (!ec) {
-      state_->Stage(batch);
+      const bool write_all = std::any_of(work.begin(), work.end(),
+                                         [](const Pending& p) { return p.write_state; });
+      state_->Stage(batch, next_id, write_all);
+      replay_from = state_->replay_from().value_or(next_id + 1);
+      if (replay_from != state_replay_from_) {
+        std::string value;
+        PutBigEndian64(value, replay_from);
+        batch.Put(meta_, kStateReplayFromKey, value);
+      }
       if (stored > 0) {
         batch.Put(dedup_log_, DedupLogKey(next_id), sc.record);
         std::string last;
@@ -794,6 +935,7 @@ class RocksStore final : public Store {
         oldest_record_ms_ = std::min(oldest_record_ms_, commit_time);
       }
       next_erase_seq_ += jobs.size();
+      state_replay_from_ = replay_from;
     } else {
       // Nothing was written: forget the ids entered above, so a retry stores them.
       for (auto u = sc.undo.rbegin(); u != sc.undo.rend(); ++u) {
@@ -802,7 +944,9 @@ class RocksStore final : public Store {
       }
     }
     state_->Finish(/*written=*/!ec);
+    if (ec) state_needs_replay_ = true;
     for (std::size_t i = 0; i < work.size(); ++i) {
+      if (work[i].read) continue;
       if (work[i].erased) {
         if (ec) erased[i] = EraseResult{.error = ec};
         work[i].erased(erased[i]);
@@ -810,6 +954,12 @@ class RocksStore final : public Store {
       }
       if (ec) results[i] = AppendResult{.error = ec};
       work[i].done(results[i]);
+    }
+    for (Pending& p : work) {
+      if (!p.read) continue;
+      p.read(ec && p.write_state ? ec
+             : state_needs_replay_ ? ReplayState()
+                                   : boost::system::error_code());
     }
     if (!ec) ExpireRecentIds();
     if (!ec && !jobs.empty()) {
@@ -918,6 +1068,10 @@ class RocksStore final : public Store {
   std::unique_ptr<StateWriter> state_;  // used by the committing thread only
   std::uint64_t next_erase_seq_ = 0;    // used by the committing thread only
   std::uint64_t last_event_id_ = 0;  // used by the committing thread only
+  // The durable replay point (kStateReplayFromKey), and whether the records in memory were
+  // dropped and must be rebuilt (ReplayState). Used by the committing thread only.
+  std::uint64_t state_replay_from_ = 1;
+  bool state_needs_replay_ = false;
   Scratch scratch_;                  // used by the committing thread only
   // Recently stored (site, messageId) hashes and their dedup log record's time; exactly
   // the ids of the records in the dedup log. Used by the committing thread only.

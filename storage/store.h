@@ -64,8 +64,18 @@ struct StoreOptions {
   std::chrono::milliseconds retention = std::chrono::milliseconds(0);
   // Visitor and customer records kept decoded in memory by the committing thread, so that a
   // returning visitor's next message does not read RocksDB (each costs about 1-3 KB).
-  // Default 200,000.
+  // Records not yet written (below) are kept in memory besides these. Default 200,000.
   std::size_t state_cache_entries = 200'000;
+  // How long a changed visitor or customer record may stay in memory unwritten, measured in
+  // receive time, so that the messages of a visit rewrite it once rather than once each.
+  // The messages themselves are durable before they are acknowledged; after a crash the
+  // store replays the ones whose changes were unwritten (at most about this much traffic)
+  // when it opens. 0 writes every change in the commit of its message. Default 10s.
+  std::chrono::milliseconds state_write_delay = std::chrono::seconds(10);
+  // Beyond this many unwritten records the oldest are written early. Default 100,000.
+  std::size_t state_max_unwritten = 100'000;
+  // false only in tests: Close() leaves unwritten records unwritten, as a crash would.
+  bool write_state_on_close = true;
   // How visitor and customer records are built: session timeout, bounds, LTV lifetime.
   profiles::Options profiles;
   // How often each site's RFM quintiles and ABC classes are recomputed from every customer,
@@ -154,8 +164,9 @@ class Store {
   // store's background thread; callable directly (tests, tools).
   virtual boost::system::error_code PurgeErasedEvents() = 0;
 
-  // The committed records, read from RocksDB: nullopt when there is none. Errc::kCorruption
-  // when a record does not decode.
+  // The records as every message committed so far left them (read by the committing
+  // thread, in order with the queued messages: a message acknowledged before the call is
+  // in them): nullopt when there is none. Errc::kCorruption when a record does not decode.
   virtual boost::system::result<std::optional<profiles::Visitor>> ReadVisitor(
       std::string_view site, std::string_view anonymous_id) = 0;
   virtual boost::system::result<std::optional<profiles::Customer>> ReadCustomer(

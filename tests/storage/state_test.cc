@@ -173,18 +173,52 @@ std::vector<std::string> Storefront(std::uint32_t seed, int count) {
   return out;
 }
 
-class StateModelTest : public StateTest, public ::testing::WithParamInterface<std::size_t> {};
+struct ModelCase {
+  std::size_t cache_entries;
+  int write_delay_minutes;  // of receive time; the storefront's clock moves 0-20 min a message
+  std::size_t max_unwritten;
+  bool crash;  // each stop loses what is unwritten, as kill -9 would; else a clean close
+};
 
-TEST_P(StateModelTest, RecordsAreWhatThePureTransitionsGiveWhateverTheCacheSize) {
-  options_.state_cache_entries = GetParam();
+class StateModelTest : public StateTest, public ::testing::WithParamInterface<ModelCase> {
+ protected:
+
+  // The visitor and customer records of the site as RocksDB holds them (the store closed).
+  void StoredRecords(std::map<std::string, profiles::Visitor>& visitors,
+                     std::map<std::string, profiles::Customer>& customers) {
+    const std::string prefix = SitePrefix("shop");
+    WithDatabase([&](rocksdb::DB& db, auto& families) {
+      auto scan = [&](const std::string& family, auto decode, auto& out) {
+        std::unique_ptr<rocksdb::Iterator> it(
+            db.NewIterator(rocksdb::ReadOptions(), families.at(family)));
+        for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+          auto record = decode(SplitStateValue(it->value().ToStringView()).record);
+          ASSERT_TRUE(record.has_value()) << it->key().ToString();
+          out[it->key().ToString().substr(prefix.size())] = *record;
+        }
+      };
+      scan("visitors", profiles::DecodeVisitor, visitors);
+      scan("customers", profiles::DecodeCustomer, customers);
+    });
+  }
+};
+
+TEST_P(StateModelTest, RecordsAreWhatThePureTransitionsGiveAcrossCrashes) {
+  options_.state_cache_entries = GetParam().cache_entries;
+  options_.state_write_delay = std::chrono::minutes(GetParam().write_delay_minutes);
+  options_.state_max_unwritten = GetParam().max_unwritten;
+  // A crash as kill -9 leaves the store as far as state goes: unwritten records are lost,
+  // the acknowledged messages are in the write-ahead log.
+  options_.write_state_on_close = !GetParam().crash;
   Reopen();
   const std::vector<std::string> messages = Storefront(7, 700);
   h::World model;
   std::set<std::string> seen_ids;
   std::mt19937 rng(11);
   std::size_t i = 0, duplicates = 0;
+  int stops = 0;
   while (i < messages.size()) {
-    // Batches of 1 to 40; halfway the store is closed and opened again (a cold cache).
+    // Batches of 1 to 40.
     const std::size_t n = std::min<std::size_t>(1 + rng() % 40, messages.size() - i);
     std::vector<std::string> batch(messages.begin() + i, messages.begin() + i + n);
     std::size_t expected_duplicates = 0;
@@ -200,38 +234,69 @@ TEST_P(StateModelTest, RecordsAreWhatThePureTransitionsGiveWhateverTheCacheSize)
     EXPECT_EQ(r.duplicates, expected_duplicates);
     duplicates += r.duplicates;
     i += n;
-    if (i >= messages.size() / 2 && i - n < messages.size() / 2) Reopen();
+    // After about every third batch the store stops and starts again (a cold cache).
+    if (rng() % 3 == 0) {
+      Reopen();
+      ++stops;
+    }
   }
+  EXPECT_GE(stops, 5);
   EXPECT_GT(duplicates, 10u);  // the storefront did resend
 
-  for (int v = 0; v < 12; ++v) {
-    const std::string id = "v" + std::to_string(v);
-    auto stored = store_->ReadVisitor("shop", id);
-    ASSERT_TRUE(stored.has_value());
-    ASSERT_TRUE(stored->has_value()) << id;
-    EXPECT_EQ(profiles::RenderVisitor(**stored, nullptr), profiles::RenderVisitor(model.visitor(id), nullptr)) << id;
-    EXPECT_EQ(**stored, model.visitor(id)) << id;
-  }
-  int customers = 0;
-  for (int u = 0; u < 5; ++u) {
-    const std::string id = "u" + std::to_string(u);
-    auto stored = store_->ReadCustomer("shop", id);
-    ASSERT_TRUE(stored.has_value());
-    ASSERT_EQ(stored->has_value(), model.has_customer(id)) << id;
-    if (!*stored) continue;
-    ++customers;
-    EXPECT_EQ(profiles::RenderCustomer(**stored, nullptr, kT0),
-              profiles::RenderCustomer(model.customer(id), nullptr, kT0)) << id;
-    EXPECT_EQ(**stored, model.customer(id)) << id;
-  }
-  EXPECT_GE(customers, 4);
+  auto check = [&](const std::string& when) {
+    for (int v = 0; v < 12; ++v) {
+      const std::string id = "v" + std::to_string(v);
+      auto stored = store_->ReadVisitor("shop", id);
+      ASSERT_TRUE(stored.has_value());
+      ASSERT_TRUE(stored->has_value()) << id << when;
+      EXPECT_EQ(profiles::RenderVisitor(**stored, nullptr),
+                profiles::RenderVisitor(model.visitor(id), nullptr)) << id << when;
+      EXPECT_EQ(**stored, model.visitor(id)) << id << when;
+    }
+    int customers = 0;
+    for (int u = 0; u < 5; ++u) {
+      const std::string id = "u" + std::to_string(u);
+      auto stored = store_->ReadCustomer("shop", id);
+      ASSERT_TRUE(stored.has_value());
+      ASSERT_EQ(stored->has_value(), model.has_customer(id)) << id << when;
+      if (!*stored) continue;
+      ++customers;
+      EXPECT_EQ(profiles::RenderCustomer(**stored, nullptr, kT0),
+                profiles::RenderCustomer(model.customer(id), nullptr, kT0)) << id << when;
+      EXPECT_EQ(**stored, model.customer(id)) << id << when;
+    }
+    EXPECT_GE(customers, 4);
+  };
+  check(" (live)");
+  Reopen();
+  check(" (after a stop)");
   // Another site sees none of it.
   auto other = store_->ReadVisitor("other", "v1");
   ASSERT_TRUE(other.has_value());
   EXPECT_FALSE(other->has_value());
+
+  // What RocksDB itself holds once the store is closed is the model, record for record.
+  std::map<std::string, profiles::Visitor> visitors;
+  std::map<std::string, profiles::Customer> customers;
+  StoredRecords(visitors, customers);
+  ASSERT_EQ(visitors.size(), 12u);
+  for (const auto& [id, visitor] : visitors) EXPECT_EQ(visitor, model.visitor(id)) << id;
+  for (const auto& [id, customer] : customers) {
+    EXPECT_TRUE(model.has_customer(id)) << id;
+    EXPECT_EQ(customer, model.customer(id)) << id;
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(CacheSizes, StateModelTest, ::testing::Values(0, 1, 3, 100000));
+INSTANTIATE_TEST_SUITE_P(
+    CacheAndWriteBehind, StateModelTest,
+    ::testing::Values(ModelCase{0, 0, 100000, true},  // every change written with its message
+                      ModelCase{1, 45, 100000, true},    // written about every few messages
+                      ModelCase{3, 45, 3, true},         // and early: a few records unwritten
+                      ModelCase{100000, 0, 100000, true},
+                      ModelCase{100000, 60 * 24 * 365, 100000, true},  // none before a stop
+                      ModelCase{100000, 90, 2, true},
+                      ModelCase{3, 45, 3, false},        // clean stops
+                      ModelCase{100000, 60 * 24 * 365, 100000, false}));
 
 TEST_F(StateTest, AResentMessageChangesNoState) {
   Reopen();
