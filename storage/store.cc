@@ -231,6 +231,7 @@ class RocksStore final : public Store {
       *error_message = "cannot read \"" + options_.data_dir + "\": " + s.ToString();
       return false;
     }
+    replay_floor_ = state_replay_from_;
     StateOptions state;
     state.profiles = options_.profiles;
     state.cache_entries = options_.state_cache_entries;
@@ -413,7 +414,9 @@ class RocksStore final : public Store {
       std::lock_guard lock(mu_);
       if (closing_) return Errc::kClosed;
     }
-    const std::uint64_t cutoff = static_cast<std::uint64_t>(received_before_ms) * 1000;
+    // Never an event whose change to the records may be unwritten: a replay needs it.
+    const std::uint64_t cutoff = std::min(static_cast<std::uint64_t>(received_before_ms) * 1000,
+                                          replay_floor_.load());
     // Site prefixes are found by seeking from one site's range to the next: one seek per
     // site, however many events each holds.
     rocksdb::WriteBatch batch;
@@ -642,7 +645,10 @@ class RocksStore final : public Store {
     auto ec = batch.Count() == 0 ? boost::system::error_code() : FromStatus(db_->Write(wo, &batch));
     state_->Finish(/*written=*/!ec);
     if (ec) state_needs_replay_ = true;
-    if (!ec && replay_from) state_replay_from_ = *replay_from;
+    if (!ec && replay_from) {
+      state_replay_from_ = *replay_from;
+      replay_floor_ = *replay_from;
+    }
     return ec;
   }
 
@@ -936,6 +942,7 @@ class RocksStore final : public Store {
       }
       next_erase_seq_ += jobs.size();
       state_replay_from_ = replay_from;
+      replay_floor_ = replay_from;
     } else {
       // Nothing was written: forget the ids entered above, so a retry stores them.
       for (auto u = sc.undo.rbegin(); u != sc.undo.rend(); ++u) {
@@ -1072,6 +1079,8 @@ class RocksStore final : public Store {
   // dropped and must be rebuilt (ReplayState). Used by the committing thread only.
   std::uint64_t state_replay_from_ = 1;
   bool state_needs_replay_ = false;
+  // state_replay_from_ as it was when the replay point last moved, for other threads.
+  std::atomic<std::uint64_t> replay_floor_{0};
   Scratch scratch_;                  // used by the committing thread only
   // Recently stored (site, messageId) hashes and their dedup log record's time; exactly
   // the ids of the records in the dedup log. Used by the committing thread only.
