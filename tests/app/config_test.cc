@@ -110,6 +110,8 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_EQ(config.storage.max_queued_messages, defaults.storage.max_queued_messages);
   EXPECT_EQ(config.storage.block_cache_bytes, defaults.storage.block_cache_bytes);
   EXPECT_EQ(config.storage.state_cache_entries, 200'000u);
+  EXPECT_EQ(config.storage.state_write_delay, seconds(10));
+  EXPECT_EQ(config.storage.state_max_unwritten, 100'000u);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(30));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 3);
   EXPECT_EQ(config.storage.thresholds_interval, hours(1));
@@ -178,6 +180,8 @@ block_cache_mb = 128
 write_buffer_mb = 16
 max_background_jobs = 4
 state_cache_entries = 77
+state_write_delay = "0s"
+state_max_unwritten = 500
 
 [profiles]
 session_timeout = "45m"
@@ -247,6 +251,8 @@ dir = "/etc/cartwatch/templates"
   EXPECT_EQ(config.storage.write_buffer_bytes, 16u << 20);
   EXPECT_EQ(config.storage.max_background_jobs, 4);
   EXPECT_EQ(config.storage.state_cache_entries, 77u);
+  EXPECT_EQ(config.storage.state_write_delay, seconds(0));
+  EXPECT_EQ(config.storage.state_max_unwritten, 500u);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(45));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 5);
   EXPECT_EQ(config.storage.thresholds_interval, minutes(10));
