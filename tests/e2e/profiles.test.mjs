@@ -303,3 +303,33 @@ test('a shop day: the query API shows the exact profiles, also after kill -9', a
   assert.equal(fresh.json.traits.email, null);
   assert.equal(fresh.json.cart.lines.length, 0);
 });
+
+test('records still unwritten at kill -9 are rebuilt from the event log', async (t) => {
+  // Default write-behind (10 s) and no thresholds run: nothing of the day is written to the
+  // visitor and customer records when the process dies; only the messages are durable.
+  const cw = await startCartwatch(t);
+  for (const batch of DAY) await post(cw, batch);
+  const paths = ['/v1/customers/ada', '/v1/customers/carl', '/v1/visitors/ada-phone', '/v1/visitors/bob-tablet'];
+  const before = [];
+  for (const path of paths) {
+    const doc = await get(cw, path);
+    assert.equal(doc.status, 200, path);
+    before.push(doc.json);
+  }
+  assert.equal(before[0].stats.orders, 1);
+  assert.equal(before[3].cart.lines.length, 2);
+
+  await cw.kill('SIGKILL');
+  const again = await startCartwatch(t, { dir: cw.dir });
+  assert.match(again.stderr(), /rebuilt the unwritten visitor and customer records from 19 events/);
+  for (const [i, path] of paths.entries()) {
+    const doc = await get(again, path);
+    assert.equal(doc.status, 200, path);
+    assert.deepEqual(doc.json, before[i], path);
+  }
+  // Written now: the next restart replays nothing.
+  await again.kill('SIGKILL');
+  const third = await startCartwatch(t, { dir: cw.dir });
+  assert.doesNotMatch(third.stderr(), /rebuilt the unwritten/);
+  assert.deepEqual((await get(third, paths[0])).json, before[0]);
+});
