@@ -23,6 +23,7 @@
 #include "bench/workload.h"
 #include "collector/ingest.h"
 #include "collector/options.h"
+#include "profiles/event.h"
 #include "storage/keys.h"
 #include "storage/store.h"
 #include "util/time.h"
@@ -150,6 +151,25 @@ const std::vector<storage::Message>& TemplatePool() {
   static const std::vector<storage::Message> pool = Templates();
   return pool;
 }
+
+// What the committing thread does first with every stored message: the facts its state
+// change depends on (profiles::ParseEvent: a second parse of the stored JSON).
+void BM_ParseEvent(benchmark::State& state) {
+  const auto& pool = TemplatePool();
+  std::size_t i = 0, bytes = 0, changes = 0;
+  for (auto _ : state) {
+    const storage::Message& m = pool[i++ % pool.size()];
+    auto event = cartwatch::profiles::ParseEvent(m.json);
+    changes += event.has_value();
+    bytes += m.json.size();
+    benchmark::DoNotOptimize(event);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  state.counters["with_state_change"] =
+      benchmark::Counter(static_cast<double>(changes) / static_cast<double>(state.iterations()));
+}
+BENCHMARK(BM_ParseEvent);
 
 // A store in a fresh temporary directory; closes the store and removes the directory when
 // it goes away.
