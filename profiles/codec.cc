@@ -409,7 +409,12 @@ boost::system::error_code make_error_code(Errc e) {
 
 std::string Encode(const Visitor& v) {
   std::string out;
-  out.reserve(128 + 192 * v.sessions.size() + 128 * v.cart.lines.size());  // a guess
+  EncodeTo(out, v);
+  return out;
+}
+
+void EncodeTo(std::string& out, const Visitor& v) {
+  out.reserve(out.size() + 128 + 192 * v.sessions.size() + 128 * v.cart.lines.size());  // a guess
   Writer w(out);
   w.Byte(kVisitorRecord);
   w.Byte(kFormatVersion);
@@ -425,12 +430,17 @@ std::string Encode(const Visitor& v) {
   Put(w, v.cart);
   Put(w, v.viewed);
   Put(w, v.orders);
-  return out;
 }
 
 std::string Encode(const Customer& c) {
   std::string out;
-  out.reserve(256 + 128 * c.cart.lines.size() + 64 * c.orders.size() + 4 * c.visits.size());
+  EncodeTo(out, c);
+  return out;
+}
+
+void EncodeTo(std::string& out, const Customer& c) {
+  out.reserve(out.size() + 256 + 128 * c.cart.lines.size() + 64 * c.orders.size() +
+              4 * c.visits.size());
   Writer w(out);
   w.Byte(kCustomerRecord);
   w.Byte(kFormatVersion);
@@ -451,7 +461,6 @@ std::string Encode(const Customer& c) {
     w.Signed(start - previous);
     previous = start;
   }
-  return out;
 }
 
 std::string Encode(const SiteThresholds& t) {

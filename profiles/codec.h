@@ -31,6 +31,9 @@ boost::system::error_code make_error_code(Errc e);
 std::string Encode(const Visitor& visitor);
 std::string Encode(const Customer& customer);
 std::string Encode(const SiteThresholds& thresholds);
+// The same encodings, appended to `out` (whose capacity a caller can reuse).
+void EncodeTo(std::string& out, const Visitor& visitor);
+void EncodeTo(std::string& out, const Customer& customer);
 boost::system::result<Visitor> DecodeVisitor(std::string_view bytes);
 boost::system::result<Customer> DecodeCustomer(std::string_view bytes);
 boost::system::result<SiteThresholds> DecodeThresholds(std::string_view bytes);

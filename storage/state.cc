@@ -250,8 +250,11 @@ void StateWriter::Put(rocksdb::WriteBatch& batch, EntryBase& entry) {
   }
   value_.clear();
   AppendStateValueHeader(value_, entry.applied);
-  value_ += entry.customer ? profiles::Encode(static_cast<Entry<profiles::Customer>&>(entry).record)
-                           : profiles::Encode(static_cast<Entry<profiles::Visitor>&>(entry).record);
+  if (entry.customer) {
+    profiles::EncodeTo(value_, static_cast<Entry<profiles::Customer>&>(entry).record);
+  } else {
+    profiles::EncodeTo(value_, static_cast<Entry<profiles::Visitor>&>(entry).record);
+  }
   batch.Put(cf, entry.key, value_);
 }
 

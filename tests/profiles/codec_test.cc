@@ -81,6 +81,10 @@ TEST(CodecTest, AnonymousVisitorWithEverythingRoundTrips) {
   EXPECT_EQ(v.traits.phone.value, "+1");
   EXPECT_EQ(*DecodeVisitor(Encode(v)), v);
   EXPECT_EQ(*DecodeVisitor(Encode(Visitor())), Visitor());
+  // EncodeTo appends the same bytes to what is there.
+  std::string out = "S12345678";
+  EncodeTo(out, v);
+  EXPECT_EQ(out, "S12345678" + Encode(v));
 }
 
 TEST_F(ShopDay, CustomerRoundTrips) {
@@ -98,6 +102,9 @@ TEST_F(ShopDay, CustomerRoundTrips) {
   ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
   EXPECT_EQ(*decoded, c);
   EXPECT_EQ(*DecodeCustomer(Encode(Customer())), Customer());
+  std::string out = "prefix";
+  EncodeTo(out, c);
+  EXPECT_EQ(out, "prefix" + Encode(c));
 }
 
 TEST(CodecTest, ThresholdsRoundTrip) {
