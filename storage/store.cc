@@ -402,8 +402,11 @@ class RocksStore final : public Store {
 
   void Flush() override {
     std::unique_lock lock(mu_);
+    // A thread of the store's own (FlushOnce) commits one round only: wait for it, then
+    // commit the rest here.
+    committed_.wait(lock, [&] { return !committing_ || !bounded_committer_; });
     if (committing_) return;  // that thread commits what we queued once its write is done
-    CommitQueued(lock);
+    CommitQueued(lock, /*bounded=*/false);
     lock.unlock();
     MaybeApplyRetention();
   }
@@ -499,9 +502,9 @@ class RocksStore final : public Store {
       std::unique_lock lock(mu_);
       closing_ = true;
       committed_.wait(lock, [&] { return !committing_; });
-      CommitQueued(lock);
+      CommitQueued(lock, /*bounded=*/false);
     }
-    if (db_ && options_.write_state_on_close && !state_needs_replay_) {
+    if (db_ && state_ && options_.write_state_on_close && !state_needs_replay_) {
       if (auto ec = WriteState(last_event_id_ + 1)) {
         std::fprintf(stderr,
                      "cartwatch: writing the visitor and customer records at close failed (%s); "
@@ -549,7 +552,7 @@ class RocksStore final : public Store {
       if (closing_) return Errc::kClosed;
       queue_.push_back(std::move(p));
     }
-    Flush();  // commits here, or the thread committing now takes it
+    FlushOnce();  // commits here, or the thread committing now takes it
     return done.get_future().get();
   }
 
@@ -572,7 +575,7 @@ class RocksStore final : public Store {
       if (closing_) return boost::system::error_code(Errc::kClosed);
       queue_.push_back(std::move(p));
     }
-    Flush();  // commits here, or the thread committing now takes it
+    FlushOnce();  // commits here, or the thread committing now takes it
     return done.get_future().get();
   }
 
@@ -716,6 +719,7 @@ class RocksStore final : public Store {
   boost::system::error_code EraseUnlistedVisitors(
       const std::string& site_prefix, const std::unordered_map<std::string, std::uint64_t>& users,
       std::unordered_map<std::string, std::uint64_t>& devices) {
+    if (auto ec = WriteAllState()) return ec;  // the scan reads the records as of now
     std::string upper = site_prefix + std::string(1, '\xff');
     std::unordered_map<std::string, std::vector<std::string>> found;  // user -> devices
     {
@@ -749,7 +753,7 @@ class RocksStore final : public Store {
         if (closing_) return Errc::kClosed;
         queue_.push_back(std::move(p));
       }
-      Flush();  // commits here, or the thread committing now takes it
+      FlushOnce();  // commits here, or the thread committing now takes it
       if (auto ec = done.get_future().get()) return ec;
     }
     return {};
@@ -805,11 +809,25 @@ class RocksStore final : public Store {
     (void)DeleteEventsBefore(now - options_.retention.count());  // a failure: retried next minute
   }
 
-  // Commits the queue, again and again until it is empty, with this thread as the one
-  // committer. Appends queued meanwhile by other threads are committed here too.
+  // For a thread that is not an event loop's (a query, the maintenance thread), after it
+  // queued its request: commits one round, everything queued now (its request included),
+  // unless an event loop's thread is committing, which then takes it. Such a thread never
+  // commits on and on for the event loops: each of those calls Flush after queueing, and a
+  // Flush that finds a round of FlushOnce waits for it and commits the rest.
+  void FlushOnce() {
+    std::unique_lock lock(mu_);
+    committed_.wait(lock, [&] { return !committing_ || !bounded_committer_; });
+    if (committing_) return;
+    CommitQueued(lock, /*bounded=*/true);
+  }
+
+  // Commits the queue, again and again until it is empty (`bounded`: once), with this
+  // thread as the one committer. Appends queued meanwhile by other threads are committed
+  // here too.
   // REQUIRES: `lock` holds mu_ and no other thread is committing.
-  void CommitQueued(std::unique_lock<std::mutex>& lock) {
+  void CommitQueued(std::unique_lock<std::mutex>& lock, bool bounded) {
     committing_ = true;
+    bounded_committer_ = bounded;
     std::vector<Pending> work;
     while (!queue_.empty()) {
       work.swap(queue_);
@@ -825,8 +843,10 @@ class RocksStore final : public Store {
       lock.lock();
       queued_messages_ -= messages;
       queued_bytes_ -= bytes;
+      if (bounded) break;
     }
     committing_ = false;
+    bounded_committer_ = false;
     committed_.notify_all();
   }
 
@@ -1078,7 +1098,7 @@ class RocksStore final : public Store {
   // The durable replay point (kStateReplayFromKey), and whether the records in memory were
   // dropped and must be rebuilt (ReplayState). Used by the committing thread only.
   std::uint64_t state_replay_from_ = 1;
-  bool state_needs_replay_ = false;
+  bool state_needs_replay_ = true;  // until Open has replayed
   // state_replay_from_ as it was when the replay point last moved, for other threads.
   std::atomic<std::uint64_t> replay_floor_{0};
   Scratch scratch_;                  // used by the committing thread only
@@ -1096,6 +1116,7 @@ class RocksStore final : public Store {
   std::size_t queued_bytes_ = 0;     // guarded by mu_
   bool closing_ = false;             // guarded by mu_
   bool committing_ = false;          // a thread is in CommitQueued; guarded by mu_
+  bool bounded_committer_ = false;   // ... for one round only (FlushOnce); guarded by mu_
 
   std::mutex purge_mu_;  // one PurgeErasedEvents at a time
   std::thread maintenance_;
