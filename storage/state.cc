@@ -102,8 +102,9 @@ void StateWriter::Touch(EntryBase& entry, std::uint64_t event_id) {
   entry.dirty = true;
   entry.dirty_since = event_id;
   lru_.erase(lru_.iterator_to(entry));
-  // Event ids only grow (a replay after Discard starts from an empty list), so the list
-  // stays ordered by dirty_since.
+  // Ingest's event ids only grow, so the list stays ordered by dirty_since. Where they do
+  // not (a replay goes site by site; an erase touches with the record's own id), the commit
+  // stages everything (Stage with `all`, write_all_) before that order is relied on.
   unwritten_.push_back(entry);
 }
 
