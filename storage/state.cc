@@ -264,12 +264,12 @@ void StateWriter::Put(rocksdb::WriteBatch& batch, EntryBase& entry) {
 }
 
 std::size_t StateWriter::Stage(rocksdb::WriteBatch& batch, std::uint64_t latest_event_id,
-                               bool all) {
+                               bool all, std::size_t max_records) {
   all = all || write_all_ || options_.write_delay_us == 0;
   const std::size_t before = staged_.size();
   const std::uint64_t due =
       latest_event_id > options_.write_delay_us ? latest_event_id - options_.write_delay_us : 0;
-  while (!unwritten_.empty()) {
+  while (!unwritten_.empty() && staged_.size() - before < max_records) {
     EntryBase& oldest = unwritten_.front();
     if (!all && oldest.dirty_since > due && unwritten_.size() <= options_.max_unwritten) break;
     StageGroup(oldest);

@@ -84,9 +84,11 @@ class StateWriter {
                                                   const std::vector<std::string>& anonymous_ids);
 
   // Puts into `batch` the records due to be written: unwritten for write_delay_us before
-  // `latest_event_id`, beyond max_unwritten, or all of them with `all` (and after an erase).
-  // A Delete for an erased record. Returns how many.
-  std::size_t Stage(rocksdb::WriteBatch& batch, std::uint64_t latest_event_id, bool all = false);
+  // `latest_event_id`, beyond max_unwritten, or all of them with `all` (and after an erase),
+  // oldest first, and stops after the group that reaches `max_records`. A Delete for an
+  // erased record. Returns how many.
+  std::size_t Stage(rocksdb::WriteBatch& batch, std::uint64_t latest_event_id, bool all = false,
+                    std::size_t max_records = SIZE_MAX);
 
   // The smallest event id whose change may not be in the written records once the staged
   // batch is durable; nullopt when every change is staged or written.

@@ -65,6 +65,9 @@ constexpr char kMetaCf[] = "meta";
 constexpr char kVisitorsCf[] = "visitors";
 constexpr char kCustomersCf[] = "customers";
 constexpr char kLastEventIdKey[] = "last_event_id";
+// At most this many visitor and customer records (and the rest of their group) in one
+// batch when the store writes all unwritten records (erase, scans, replay, close).
+constexpr std::size_t kStateBatchRecords = 4096;
 // The random-key dedup index of earlier versions; dropped when found (docs/storage.md).
 constexpr char kLegacyDedupCf[] = "dedup";
 
@@ -632,27 +635,40 @@ class RocksStore final : public Store {
     return {};
   }
 
-  // Writes every unwritten record as one batch, with `replay_from` as the new replay point
-  // when given. After a failure the records in memory are dropped (StateWriter::Finish).
-  // REQUIRES: called by the committing thread (or before the store is shared).
+  // Writes every unwritten record, kStateBatchRecords records a batch (a batch of 100,000
+  // records of a few KB each would stall the commit and the memtables), then, when given,
+  // `replay_from` as the new replay point. Each batch is durable by itself and its records
+  // hold only durable messages, so a crash between them only makes the replay longer.
+  // After a failure the records in memory are dropped (StateWriter::Finish).
+  // REQUIRES: called by the committing thread (or before the store is shared), between
+  // commits (every record in memory holds only messages already written).
   boost::system::error_code WriteState(std::optional<std::uint64_t> replay_from) {
-    rocksdb::WriteBatch batch;
-    state_->Stage(batch, last_event_id_, /*all=*/true);
-    if (replay_from) {
-      std::string value;
-      PutBigEndian64(value, *replay_from);
-      batch.Put(meta_, kStateReplayFromKey, value);
-    }
     rocksdb::WriteOptions wo;
     wo.sync = options_.fsync;
-    auto ec = batch.Count() == 0 ? boost::system::error_code() : FromStatus(db_->Write(wo, &batch));
-    state_->Finish(/*written=*/!ec);
-    if (ec) state_needs_replay_ = true;
-    if (!ec && replay_from) {
+    rocksdb::WriteBatch batch;
+    bool last = false;
+    while (!last) {
+      batch.Clear();
+      state_->Stage(batch, last_event_id_, /*all=*/true, kStateBatchRecords);
+      last = state_->unwritten() == 0;
+      if (last && replay_from) {
+        std::string value;
+        PutBigEndian64(value, *replay_from);
+        batch.Put(meta_, kStateReplayFromKey, value);
+      }
+      auto ec = batch.Count() == 0 ? boost::system::error_code()
+                                   : FromStatus(db_->Write(wo, &batch));
+      state_->Finish(/*written=*/!ec);
+      if (ec) {
+        state_needs_replay_ = true;
+        return ec;
+      }
+    }
+    if (replay_from) {
       state_replay_from_ = *replay_from;
       replay_floor_ = *replay_from;
     }
-    return ec;
+    return {};
   }
 
   // Deletes the events of the site that name the user id or an anonymous id of one of
@@ -872,6 +888,13 @@ class RocksStore final : public Store {
     const std::int64_t window = options_.dedup_window.count();
     // A failed commit dropped the records in memory: rebuilt first, or this one fails too.
     boost::system::error_code ec = state_needs_replay_ ? ReplayState() : boost::system::error_code();
+    // An erase, or a scan to come, needs every record written with this commit. What is
+    // unwritten now holds only durable messages: written first, in batches of bounded size,
+    // so that this commit's own batch stays small.
+    const bool write_all = std::any_of(work.begin(), work.end(), [](const Pending& p) {
+      return p.write_state || static_cast<bool>(p.erased);
+    });
+    if (!ec && write_all) ec = WriteState(std::nullopt);
     for (std::size_t i = 0; i < work.size() && !ec; ++i) {
       if (work[i].read) continue;  // after the write
       const std::string prefix = SitePrefix(work[i].site);
@@ -927,8 +950,6 @@ class RocksStore final : public Store {
 
     std::uint64_t replay_from = state_replay_from_;
     if (!ec) {
-      const bool write_all = std::any_of(work.begin(), work.end(),
-                                         [](const Pending& p) { return p.write_state; });
       state_->Stage(batch, next_id, write_all);
       replay_from = state_->replay_from().value_or(next_id + 1);
       if (replay_from != state_replay_from_) {

@@ -510,6 +510,46 @@ TEST_F(StateTest, AVisitorUnlinkedFromAMissingCustomerSurvivesACrashWhateverIsWr
   EXPECT_EQ(CustomerOf("shop", "gone").anonymous_ids, (std::vector<std::string>{"v2"}));
 }
 
+TEST_F(StateTest, AnEraseWritesEveryUnwrittenRecordInItsCommit) {
+  options_.state_write_delay = std::chrono::hours(24 * 365);
+  options_.state_max_unwritten = 1'000'000;
+  options_.write_state_on_close = false;  // stops below lose what is unwritten
+  Reopen();
+  // 10,000 visitors, all unwritten: the erase's commit writes them first, in several batches
+  // of at most 4,096 records, then its own.
+  constexpr int kVisitors = 10'000;
+  for (int from = 0; from < kVisitors; from += 500) {
+    std::vector<std::string> batch;
+    for (int v = from; v < from + 500; ++v) {
+      batch.push_back(h::Page("a:v" + std::to_string(v), kT0 + v, "/" + std::to_string(v)));
+    }
+    ASSERT_FALSE(Send("shop", batch).error);
+  }
+  ASSERT_FALSE(Send("shop", {h::Identify("a:ernie-pc,u:ernie", kT0 + kVisitors, {})}).error);
+  EXPECT_EQ(Erase("shop", "ernie").visitors, 1u);
+  // Without the store: RocksDB holds every visitor but ernie's device, and a replay point
+  // past the last event.
+  std::size_t visitors = 0;
+  WithDatabase([&](rocksdb::DB& db, auto& families) {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), families.at("visitors")));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      auto visitor = profiles::DecodeVisitor(SplitStateValue(it->value().ToStringView()).record);
+      ASSERT_TRUE(visitor.has_value());
+      EXPECT_EQ(visitor->page_views, 1) << visitor->anonymous_id;
+      EXPECT_NE(visitor->anonymous_id, "ernie-pc");
+      ++visitors;
+    }
+    std::string replay_from, last;
+    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), families.at("meta"), std::string(kStateReplayFromKey), &replay_from).ok());
+    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), families.at("meta"), "last_event_id", &last).ok());
+    EXPECT_EQ(GetBigEndian64(replay_from.data()), GetBigEndian64(last.data()) + 1);
+  });
+  EXPECT_EQ(visitors, static_cast<std::size_t>(kVisitors));
+  Reopen();
+  EXPECT_EQ(VisitorOf("shop", "v9999").page_views, 1);
+  EXPECT_FALSE(store_->ReadCustomer("shop", "ernie")->has_value());
+}
+
 TEST_F(StateTest, ReadsDuringTrafficAreAnsweredAndLeaveNoRequestUncommitted) {
   Reopen();
   ASSERT_FALSE(Send("shop", {h::Page("a:reader", kT0, "/")}).error);
