@@ -5,12 +5,15 @@
 //
 // Writes are group commits: Append only queues; Flush writes everything queued, from any
 // number of threads, as one RocksDB WriteBatch on the calling thread, and then runs the
-// callbacks, each after its messages, and the visitor and customer records they changed,
-// are in the write-ahead log (and fsync'ed when
-// StoreOptions::fsync is set). One thread commits at a time; a Flush that finds another
-// thread committing returns at once, and that thread commits the rest before it stops.
-// The collector calls Flush once per pass of each event loop, so a commit carries every
-// request that arrived in that pass and no request waits for another thread to wake up.
+// callbacks, each after its messages are in the write-ahead log (and fsync'ed when
+// StoreOptions::fsync is set). The visitor and customer records those messages change are
+// updated in memory at once and written behind (StoreOptions::state_write_delay); after a
+// crash the store rebuilds them from the event log when it opens. One thread commits at a
+// time; a Flush that finds another thread committing returns at once, and that thread
+// commits the rest before it stops (the store's own threads commit one round at most and
+// leave the rest to the event loops). The collector calls Flush once per pass of each
+// event loop, so a commit carries every request that arrived in that pass and no request
+// waits for another thread to wake up.
 //
 // Thread safety: every public method may be called from any thread.
 #pragma once
