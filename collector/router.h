@@ -97,9 +97,10 @@ class Router {
   KeyMap by_write_key_;
   KeyMap by_secret_key_;
   storage::Store& store_;
-  // Exports and profile reads read RocksDB (possibly from disk) off the I/O threads, so a
-  // large page does not stall the other connections of a loop; each on its own thread, so
-  // that a CRM's profile lookups do not wait behind an export page of several MiB.
+  // Exports and profile reads run off the I/O threads (an export reads RocksDB, possibly
+  // from disk; a profile read waits for the store's committing thread), so they do not
+  // stall the other connections of a loop; each on its own thread, so that a CRM's profile
+  // lookups do not wait behind an export page of several MiB.
   boost::asio::thread_pool exports_{1};
   boost::asio::thread_pool profile_reads_{1};
 };
