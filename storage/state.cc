@@ -154,8 +154,9 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
       // The visitor is linked to a customer that has no record: one that was erased (a
       // device beyond the customer's list of linked visitors). Its anonymous messages must
       // not bring the customer back: the visitor is anonymous again. The absent customer
-      // still decided this, so it joins the visitor's group (its write is a Delete): a
-      // replay must find both, or neither, holding this message.
+      // still decided this, so it joins the visitor's group (its write is a Delete, of
+      // nothing or of a record that does not decode): a replay must find both, or neither,
+      // holding this message.
       visitor->record.user_id.clear();
       visitor->record.linked_at = 0;
       user_id.clear();
