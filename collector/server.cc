@@ -112,7 +112,7 @@ class AsioServer final : public Server {
  public:
   AsioServer(const ServerOptions& options, const Limits& limits, std::vector<Site> sites,
              storage::Store& store)
-      : options_(options), router_(limits, std::move(sites), store) {
+      : options_(options), store_(store), router_(limits, std::move(sites), store) {
     int threads = options.io_threads > 0 ? options.io_threads
                                          : static_cast<int>(std::thread::hardware_concurrency());
     threads = std::max(threads, 1);
@@ -137,6 +137,11 @@ class AsioServer final : public Server {
     net::post(*loops_[0], [this] {
       public_->Start();
       admin_->Start();
+    });
+    // A query or the store's maintenance thread that committed one round hands what the
+    // loops queued meanwhile back to the first loop (Store::SetFlushRequester).
+    store_.SetFlushRequester([loop = loops_[0].get(), commits = commits_[0].get()] {
+      net::post(*loop, [commits] { commits->Request(); });
     });
     for (auto& loop : loops_) {
       threads_.emplace_back([&loop] { loop->run(); });
@@ -164,6 +169,7 @@ class AsioServer final : public Server {
     }
     ForEachSession([](Session& s) { s.Close(); });
     router_.Stop();
+    store_.SetFlushRequester(nullptr);  // the loops are about to stop
     guards_.clear();
     // With every socket closed the loops run out of work and return. A response the
     // store still owes holds a work guard on its loop (see Session::OnRead), so nothing
@@ -204,6 +210,7 @@ class AsioServer final : public Server {
   }
 
   const ServerOptions options_;
+  storage::Store& store_;
   Router router_;
   SessionContext public_context_;
   SessionContext admin_context_;

@@ -405,13 +405,17 @@ class RocksStore final : public Store {
 
   void Flush() override {
     std::unique_lock lock(mu_);
-    // A thread of the store's own (FlushOnce) commits one round only: wait for it, then
-    // commit the rest here.
-    committed_.wait(lock, [&] { return !committing_ || !bounded_committer_; });
-    if (committing_) return;  // that thread commits what we queued once its write is done
+    // That thread commits what we queued once its write is done, or (a round of
+    // FlushOnce) has the flush requester call us again.
+    if (committing_) return;
     CommitQueued(lock, /*bounded=*/false);
     lock.unlock();
     MaybeApplyRetention();
+  }
+
+  void SetFlushRequester(std::function<void()> request) override {
+    std::lock_guard lock(requester_mu_);
+    flush_requester_ = std::move(request);
   }
 
   boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) override {
@@ -827,14 +831,31 @@ class RocksStore final : public Store {
 
   // For a thread that is not an event loop's (a query, the maintenance thread), after it
   // queued its request: commits one round, everything queued now (its request included),
-  // unless an event loop's thread is committing, which then takes it. Such a thread never
-  // commits on and on for the event loops: each of those calls Flush after queueing, and a
-  // Flush that finds a round of FlushOnce waits for it and commits the rest.
+  // unless another thread is committing, which then takes it (or hands it on). With a flush
+  // requester such a thread never commits on and on for the event loops: what is left after
+  // its round is handed to one (SetFlushRequester).
   void FlushOnce() {
     std::unique_lock lock(mu_);
-    committed_.wait(lock, [&] { return !committing_ || !bounded_committer_; });
     if (committing_) return;
-    CommitQueued(lock, /*bounded=*/true);
+    bool bounded;
+    {
+      std::lock_guard requester(requester_mu_);
+      bounded = static_cast<bool>(flush_requester_);
+    }
+    CommitQueued(lock, bounded);
+    if (!bounded || queue_.empty()) return;
+    lock.unlock();
+    {
+      // Never mu_ while holding requester_mu_ (the order is mu_, then requester_mu_).
+      std::lock_guard requester(requester_mu_);
+      if (flush_requester_) {
+        flush_requester_();
+        return;
+      }
+    }
+    // The requester went away meanwhile (the server stopping): commit the rest here.
+    lock.lock();
+    if (!committing_) CommitQueued(lock, /*bounded=*/false);
   }
 
   // Commits the queue, again and again until it is empty (`bounded`: once), with this
@@ -843,7 +864,6 @@ class RocksStore final : public Store {
   // REQUIRES: `lock` holds mu_ and no other thread is committing.
   void CommitQueued(std::unique_lock<std::mutex>& lock, bool bounded) {
     committing_ = true;
-    bounded_committer_ = bounded;
     std::vector<Pending> work;
     while (!queue_.empty()) {
       work.swap(queue_);
@@ -862,7 +882,6 @@ class RocksStore final : public Store {
       if (bounded) break;
     }
     committing_ = false;
-    bounded_committer_ = false;
     committed_.notify_all();
   }
 
@@ -1137,7 +1156,8 @@ class RocksStore final : public Store {
   std::size_t queued_bytes_ = 0;     // guarded by mu_
   bool closing_ = false;             // guarded by mu_
   bool committing_ = false;          // a thread is in CommitQueued; guarded by mu_
-  bool bounded_committer_ = false;   // ... for one round only (FlushOnce); guarded by mu_
+  std::mutex requester_mu_;               // held while flush_requester_ is set or called
+  std::function<void()> flush_requester_;  // guarded by requester_mu_
 
   std::mutex purge_mu_;  // one PurgeErasedEvents at a time
   std::thread maintenance_;

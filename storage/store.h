@@ -10,8 +10,8 @@
 // updated in memory at once and written behind (StoreOptions::state_write_delay); after a
 // crash the store rebuilds them from the event log when it opens. One thread commits at a
 // time; a Flush that finds another thread committing returns at once, and that thread
-// commits the rest before it stops (the store's own threads commit one round at most and
-// leave the rest to the event loops). The collector calls Flush once per pass of each
+// commits the rest before it stops (the store's own threads commit one round and hand the
+// rest to an event loop: SetFlushRequester). The collector calls Flush once per pass of each
 // event loop, so a commit carries every request that arrived in that pass and no request
 // waits for another thread to wake up.
 //
@@ -147,6 +147,14 @@ class Store {
 
   // Commits everything queued (see above). Errors of the write reach the callbacks.
   virtual void Flush() = 0;
+
+  // `request` (empty: none) must make an event loop call Flush soon, without blocking (the
+  // collector posts one to its first loop). The store calls it, from its own threads, when
+  // one of them committed a query's or the maintenance thread's round and left requests
+  // queued by event loops: such a thread then stops committing, so that a query never waits
+  // for the traffic to stop. Without a requester it commits on until the queue is empty.
+  // Once this returns, the previous requester is not running and is not called again.
+  virtual void SetFlushRequester(std::function<void()> request) = 0;
 
   // The site's stored messages in arrival order, strictly after `after` (empty: from the
   // start), at most `limit` of them and stopping once `max_bytes` of JSON is reached (at
