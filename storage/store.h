@@ -151,8 +151,8 @@ class Store {
   // `request` (empty: none) must make an event loop call Flush soon, without blocking (the
   // collector posts one to its first loop). The store calls it, from its own threads, when
   // one of them committed a query's or the maintenance thread's round and left requests
-  // queued by event loops: such a thread then stops committing, so that a query never waits
-  // for the traffic to stop. Without a requester it commits on until the queue is empty.
+  // queued by event loops: such a thread then stops committing instead of committing the
+  // event loops' requests. Without a requester it commits on until the queue is empty.
   // Once this returns, the previous requester is not running and is not called again.
   virtual void SetFlushRequester(std::function<void()> request) = 0;
 
