@@ -554,13 +554,21 @@ class RocksStore final : public Store {
     Pending p;
     p.write_state = true;
     p.read = [&](boost::system::error_code ec) { done.set_value(ec); };
+    if (!QueueAndCommit(std::move(p))) return Errc::kClosed;
+    return done.get_future().get();
+  }
+
+  // Queues `p`, a request of a thread that is not an event loop's, and commits it here
+  // (FlushOnce), or the thread committing now takes it. false (nothing queued) once Close()
+  // has begun.
+  bool QueueAndCommit(Pending p) {
     {
       std::lock_guard lock(mu_);
-      if (closing_) return Errc::kClosed;
+      if (closing_) return false;
       queue_.push_back(std::move(p));
     }
-    FlushOnce();  // commits here, or the thread committing now takes it
-    return done.get_future().get();
+    FlushOnce();
+    return true;
   }
 
   // Runs `peek(site prefix)` on the committing thread, after every message queued before.
@@ -577,12 +585,7 @@ class RocksStore final : public Store {
       if (!r && r.error().category() == profiles::ProfilesCategory()) r = Errc::kCorruption;
       done.set_value(std::move(r));
     };
-    {
-      std::lock_guard lock(mu_);
-      if (closing_) return boost::system::error_code(Errc::kClosed);
-      queue_.push_back(std::move(p));
-    }
-    FlushOnce();  // commits here, or the thread committing now takes it
+    if (!QueueAndCommit(std::move(p))) return boost::system::error_code(Errc::kClosed);
     return done.get_future().get();
   }
 
@@ -768,12 +771,7 @@ class RocksStore final : public Store {
       p.erase_user = user;
       p.erase_visitors = std::move(anonymous_ids);
       p.erased = [&done](const EraseResult& r) { done.set_value(r.error); };
-      {
-        std::lock_guard lock(mu_);
-        if (closing_) return Errc::kClosed;
-        queue_.push_back(std::move(p));
-      }
-      FlushOnce();  // commits here, or the thread committing now takes it
+      if (!QueueAndCommit(std::move(p))) return Errc::kClosed;
       if (auto ec = done.get_future().get()) return ec;
     }
     return {};
