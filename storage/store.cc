@@ -545,7 +545,26 @@ class RocksStore final : public Store {
     // the commit, with the error that keeps it from reading, if any.
     std::function<void(boost::system::error_code)> read;
     bool write_state = false;  // with `read`: the commit writes every unwritten record first
+    bool own = false;          // queued by QueueAndCommit (a thread that is not an event loop's)
   };
+
+  // A query: a `read` that writes nothing. Queries are answered at the start of a round,
+  // before its writes: a query then shows every message acknowledged before it was queued
+  // (committed by an earlier round, or it would not have been acknowledged) and none of
+  // those still waiting for their commit, so it never waits for the round after it.
+  static bool IsQuery(const Pending& p) { return p.read && !p.write_state; }
+
+  // Answers the queries of `work` (in their order) and removes them from it.
+  // REQUIRES: called by the committing thread, without mu_.
+  void AnswerQueries(std::vector<Pending>& work) {
+    const auto queries = std::stable_partition(work.begin(), work.end(),
+                                               [](const Pending& p) { return !IsQuery(p); });
+    for (auto it = queries; it != work.end(); ++it) {
+      // A failed commit dropped the records in memory: rebuilt first.
+      it->read(state_needs_replay_ ? ReplayState() : boost::system::error_code());
+    }
+    work.erase(queries, work.end());
+  }
 
   // Has the committing thread write every unwritten record, after every message queued
   // before (for a scan of the records in RocksDB).
@@ -562,6 +581,7 @@ class RocksStore final : public Store {
   // (FlushOnce), or the thread committing now takes it. false (nothing queued) once Close()
   // has begun.
   bool QueueAndCommit(Pending p) {
+    p.own = true;
     {
       std::lock_guard lock(mu_);
       if (closing_) return false;
@@ -571,7 +591,7 @@ class RocksStore final : public Store {
     return true;
   }
 
-  // Runs `peek(site prefix)` on the committing thread, after every message queued before.
+  // Runs `peek(site prefix)` on the committing thread, at the start of a round (IsQuery).
   template <typename Record, typename Peek>
   boost::system::result<std::optional<Record>> ReadState(std::string_view site, Peek&& peek) {
     using Result = boost::system::result<std::optional<Record>>;
@@ -828,10 +848,11 @@ class RocksStore final : public Store {
   }
 
   // For a thread that is not an event loop's (a query, the maintenance thread), after it
-  // queued its request: commits one round, everything queued now (its request included),
-  // unless another thread is committing, which then takes it (or hands it on). With a flush
-  // requester such a thread never commits on and on for the event loops: what is left after
-  // its round is handed to one (SetFlushRequester).
+  // queued its request: unless another thread is committing, which then takes it (or hands
+  // it on), answers the queries at once and, when such a thread queued a request that
+  // writes, commits one round, everything queued now. With a flush requester such a thread
+  // never commits the event loops' requests on and on, nor any at all for a query alone:
+  // what is left is handed to a loop (SetFlushRequester). Without one it commits the queue.
   void FlushOnce() {
     std::unique_lock lock(mu_);
     if (committing_) return;
@@ -840,8 +861,25 @@ class RocksStore final : public Store {
       std::lock_guard requester(requester_mu_);
       bounded = static_cast<bool>(flush_requester_);
     }
-    CommitQueued(lock, bounded);
-    if (!bounded || queue_.empty()) return;
+    if (!bounded) return CommitQueued(lock, /*bounded=*/false);
+    const bool writes = std::any_of(queue_.begin(), queue_.end(),
+                                    [](const Pending& p) { return p.own && !IsQuery(p); });
+    if (writes) {
+      CommitQueued(lock, /*bounded=*/true);
+    } else {
+      committing_ = true;
+      std::vector<Pending> work;
+      work.swap(queue_);
+      lock.unlock();
+      AnswerQueries(work);
+      lock.lock();
+      // What is left (the event loops' requests) goes back to the front of the queue.
+      queue_.insert(queue_.begin(), std::make_move_iterator(work.begin()),
+                    std::make_move_iterator(work.end()));
+      committing_ = false;
+      committed_.notify_all();
+    }
+    if (queue_.empty()) return;
     lock.unlock();
     {
       // Never mu_ while holding requester_mu_ (the order is mu_, then requester_mu_).
@@ -866,7 +904,8 @@ class RocksStore final : public Store {
     while (!queue_.empty()) {
       work.swap(queue_);
       lock.unlock();
-      Commit(work);
+      AnswerQueries(work);
+      if (!work.empty()) Commit(work);
       // Released only now: the bound covers what is being written, not just what waits.
       std::size_t messages = 0, bytes = 0;
       for (const Pending& p : work) {
@@ -1021,10 +1060,8 @@ class RocksStore final : public Store {
       work[i].done(results[i]);
     }
     for (Pending& p : work) {
-      if (!p.read) continue;
-      p.read(ec && p.write_state ? ec
-             : state_needs_replay_ ? ReplayState()
-                                   : boost::system::error_code());
+      if (!p.read) continue;  // write_state: queries were answered before (AnswerQueries)
+      p.read(ec ? ec : state_needs_replay_ ? ReplayState() : boost::system::error_code());
     }
     if (!ec) ExpireRecentIds();
     if (!ec && !jobs.empty()) {

@@ -10,8 +10,8 @@
 // updated in memory at once and written behind (StoreOptions::state_write_delay); after a
 // crash the store rebuilds them from the event log when it opens. One thread commits at a
 // time; a Flush that finds another thread committing returns at once, and that thread
-// commits the rest before it stops (the store's own threads commit one round and hand the
-// rest to an event loop: SetFlushRequester). The collector calls Flush once per pass of each
+// commits the rest before it stops (the store's own threads answer their queries, commit at
+// most one round of their own writes and hand the rest to an event loop: SetFlushRequester). The collector calls Flush once per pass of each
 // event loop, so a commit carries every request that arrived in that pass and no request
 // waits for another thread to wake up.
 //
@@ -150,9 +150,10 @@ class Store {
 
   // `request` (empty: none) must make an event loop call Flush soon, without blocking (the
   // collector posts one to its first loop). The store calls it, from its own threads, when
-  // one of them committed a query's or the maintenance thread's round and left requests
-  // queued by event loops: such a thread then stops committing instead of committing the
-  // event loops' requests. Without a requester it commits on until the queue is empty.
+  // one of them answered its queries (or committed a round of the maintenance thread's
+  // writes) and left requests queued by event loops: such a thread then stops instead of
+  // committing the event loops' requests. Without a requester it commits on until the
+  // queue is empty.
   // Once this returns, the previous requester is not running and is not called again.
   virtual void SetFlushRequester(std::function<void()> request) = 0;
 
@@ -176,8 +177,9 @@ class Store {
   virtual boost::system::error_code PurgeErasedEvents() = 0;
 
   // The records as every message committed so far left them (read by the committing
-  // thread, in order with the queued messages: a message acknowledged before the call is
-  // in them): nullopt when there is none. Errc::kCorruption when a record does not decode.
+  // thread at the start of a round: a message acknowledged before the call is in them, one
+  // still waiting for its commit is not): nullopt when there is none. Errc::kCorruption when
+  // a record does not decode.
   virtual boost::system::result<std::optional<profiles::Visitor>> ReadVisitor(
       std::string_view site, std::string_view anonymous_id) = 0;
   virtual boost::system::result<std::optional<profiles::Customer>> ReadCustomer(

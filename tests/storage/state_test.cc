@@ -600,6 +600,31 @@ TEST_F(StateTest, ReadsDuringTrafficAreAnsweredAndLeaveNoRequestUncommitted) {
   EXPECT_GT(appended.load(), 20);
 }
 
+TEST_F(StateTest, AQueryIsAnsweredWithoutCommittingMessagesStillWaitingForTheirCommit) {
+  Reopen();
+  ASSERT_FALSE(Send("shop", {h::Page("a:reader", kT0, "/")}).error);
+  // An event loop that has not yet run: what the query hands on waits there.
+  boost::asio::io_context loop;
+  store_->SetFlushRequester([&] { boost::asio::post(loop, [&] { store_->Flush(); }); });
+  std::vector<Message> second;
+  second.push_back(ToMessage(h::Page("a:reader", kT0 + kMinute, "/again")));
+  bool answered = false;
+  store_->Append("shop", std::move(second), [&](const AppendResult& r) {
+    EXPECT_FALSE(r.error);
+    answered = true;
+  });
+  // Queued, not acknowledged: the query shows the state without it, and does not commit it.
+  auto before = store_->ReadVisitor("shop", "reader");
+  ASSERT_TRUE(before.has_value() && before->has_value());
+  EXPECT_EQ((*before)->page_views, 1);
+  EXPECT_FALSE(answered);
+  // The loop commits it.
+  loop.run();
+  EXPECT_TRUE(answered);
+  store_->SetFlushRequester(nullptr);
+  EXPECT_EQ(VisitorOf("shop", "reader").page_views, 2);
+}
+
 TEST_F(StateTest, ThePurgeKeepsAnotherCustomersMessagesFromASharedDevice) {
   Reopen();
   ASSERT_FALSE(Send("shop", {h::Page("a:family-pc,u:bob", kT0, "/bob"),
