@@ -305,7 +305,7 @@ void Router::Handle(Request&& request, Respond respond) {
       if (method == http::verb::options) return respond(HandlePreflight(request));
       return not_allowed("GET, OPTIONS");
     }
-    for (const auto [prefix, kind] : {std::pair{std::string_view("customers/"), Profile::kCustomer},
+    for (const auto& [prefix, kind] : {std::pair{std::string_view("customers/"), Profile::kCustomer},
                                       std::pair{std::string_view("visitors/"), Profile::kVisitor}}) {
       if (rest.substr(0, prefix.size()) != prefix) continue;
       const bool customer = kind == Profile::kCustomer;

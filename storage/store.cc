@@ -894,7 +894,44 @@ class RocksStore final : public Store {
     if (!committing_) CommitQueued(lock, /*bounded=*/false);
   }
 
-  // Commits the queue, again and again until it is empty (`bounded`: once), with this
+  // Moves the next round from queue_ into `work`: every query, and the other requests from
+  // the front, whole and in order, while they stay within StoreOptions::max_round_messages
+  // and max_round_bytes (at least one).
+  // REQUIRES: mu_ held; `work` empty.
+  void TakeRound(std::vector<Pending>& work) {
+    std::size_t messages = 0, bytes = 0;
+    for (const Pending& p : queue_) {
+      messages += p.messages.size();
+      bytes += p.bytes;
+    }
+    if (messages <= options_.max_round_messages && bytes <= options_.max_round_bytes) {
+      work.swap(queue_);
+      return;
+    }
+    std::vector<Pending> rest;
+    messages = bytes = 0;
+    bool any = false, full = false;
+    for (Pending& p : queue_) {
+      if (IsQuery(p)) {
+        work.push_back(std::move(p));
+        continue;
+      }
+      full = full || (any && (messages + p.messages.size() > options_.max_round_messages ||
+                              bytes + p.bytes > options_.max_round_bytes));
+      if (full) {
+        rest.push_back(std::move(p));
+        continue;
+      }
+      messages += p.messages.size();
+      bytes += p.bytes;
+      any = true;
+      work.push_back(std::move(p));
+    }
+    queue_.swap(rest);
+  }
+
+  // Commits the queue, a round (TakeRound) at a time, until it is empty (`bounded`: one
+  // round), with this
   // thread as the one committer. Appends queued meanwhile by other threads are committed
   // here too.
   // REQUIRES: `lock` holds mu_ and no other thread is committing.
@@ -902,7 +939,7 @@ class RocksStore final : public Store {
     committing_ = true;
     std::vector<Pending> work;
     while (!queue_.empty()) {
-      work.swap(queue_);
+      TakeRound(work);
       lock.unlock();
       AnswerQueries(work);
       if (!work.empty()) Commit(work);

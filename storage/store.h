@@ -56,6 +56,11 @@ struct StoreOptions {
   std::size_t max_queued_messages = 200'000;
   // The same bound on their JSON bytes. Default 256 MiB.
   std::size_t max_queued_bytes = 256u << 20;
+  // A commit round (one WriteBatch) holds whole requests, at least one, up to this many
+  // messages and JSON bytes; the rest wait for the next round. A query waits at most for
+  // the round being written when it arrives. Defaults 10,000 and 16 MiB.
+  std::size_t max_round_messages = 10'000;
+  std::size_t max_round_bytes = 16u << 20;
   // RocksDB block cache, shared by all column families. Default 64 MiB.
   std::size_t block_cache_bytes = 64u << 20;
   // Memtable size per column family. Default 64 MiB.

@@ -625,6 +625,37 @@ TEST_F(StateTest, AQueryIsAnsweredWithoutCommittingMessagesStillWaitingForTheirC
   EXPECT_EQ(VisitorOf("shop", "reader").page_views, 2);
 }
 
+TEST_F(StateTest, ARoundHoldsWholeRequestsUpToMaxRoundMessages) {
+  options_.max_round_messages = 2;
+  Reopen();
+  std::vector<std::string> order;
+  auto append = [&](const std::string& id, std::int64_t at) {
+    std::vector<Message> one;
+    one.push_back(ToMessage(h::Page("a:" + id, at, "/")));
+    store_->Append("shop", std::move(one), [&order, id](const AppendResult& r) {
+      EXPECT_FALSE(r.error);
+      order.push_back(id);
+    });
+  };
+  append("one", kT0);
+  append("two", kT0 + 1);
+  append("three", kT0 + 2);
+  append("four", kT0 + 3);
+  append("five", kT0 + 4);
+  store_->Flush();
+  EXPECT_EQ(order, (std::vector<std::string>{"one", "two", "three", "four", "five"}));
+  EXPECT_EQ(VisitorOf("shop", "five").page_views, 1);
+  store_.reset();
+  // One dedup_log record per round that stored something: 2 + 2 + 1 messages.
+  std::size_t rounds = 0;
+  WithDatabase([&](rocksdb::DB& db, auto& families) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db.NewIterator(rocksdb::ReadOptions(), families.at("dedup_log")));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++rounds;
+  });
+  EXPECT_EQ(rounds, 3u);
+}
+
 TEST_F(StateTest, ThePurgeKeepsAnotherCustomersMessagesFromASharedDevice) {
   Reopen();
   ASSERT_FALSE(Send("shop", {h::Page("a:family-pc,u:bob", kT0, "/bob"),
