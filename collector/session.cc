@@ -1,5 +1,7 @@
 #include "collector/session.h"
 
+#include <array>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/write.hpp>
@@ -238,24 +240,47 @@ void Session::FailRequest(unsigned status, std::string_view code, std::string me
   DoWrite(ErrorResponse(status, code, message));
 }
 
+void SerializeHead(const Response& r, std::string& out) {
+  out.clear();
+  out.append(r.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  const unsigned code = r.result_int();  // always three digits (Beast checks)
+  out.push_back(static_cast<char>('0' + code / 100));
+  out.push_back(static_cast<char>('0' + code / 10 % 10));
+  out.push_back(static_cast<char>('0' + code % 10));
+  out.push_back(' ');
+  const std::string_view reason = r.reason();
+  out.append(reason.empty() ? std::string_view(http::obsolete_reason(r.result())) : reason);
+  out.append("\r\n");
+  for (const auto& field : r) {
+    out.append(field.name_string());
+    out.append(": ");
+    out.append(field.value());
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+
 void Session::DoWrite(Response&& response) {
   if (state_ == State::kClosed) return;
   state_ = State::kWriting;
   SetDeadline(context_.options.write_timeout);
-  response_ = std::move(response);
   bool keep_alive = !close_after_write_ && keep_alive_ &&
                     !context_.draining.load(std::memory_order_relaxed);
-  response_.keep_alive(keep_alive);
+  response.keep_alive(keep_alive);
   close_after_write_ = !keep_alive;
-  response_.prepare_payload();
-  http::async_write(socket_, response_,
-                    beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+  response.prepare_payload();
+  SerializeHead(response, head_);
+  body_ = std::move(response.body());
+  const std::array<net::const_buffer, 2> buffers = {net::buffer(head_), net::buffer(body_)};
+  net::async_write(socket_, buffers,
+                   beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
 }
 
 void Session::OnWrite(const error_code& ec, std::size_t /*bytes*/) {
   if (ec) return Close();
   if (close_after_write_) return LingeringClose();
-  response_ = {};
+  body_ = {};  // an export's page is not kept while the connection idles
   DoRead();
 }
 

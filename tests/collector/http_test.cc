@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "collector/server.h"
+#include "collector/session.h"
 #include "storage/store.h"
 #include "util/base64.h"
 #include "util/time.h"
@@ -138,7 +139,8 @@ class HttpTest : public ::testing::Test {
               .write_key = "wk",
               .secret_key = "sk",
               .allowed_origins = {"https://shop.example"}};
-    Site limited{.name = "limited", .write_key = "wk2", .secret_key = "sk2", .rate_limit = 0.01,
+    Site limited{.name = "limited", .write_key = "wk2", .secret_key = "sk2",
+                 .allowed_origins = {}, .rate_limit = 0.01,
                  .rate_burst = 1};
     server_ = Server::Start(options, limits_, {shop, limited}, *store_);
   }
@@ -200,6 +202,40 @@ class HttpTest : public ::testing::Test {
 const std::string kTrack =
     R"({"type":"track","event":"Product Added","anonymousId":"a1","messageId":"m1",)"
     R"("properties":{"sku":"S-1","price":9.5}})";
+
+TEST(SerializeHeadTest, WritesTheBytesBeastsSerializerWrites) {
+  using cartwatch::collector::Response;
+  namespace http = boost::beast::http;
+  std::vector<Response> cases;
+  auto add = [&](http::status status, unsigned version, bool keep_alive, std::string body,
+                 auto&& edit) {
+    Response r{status, version};
+    r.set(http::field::content_type, "application/json");
+    r.body() = std::move(body);
+    edit(r);
+    r.keep_alive(keep_alive);
+    r.prepare_payload();
+    cases.push_back(std::move(r));
+  };
+  auto none = [](Response&) {};
+  add(http::status::ok, 11, true, R"({"success":true})", none);
+  add(http::status::ok, 11, false, R"({"success":true})", none);
+  add(http::status::ok, 10, true, "{}", none);
+  add(http::status::no_content, 11, true, "", none);
+  add(http::status::too_many_requests, 11, true, R"({"error":{}})", [](Response& r) {
+    r.set(http::field::retry_after, "1");
+    r.set("Access-Control-Allow-Origin", "https://shop.example");
+  });
+  add(http::status::ok, 11, true, "x", [](Response& r) { r.reason("Fine Indeed"); });
+  add(static_cast<http::status>(599), 11, true, "", none);  // no reason phrase known
+  std::string head;
+  for (const Response& r : cases) {
+    std::ostringstream beast;
+    beast << r;
+    cartwatch::collector::SerializeHead(r, head);
+    EXPECT_EQ(head + r.body(), beast.str());
+  }
+}
 
 TEST_F(HttpTest, BatchIsStoredAndExported) {
   Response res = Post("/v1/batch", R"({"batch":[)" + kTrack +
