@@ -16,6 +16,8 @@
 #   1. one message per request, closed loop            (all three servers)
 #   2. batches of --batch messages, closed loop         (cartwatch, nginx-logging)
 #   3. one message per request, open loop at half of that server's own median rate of 1.
+#      and nginx-logging at Cartwatch's rate of 3. too, the reference for its p99 target
+#   Each run also records the server's CPU time (% of its core, and per message).
 #
 # Needs: Debian (installs nginx-light and libnginx-mod-http-echo with apt-get when missing,
 # through sudo when not root), cmake and the build dependencies of the project, node. The
@@ -306,6 +308,8 @@ one_run() {
   # benchmark), in % of that core over the run: it should be ~0. Approximate (ticks).
   other=$(( ((ticks1 - ticks0) - (srv1 - srv0)) * 100 * 1000000000 / (CLK_TCK * (t1 - t0)) ))
   [ "$other" -ge 0 ] || other=0
+  # The server's own CPU time, % of one core over the run (warm-up included).
+  local busy=$(( (srv1 - srv0) * 100 * 1000000000 / (CLK_TCK * (t1 - t0)) ))
   stop_server
   json=$(grep '^{' "$dir/loadgen.out" | tail -n 1 || true)
   if [ -z "$json" ]; then
@@ -319,12 +323,12 @@ one_run() {
     head -c 1 "$dir/body.log" | grep -q '{' || die "nginx-logging: body.log does not hold JSON bodies"
   fi
   node -e '
-    const [scenario, server, round, batch, rate, logged, other, json] = process.argv.slice(1);
+    const [scenario, server, round, batch, rate, logged, other, busy, json] = process.argv.slice(1);
     const loadgen = JSON.parse(json);
     console.log(JSON.stringify({scenario, server, round: +round, batch: +batch,
       rate: +rate, logged_bodies: logged === "null" ? null : +logged,
-      other_cpu_pct: +other, loadgen}));' \
-    "$scenario" "$server" "$round" "$batch" "$rate" "$logged" "$other" "$json" >> "$RAW"
+      other_cpu_pct: +other, server_cpu_pct: +busy, loadgen}));' \
+    "$scenario" "$server" "$round" "$batch" "$rate" "$logged" "$other" "$busy" "$json" >> "$RAW"
   node -e '
     const r = JSON.parse(process.argv[1]);
     const non2xx = Object.entries(r.status || {}).filter(([k]) => !k.startsWith("2"))
@@ -332,8 +336,8 @@ one_run() {
     console.error(`    ${Math.round(r.rps)} req/s, ${Math.round(r.mps)} msg/s, ` +
       `p50 ${r.latency_us.p50} us, p99 ${r.latency_us.p99} us, non-2xx ${non2xx}` +
       (process.argv[2] !== "null" ? `, body.log lines ${process.argv[2]}` : "") +
-      `, other CPU on the server core ${process.argv[3]}%`);' \
-    "$json" "$logged" "$other"
+      `, server CPU ${process.argv[4]}% of its core, other CPU on it ${process.argv[3]}%`);' \
+    "$json" "$logged" "$other" "$busy"
   [ "$other" -le 5 ] || log "warning: something else used ${other}% of core $SERVER_CPU during this run"
   [ "$KEEP" = 1 ] || rm -rf "$dir"
 }
@@ -362,7 +366,7 @@ if [ "$BUSY_BEFORE" -gt 10 ]; then
 fi
 SERVERS=(nginx-204 nginx-logging cartwatch)
 BATCH_SERVERS=(nginx-logging cartwatch)
-EST=$(( ROUNDS * 8 * (DURATION + WARMUP + 2) ))
+EST=$(( ROUNDS * 9 * (DURATION + WARMUP + 2) ))
 log "work dir $WORK; about $((EST / 60)) min $((EST % 60)) s of runs"
 
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -393,6 +397,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     log "single, open loop at ${HALF_RATE[$s]} req/s (half of max): $s (round $r/$ROUNDS)"
     one_run "$s" open "$r" 1 "${HALF_RATE[$s]}"
   done
+  # The same offered rate as Cartwatch's half load: what the machine and the load
+  # generator alone give a server at that rate (the reference for the p99 target).
+  log "single, open loop at ${HALF_RATE[cartwatch]} req/s (Cartwatch's half of max): nginx-logging (round $r/$ROUNDS)"
+  one_run nginx-logging open-same "$r" 1 "${HALF_RATE[cartwatch]}"
 done
 
 # ---------------------------------------------------------------------------------------
@@ -433,26 +441,35 @@ function stats(scenario, server) {
     rps: m(l => l.rps), mps: m(l => l.mps),
     p50: m(l => l.latency_us.p50), p99: m(l => l.latency_us.p99),
     p999: m(l => l.latency_us.p999), non2xx: rs.reduce((a, r) => a + non2xx(r.loadgen), 0),
+    cpu: median(rs.map(r => r.server_cpu_pct ?? NaN)),
   };
 }
 const out = [];
-function table(title, scenario, servers, offered) {
+// rows: [server, scenario] pairs. Server CPU: % of its core over the run; us/msg: that
+// CPU time per message answered.
+function table(title, rows, offered) {
   out.push(`### ${title}`, "");
-  out.push(`| server |${offered ? " offered req/s |" : ""} req/s | msg/s | p50 ms | p99 ms | p99.9 ms | non-2xx |`);
-  out.push(`| --- |${offered ? " ---: |" : ""} ---: | ---: | ---: | ---: | ---: | ---: |`);
-  for (const s of servers) {
+  out.push(`| server |${offered ? " offered req/s |" : ""} req/s | msg/s | p50 ms | p99 ms | p99.9 ms | non-2xx | server CPU % | CPU us/msg |`);
+  out.push(`| --- |${offered ? " ---: |" : ""} ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+  for (const [s, scenario] of rows) {
     const st = stats(scenario, s);
     if (!st) continue;
+    const perMsg = Number.isFinite(st.cpu) && st.mps > 0 ? (st.cpu * 1e4 / st.mps).toFixed(1) : "-";
     out.push(`| ${s} |${offered ? ` ${int(st.rate)} |` : ""} ${int(st.rps)} | ${int(st.mps)} | ` +
-      `${ms(st.p50)} | ${ms(st.p99)} | ${ms(st.p999)} | ${st.non2xx} |`);
+      `${ms(st.p50)} | ${ms(st.p99)} | ${ms(st.p999)} | ${st.non2xx} | ` +
+      `${Number.isFinite(st.cpu) ? Math.round(st.cpu) : "-"} | ${perMsg} |`);
   }
   out.push("");
 }
 const all = ["nginx-204", "nginx-logging", "cartwatch"];
 const each = `${connections} connections, ${duration} s after ${warmup} s warm-up, median of ${rounds}`;
-table(`One message per request, closed loop (${each})`, "single", all, false);
-table(`Batches of ${batch} messages, closed loop (${each})`, "batch", ["nginx-logging", "cartwatch"], false);
-table(`One message per request, open loop at half of each server's max req/s (${each})`, "open", all, true);
+table(`One message per request, closed loop (${each})`, all.map(s => [s, "single"]), false);
+table(`Batches of ${batch} messages, closed loop (${each})`,
+      ["nginx-logging", "cartwatch"].map(s => [s, "batch"]), false);
+table(`One message per request, open loop at half of each server's max req/s (${each})`,
+      all.map(s => [s, "open"]), true);
+table(`One message per request, open loop at Cartwatch's half of max req/s (${each})`,
+      [["nginx-logging", "open-same"], ["cartwatch", "open"]], true);
 
 const cs = stats("single", "cartwatch"), ns = stats("single", "nginx-logging");
 const cb = stats("batch", "cartwatch"), co = stats("open", "cartwatch");
