@@ -937,7 +937,10 @@ class RocksStore final : public Store {
   // REQUIRES: `lock` holds mu_ and no other thread is committing.
   void CommitQueued(std::unique_lock<std::mutex>& lock, bool bounded) {
     committing_ = true;
-    std::vector<Pending> work;
+    // Swapped with queue_ each round, so both keep their capacity: appends do not grow a
+    // new vector every event-loop pass.
+    std::vector<Pending>& work = scratch_.round;
+    assert(work.empty());
     while (!queue_.empty()) {
       TakeRound(work);
       lock.unlock();
@@ -973,8 +976,10 @@ class RocksStore final : public Store {
     sc.record.clear();
     AppendDedupLogTime(sc.record, commit_time);
     sc.undo.clear();
-    std::vector<AppendResult> results(work.size());
-    std::vector<EraseResult> erased(work.size());
+    std::vector<AppendResult>& results = sc.results;
+    results.assign(work.size(), AppendResult{});
+    std::vector<EraseResult>& erased = sc.erased;
+    erased.assign(work.size(), EraseResult{});
     std::vector<EraseJob> jobs;
     std::uint64_t next_id = last_event_id_;
     std::size_t stored = 0;
@@ -1194,6 +1199,9 @@ class RocksStore final : public Store {
     std::string record;      // this commit's dedup log record
     std::vector<Undo> undo;  // dedup entries this commit made, to revert if it fails
     rocksdb::WriteBatch batch;
+    std::vector<Pending> round;  // the round being committed (CommitQueued)
+    std::vector<AppendResult> results;
+    std::vector<EraseResult> erased;
   };
 
   const StoreOptions options_;
