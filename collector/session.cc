@@ -242,7 +242,12 @@ void Session::FailRequest(unsigned status, std::string_view code, std::string me
 
 void SerializeHead(const Response& r, std::string& out) {
   out.clear();
-  out.append(r.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  const unsigned version = r.version();  // Beast's parser accepts HTTP/d.d only
+  out.append("HTTP/");
+  out.push_back(static_cast<char>('0' + version / 10));
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + version % 10));
+  out.push_back(' ');
   const unsigned code = r.result_int();  // always three digits (Beast checks)
   out.push_back(static_cast<char>('0' + code / 100));
   out.push_back(static_cast<char>('0' + code / 10 % 10));

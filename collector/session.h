@@ -52,10 +52,6 @@ struct SessionContext {
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
 };
 
-// One per event loop. Requests of one pass of the loop queue their messages with
-// Store::Append; Request() posts a single Store::Flush behind them, so that one group
-// commit carries the whole pass and answers it without waking another thread.
-// Used from its loop's thread only.
 // The status line and fields of `r` as Beast's serializer writes them, with the empty
 // line that ends them, into `out`, replacing its contents and reusing its capacity.
 // Session sends them and the body as two buffers of one send, without the serializer's
@@ -63,6 +59,10 @@ struct SessionContext {
 // handling. REQUIRES: `r` prepared (Content-Length or chunked set: prepare_payload).
 void SerializeHead(const Response& r, std::string& out);
 
+// One per event loop. Requests of one pass of the loop queue their messages with
+// Store::Append; Request() posts a single Store::Flush behind them, so that one group
+// commit carries the whole pass and answers it without waking another thread.
+// Used from its loop's thread only.
 class CommitScheduler {
  public:
   CommitScheduler(boost::asio::io_context& loop, storage::Store& store)

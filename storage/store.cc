@@ -850,7 +850,9 @@ class RocksStore final : public Store {
   // For a thread that is not an event loop's (a query, the maintenance thread), after it
   // queued its request: unless another thread is committing, which then takes it (or hands
   // it on), answers the queries at once and, when such a thread queued a request that
-  // writes, commits one round, everything queued now. With a flush requester such a thread
+  // writes, commits one round (TakeRound: every query, and the requests from the front up
+  // to the round cap; a write beyond the cap is handed on with the rest, to be committed
+  // by the event loop in order). With a flush requester such a thread
   // never commits the event loops' requests on and on, nor any at all for a query alone:
   // what is left is handed to a loop (SetFlushRequester). Without one it commits the queue.
   void FlushOnce() {

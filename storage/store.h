@@ -11,9 +11,10 @@
 // crash the store rebuilds them from the event log when it opens. One thread commits at a
 // time; a Flush that finds another thread committing returns at once, and that thread
 // commits the rest before it stops (the store's own threads answer their queries, commit at
-// most one round of their own writes and hand the rest to an event loop: SetFlushRequester). The collector calls Flush once per pass of each
-// event loop, so a commit carries every request that arrived in that pass and no request
-// waits for another thread to wake up.
+// most one round when they queued a write, and hand the rest to an event loop:
+// SetFlushRequester). The collector calls Flush once per pass of each event loop, so a
+// commit carries every request that arrived in that pass (up to the round cap,
+// StoreOptions::max_round_messages) and no request waits for another thread to wake up.
 //
 // Thread safety: every public method may be called from any thread.
 #pragma once

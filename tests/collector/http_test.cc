@@ -221,6 +221,8 @@ TEST(SerializeHeadTest, WritesTheBytesBeastsSerializerWrites) {
   add(http::status::ok, 11, true, R"({"success":true})", none);
   add(http::status::ok, 11, false, R"({"success":true})", none);
   add(http::status::ok, 10, true, "{}", none);
+  add(http::status::ok, 9, false, "{}", none);   // HTTP/0.9 as Beast's parser reads it
+  add(http::status::ok, 20, true, "{}", none);
   add(http::status::no_content, 11, true, "", none);
   add(http::status::too_many_requests, 11, true, R"({"error":{}})", [](Response& r) {
     r.set(http::field::retry_after, "1");

@@ -656,6 +656,66 @@ TEST_F(StateTest, ARoundHoldsWholeRequestsUpToMaxRoundMessages) {
   EXPECT_EQ(rounds, 3u);
 }
 
+TEST_F(StateTest, ARoundNeverSplitsARequestAndAnOversizedOneGoesAlone) {
+  options_.max_round_messages = 2;
+  Reopen();
+  std::vector<std::string> order;
+  std::int64_t at = kT0;
+  auto append = [&](const std::string& id, std::size_t n) {
+    std::vector<Message> messages;
+    for (std::size_t i = 0; i < n; ++i) {
+      messages.push_back(ToMessage(h::Page("a:" + id + std::to_string(i), at++, "/")));
+    }
+    store_->Append("shop", std::move(messages), [&order, id, n](const AppendResult& r) {
+      EXPECT_FALSE(r.error);
+      EXPECT_EQ(r.stored, n);
+      order.push_back(id);
+    });
+  };
+  // Rounds: {1}, {2}, {1}, {3}: 1 + 2 would pass the cap, and 3 is over it alone.
+  append("a", 1);
+  append("b", 2);
+  append("c", 1);
+  append("d", 3);
+  store_->Flush();
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(VisitorOf("shop", "d2").page_views, 1);
+  store_.reset();
+  std::size_t rounds = 0;
+  WithDatabase([&](rocksdb::DB& db, auto& families) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db.NewIterator(rocksdb::ReadOptions(), families.at("dedup_log")));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++rounds;
+  });
+  EXPECT_EQ(rounds, 4u);
+}
+
+TEST_F(StateTest, ARoundHoldsRequestsUpToMaxRoundBytes) {
+  options_.max_round_bytes = 1;  // every request is over it: one request per round
+  Reopen();
+  int answered = 0;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<Message> messages;
+    messages.push_back(ToMessage(h::Page("a:v" + std::to_string(i), kT0 + i, "/")));
+    messages.push_back(ToMessage(h::Page("a:w" + std::to_string(i), kT0 + i, "/")));
+    store_->Append("shop", std::move(messages), [&](const AppendResult& r) {
+      EXPECT_FALSE(r.error);
+      EXPECT_EQ(r.stored, 2u);
+      ++answered;
+    });
+  }
+  store_->Flush();
+  EXPECT_EQ(answered, 3);
+  store_.reset();
+  std::size_t rounds = 0;
+  WithDatabase([&](rocksdb::DB& db, auto& families) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db.NewIterator(rocksdb::ReadOptions(), families.at("dedup_log")));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++rounds;
+  });
+  EXPECT_EQ(rounds, 3u);
+}
+
 TEST_F(StateTest, ThePurgeKeepsAnotherCustomersMessagesFromASharedDevice) {
   Reopen();
   ASSERT_FALSE(Send("shop", {h::Page("a:family-pc,u:bob", kT0, "/bob"),
