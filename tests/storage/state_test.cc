@@ -625,6 +625,25 @@ TEST_F(StateTest, AQueryIsAnsweredWithoutCommittingMessagesStillWaitingForTheirC
   EXPECT_EQ(VisitorOf("shop", "reader").page_views, 2);
 }
 
+TEST_F(StateTest, WithoutARequesterAQueryIsAnsweredBeforeTheWritesOfItsRoundWhichItCommits) {
+  Reopen();
+  ASSERT_FALSE(Send("shop", {h::Page("a:reader", kT0, "/")}).error);
+  std::vector<Message> second;
+  second.push_back(ToMessage(h::Page("a:reader", kT0 + kMinute, "/again")));
+  bool answered = false;
+  store_->Append("shop", std::move(second), [&](const AppendResult& r) {
+    EXPECT_FALSE(r.error);
+    answered = true;
+  });
+  // The query's thread commits the round: the query is answered at its start (the state
+  // as acknowledged so far), then the queued write is committed and answered.
+  auto before = store_->ReadVisitor("shop", "reader");
+  ASSERT_TRUE(before.has_value() && before->has_value());
+  EXPECT_EQ((*before)->page_views, 1);
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(VisitorOf("shop", "reader").page_views, 2);
+}
+
 TEST_F(StateTest, ARoundHoldsWholeRequestsUpToMaxRoundMessages) {
   options_.max_round_messages = 2;
   Reopen();
