@@ -104,6 +104,36 @@ class StateTest : public ::testing::Test {
     delete db;
   }
 
+  // Commit rounds that stored something so far: one dedup_log record each. Closes the store.
+  std::size_t CommitRounds() {
+    std::size_t rounds = 0;
+    WithDatabase([&](rocksdb::DB& db, auto& families) {
+      std::unique_ptr<rocksdb::Iterator> it(
+          db.NewIterator(rocksdb::ReadOptions(), families.at("dedup_log")));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) ++rounds;
+    });
+    return rounds;
+  }
+
+  // Queues (without a Flush) one request of a page view for each of `visitors`, at `at`
+  // on; `done` gets its result.
+  void AppendPages(const std::vector<std::string>& visitors, std::int64_t at,
+                   std::function<void(const AppendResult&)> done) {
+    std::vector<Message> messages;
+    for (const auto& id : visitors) messages.push_back(ToMessage(h::Page("a:" + id, at++, "/")));
+    store_->Append("shop", std::move(messages), std::move(done));
+  }
+
+  // Stores a page view of visitor "reader", then queues a second one (no Flush); sets
+  // `answered` when that one is committed.
+  void StoreOneThenQueueAPageOfReader(bool& answered) {
+    ASSERT_FALSE(Send("shop", {h::Page("a:reader", kT0, "/")}).error);
+    AppendPages({"reader"}, kT0 + kMinute, [&answered](const AppendResult& r) {
+      EXPECT_FALSE(r.error);
+      answered = true;
+    });
+  }
+
   // Every key ("family:key") and value of every column family.
   std::vector<std::pair<std::string, std::string>> ScanEverything() {
     std::vector<std::pair<std::string, std::string>> all;
@@ -602,17 +632,11 @@ TEST_F(StateTest, ReadsDuringTrafficAreAnsweredAndLeaveNoRequestUncommitted) {
 
 TEST_F(StateTest, AQueryIsAnsweredWithoutCommittingMessagesStillWaitingForTheirCommit) {
   Reopen();
-  ASSERT_FALSE(Send("shop", {h::Page("a:reader", kT0, "/")}).error);
   // An event loop that has not yet run: what the query hands on waits there.
   boost::asio::io_context loop;
   store_->SetFlushRequester([&] { boost::asio::post(loop, [&] { store_->Flush(); }); });
-  std::vector<Message> second;
-  second.push_back(ToMessage(h::Page("a:reader", kT0 + kMinute, "/again")));
   bool answered = false;
-  store_->Append("shop", std::move(second), [&](const AppendResult& r) {
-    EXPECT_FALSE(r.error);
-    answered = true;
-  });
+  StoreOneThenQueueAPageOfReader(answered);
   // Queued, not acknowledged: the query shows the state without it, and does not commit it.
   auto before = store_->ReadVisitor("shop", "reader");
   ASSERT_TRUE(before.has_value() && before->has_value());
@@ -627,14 +651,8 @@ TEST_F(StateTest, AQueryIsAnsweredWithoutCommittingMessagesStillWaitingForTheirC
 
 TEST_F(StateTest, WithoutARequesterAQueryIsAnsweredBeforeTheWritesOfItsRoundWhichItCommits) {
   Reopen();
-  ASSERT_FALSE(Send("shop", {h::Page("a:reader", kT0, "/")}).error);
-  std::vector<Message> second;
-  second.push_back(ToMessage(h::Page("a:reader", kT0 + kMinute, "/again")));
   bool answered = false;
-  store_->Append("shop", std::move(second), [&](const AppendResult& r) {
-    EXPECT_FALSE(r.error);
-    answered = true;
-  });
+  StoreOneThenQueueAPageOfReader(answered);
   // The query's thread commits the round: the query is answered at its start (the state
   // as acknowledged so far), then the queued write is committed and answered.
   auto before = store_->ReadVisitor("shop", "reader");
@@ -649,9 +667,7 @@ TEST_F(StateTest, ARoundHoldsWholeRequestsUpToMaxRoundMessages) {
   Reopen();
   std::vector<std::string> order;
   auto append = [&](const std::string& id, std::int64_t at) {
-    std::vector<Message> one;
-    one.push_back(ToMessage(h::Page("a:" + id, at, "/")));
-    store_->Append("shop", std::move(one), [&order, id](const AppendResult& r) {
+    AppendPages({id}, at, [&order, id](const AppendResult& r) {
       EXPECT_FALSE(r.error);
       order.push_back(id);
     });
@@ -664,15 +680,7 @@ TEST_F(StateTest, ARoundHoldsWholeRequestsUpToMaxRoundMessages) {
   store_->Flush();
   EXPECT_EQ(order, (std::vector<std::string>{"one", "two", "three", "four", "five"}));
   EXPECT_EQ(VisitorOf("shop", "five").page_views, 1);
-  store_.reset();
-  // One dedup_log record per round that stored something: 2 + 2 + 1 messages.
-  std::size_t rounds = 0;
-  WithDatabase([&](rocksdb::DB& db, auto& families) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db.NewIterator(rocksdb::ReadOptions(), families.at("dedup_log")));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++rounds;
-  });
-  EXPECT_EQ(rounds, 3u);
+  EXPECT_EQ(CommitRounds(), 3u);  // 2 + 2 + 1 messages
 }
 
 TEST_F(StateTest, ARoundNeverSplitsARequestAndAnOversizedOneGoesAlone) {
@@ -681,15 +689,14 @@ TEST_F(StateTest, ARoundNeverSplitsARequestAndAnOversizedOneGoesAlone) {
   std::vector<std::string> order;
   std::int64_t at = kT0;
   auto append = [&](const std::string& id, std::size_t n) {
-    std::vector<Message> messages;
-    for (std::size_t i = 0; i < n; ++i) {
-      messages.push_back(ToMessage(h::Page("a:" + id + std::to_string(i), at++, "/")));
-    }
-    store_->Append("shop", std::move(messages), [&order, id, n](const AppendResult& r) {
+    std::vector<std::string> visitors;
+    for (std::size_t i = 0; i < n; ++i) visitors.push_back(id + std::to_string(i));
+    AppendPages(visitors, at, [&order, id, n](const AppendResult& r) {
       EXPECT_FALSE(r.error);
       EXPECT_EQ(r.stored, n);
       order.push_back(id);
     });
+    at += static_cast<std::int64_t>(n);
   };
   // Rounds: {1}, {2}, {1}, {3}: 1 + 2 would pass the cap, and 3 is over it alone.
   append("a", 1);
@@ -699,14 +706,7 @@ TEST_F(StateTest, ARoundNeverSplitsARequestAndAnOversizedOneGoesAlone) {
   store_->Flush();
   EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c", "d"}));
   EXPECT_EQ(VisitorOf("shop", "d2").page_views, 1);
-  store_.reset();
-  std::size_t rounds = 0;
-  WithDatabase([&](rocksdb::DB& db, auto& families) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db.NewIterator(rocksdb::ReadOptions(), families.at("dedup_log")));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++rounds;
-  });
-  EXPECT_EQ(rounds, 4u);
+  EXPECT_EQ(CommitRounds(), 4u);
 }
 
 TEST_F(StateTest, ARoundHoldsRequestsUpToMaxRoundBytes) {
@@ -714,10 +714,8 @@ TEST_F(StateTest, ARoundHoldsRequestsUpToMaxRoundBytes) {
   Reopen();
   int answered = 0;
   for (int i = 0; i < 3; ++i) {
-    std::vector<Message> messages;
-    messages.push_back(ToMessage(h::Page("a:v" + std::to_string(i), kT0 + i, "/")));
-    messages.push_back(ToMessage(h::Page("a:w" + std::to_string(i), kT0 + i, "/")));
-    store_->Append("shop", std::move(messages), [&](const AppendResult& r) {
+    const std::string n = std::to_string(i);
+    AppendPages({"v" + n, "w" + n}, kT0 + 2 * i, [&](const AppendResult& r) {
       EXPECT_FALSE(r.error);
       EXPECT_EQ(r.stored, 2u);
       ++answered;
@@ -725,14 +723,7 @@ TEST_F(StateTest, ARoundHoldsRequestsUpToMaxRoundBytes) {
   }
   store_->Flush();
   EXPECT_EQ(answered, 3);
-  store_.reset();
-  std::size_t rounds = 0;
-  WithDatabase([&](rocksdb::DB& db, auto& families) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db.NewIterator(rocksdb::ReadOptions(), families.at("dedup_log")));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++rounds;
-  });
-  EXPECT_EQ(rounds, 3u);
+  EXPECT_EQ(CommitRounds(), 3u);
 }
 
 TEST_F(StateTest, ThePurgeKeepsAnotherCustomersMessagesFromASharedDevice) {
