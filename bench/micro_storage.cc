@@ -1,5 +1,6 @@
-// Micro-benchmarks of the store: the key encodings (storage/keys.h) and the group commit
-// through the real RocksDB store (Append K messages, then Flush).
+// Micro-benchmarks of the store: the key encodings (storage/keys.h), the group commit
+// through the real RocksDB store (Append K messages, then Flush), and RocksDB by itself
+// writing the same messages (the floor under any store that keeps them in RocksDB's WAL).
 //
 // The store benchmarks open a fresh store in a new temporary directory for every run of
 // the benchmark function, and close it and remove the directory at the end of that run.
@@ -19,6 +20,10 @@
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
 
 #include "bench/workload.h"
 #include "collector/ingest.h"
@@ -314,3 +319,73 @@ BENCHMARK(BM_Store_AppendFlush)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------
+// (c) RocksDB alone: per iteration one WriteBatch of K Puts of the same messages at
+// time-ordered event keys (site prefix + increasing id), written with the WAL on and
+// sync off, in a fresh database with the events column family's memtable size (64 MiB)
+// and memtable count (4), and flushes left uncompressed as the store has them. No dedup,
+// no state, no dedup log, no HTTP: what writing the messages into RocksDB costs at the
+// least. Run it pinned to one core (taskset -c 0) to charge it the flushes too, as the
+// server's one core pays them (bench/limits.md).
+void BM_RocksDB_WriteBatch(benchmark::State& state) {
+  const auto k = static_cast<std::size_t>(state.range(0));
+  const std::vector<storage::Message>& templates = TemplatePool();
+  if (templates.empty()) {
+    state.SkipWithError("the workload yielded no messages");
+    return;
+  }
+  std::string dir =
+      (std::filesystem::temp_directory_path() / "cartwatch-micro-rocksdb-XXXXXX").string();
+  if (mkdtemp(dir.data()) == nullptr) {
+    state.SkipWithError("mkdtemp failed");
+    return;
+  }
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.write_buffer_size = 64u << 20;
+  options.max_write_buffer_number = 4;
+  options.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression};
+  options.compression_per_level.resize(7, rocksdb::kLZ4Compression);
+  options.allow_concurrent_memtable_write = false;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) {
+    state.SkipWithError(("cannot open RocksDB: " + s.ToString()).c_str());
+    return;
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  const std::string prefix = storage::SitePrefix(kSite);
+  std::string key;
+  std::uint64_t id = static_cast<std::uint64_t>(cartwatch::util::NowMs()) * 1000;
+  std::size_t next = 0, bytes = 0;
+  rocksdb::WriteBatch batch;
+  rocksdb::WriteOptions wo;
+  for (auto _ : state) {
+    batch.Clear();
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::string& json = templates[next].json;
+      next = (next + 1) % templates.size();
+      storage::EventKeyInto(key, prefix, ++id);
+      batch.Put(key, json);
+      bytes += json.size();
+    }
+    s = db->Write(wo, &batch);
+    if (!s.ok()) {
+      state.SkipWithError(("write failed: " + s.ToString()).c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(k * state.iterations()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  db->Close().PermitUncheckedError();
+  db.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+BENCHMARK(BM_RocksDB_WriteBatch)
+    ->ArgNames({"K"})
+    ->Arg(15)
+    ->Arg(50)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
