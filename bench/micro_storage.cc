@@ -180,7 +180,7 @@ BENCHMARK(BM_ParseEvent);
 // it goes away.
 class TempStore {
  public:
-  TempStore(bool fsync, std::string* error) {
+  TempStore(bool fsync, bool apply_state, std::string* error) {
     std::string pattern =
         (std::filesystem::temp_directory_path() / "cartwatch-micro-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) {
@@ -191,6 +191,7 @@ class TempStore {
     storage::StoreOptions options;
     options.data_dir = dir_;
     options.fsync = fsync;
+    options.apply_state = apply_state;
     auto opened = storage::Store::Open(options, error);
     if (opened) store_ = std::move(*opened);
   }
@@ -220,17 +221,19 @@ struct Tally {
   std::string first_error;
 };
 
-// Args: K (messages per Append), fsync (0/1).
+// Args: K (messages per Append), fsync (0/1), state (0/1: StoreOptions::apply_state; 0
+// measures the store without the visitor and customer records).
 void BM_Store_AppendFlush(benchmark::State& state) {
   const auto k = static_cast<std::size_t>(state.range(0));
   const bool fsync = state.range(1) != 0;
+  const bool apply_state = state.range(2) != 0;
   const std::vector<storage::Message>& templates = TemplatePool();
   if (templates.size() < 16) {
     state.SkipWithError("the workload yielded too few messages");
     return;
   }
   std::string error;
-  TempStore store(fsync, &error);
+  TempStore store(fsync, apply_state, &error);
   if (store.get() == nullptr) {
     state.SkipWithError(("cannot open the store: " + error).c_str());
     return;
@@ -304,21 +307,21 @@ void BM_Store_AppendFlush(benchmark::State& state) {
   state.SetLabel("avg message " + std::to_string(size / templates.size()) + " B");
 }
 BENCHMARK(BM_Store_AppendFlush)
-    ->ArgNames({"K", "fsync"})
-    ->Args({1, 0})
-    ->Args({20, 0})
-    ->Args({50, 0})
+    ->ArgNames({"K", "fsync", "state"})
+    ->Args({1, 0, 1})
+    ->Args({20, 0, 1})
+    ->Args({50, 0, 1})
+    ->Args({20, 0, 0})
+    ->Args({50, 0, 0})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 // Each commit waits for fdatasync: a fixed, small number of iterations.
 BENCHMARK(BM_Store_AppendFlush)
-    ->ArgNames({"K", "fsync"})
-    ->Args({50, 1})
+    ->ArgNames({"K", "fsync", "state"})
+    ->Args({50, 1, 1})
     ->Iterations(200)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // (c) RocksDB alone: per iteration one WriteBatch of K Puts of the same messages at
@@ -389,3 +392,5 @@ BENCHMARK(BM_RocksDB_WriteBatch)
     ->Arg(50)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+}  // namespace

@@ -618,7 +618,7 @@ class RocksStore final : public Store {
     state_->Discard();
     state_needs_replay_ = true;
     const std::uint64_t from = state_replay_from_;
-    if (from > last_event_id_) {
+    if (from > last_event_id_ || !options_.apply_state) {
       state_needs_replay_ = false;
       return {};
     }
@@ -1044,7 +1044,7 @@ class RocksStore final : public Store {
         ++results[i].stored;
         ++stored;
         // The state this message implies goes into the same batch: both or neither.
-        if ((ec = state_->Apply(prefix, next_id, m.json))) break;
+        if (options_.apply_state && (ec = state_->Apply(prefix, next_id, m.json))) break;
       }
     }
 

@@ -85,6 +85,10 @@ struct StoreOptions {
   std::size_t state_max_unwritten = 100'000;
   // false only in tests: Close() leaves unwritten records unwritten, as a crash would.
   bool write_state_on_close = true;
+  // false only in benchmarks, to measure what the visitor and customer records cost: the
+  // messages are stored and deduplicated as always, but no record is built or replayed
+  // (queries find none). Not in the config file.
+  bool apply_state = true;
   // How visitor and customer records are built: session timeout, bounds, LTV lifetime.
   profiles::Options profiles;
   // How often each site's RFM quintiles and ABC classes are recomputed from every customer,

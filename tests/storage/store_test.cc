@@ -229,6 +229,36 @@ TEST_F(StoreTest, DeleteEventsBeforeKeepsTheEventsWhoseChangesAreUnwritten) {
   }
 }
 
+// The benchmarks' baseline (StoreOptions::apply_state = false): the messages are stored
+// and deduplicated as always, no visitor record is built, also not by the replay at the
+// next open.
+TEST_F(StoreTest, WithoutStateMessagesAreStoredAndDeduplicatedButNoRecordIsBuilt) {
+  options_.apply_state = false;
+  Reopen();
+  const std::int64_t t0 = 1'700'000'000'000;
+  AppendResult r = AppendSync("shop", {PageView("a", "v1", t0), PageView("a", "v1", t0)});
+  ASSERT_FALSE(r.error);
+  EXPECT_EQ(r.stored, 1u);
+  EXPECT_EQ(r.duplicates, 1u);
+  EXPECT_EQ(AllJson("shop").size(), 1u);
+  auto visitor = store_->ReadVisitor("shop", "v1");
+  ASSERT_TRUE(visitor.has_value());
+  EXPECT_FALSE(visitor->has_value());
+  Reopen();
+  visitor = store_->ReadVisitor("shop", "v1");
+  ASSERT_TRUE(visitor.has_value());
+  EXPECT_FALSE(visitor->has_value());
+  // The same store with state on builds the record from the message.
+  ASSERT_FALSE(AppendSync("shop", {PageView("b", "v2", t0 + 1'000)}).error);
+  options_.apply_state = true;
+  Reopen();
+  ASSERT_FALSE(AppendSync("shop", {PageView("c", "v3", t0 + 2'000)}).error);
+  visitor = store_->ReadVisitor("shop", "v3");
+  ASSERT_TRUE(visitor.has_value());
+  ASSERT_TRUE(visitor->has_value());
+  EXPECT_EQ((*visitor)->page_views, 1);
+}
+
 TEST_F(StoreTest, RetentionRunsWithTheCommits) {
   options_.retention = std::chrono::hours(1);
   Reopen();
