@@ -585,7 +585,12 @@ class RocksStore final : public Store {
     {
       std::lock_guard lock(mu_);
       if (closing_) return false;
-      queue_.push_back(std::move(p));
+      if (IsQuery(p)) {
+        queries_.push_back(std::move(p));
+      } else {
+        queue_.push_back(std::move(p));
+        ++own_writes_;
+      }
     }
     FlushOnce();
     return true;
@@ -864,24 +869,21 @@ class RocksStore final : public Store {
       bounded = static_cast<bool>(flush_requester_);
     }
     if (!bounded) return CommitQueued(lock, /*bounded=*/false);
-    const bool writes = std::any_of(queue_.begin(), queue_.end(),
-                                    [](const Pending& p) { return p.own && !IsQuery(p); });
-    if (writes) {
+    if (own_writes_ > 0) {
       CommitQueued(lock, /*bounded=*/true);
     } else {
+      // Only queries of threads like this one: answered here, the event loops' requests
+      // left queued.
       committing_ = true;
       std::vector<Pending> work;
-      work.swap(queue_);
+      work.swap(queries_);
       lock.unlock();
       AnswerQueries(work);
       lock.lock();
-      // What is left (the event loops' requests) goes back to the front of the queue.
-      queue_.insert(queue_.begin(), std::make_move_iterator(work.begin()),
-                    std::make_move_iterator(work.end()));
       committing_ = false;
       committed_.notify_all();
     }
-    if (queue_.empty()) return;
+    if (QueueEmpty()) return;
     lock.unlock();
     {
       // Never mu_ while holding requester_mu_ (the order is mu_, then requester_mu_).
@@ -896,40 +898,48 @@ class RocksStore final : public Store {
     if (!committing_) CommitQueued(lock, /*bounded=*/false);
   }
 
-  // Moves the next round from queue_ into `work`: every query, and the other requests from
-  // the front, whole and in order, while they stay within StoreOptions::max_round_messages
-  // and max_round_bytes (at least one).
+  // Nothing waits for a commit. REQUIRES: mu_ held.
+  bool QueueEmpty() const { return queries_.empty() && queue_head_ == queue_.size(); }
+
+  // Moves the next round into `work`: every query, and the requests from the front of the
+  // queue, whole and in order, while they stay within StoreOptions::max_round_messages and
+  // max_round_bytes (at least one). Takes time in proportion to the round, not to the
+  // queue: under overload the queue holds up to storage.max_queued_messages requests, and
+  // every Append waits for mu_ meanwhile.
   // REQUIRES: mu_ held; `work` empty.
   void TakeRound(std::vector<Pending>& work) {
-    std::size_t messages = 0, bytes = 0;
-    for (const Pending& p : queue_) {
-      messages += p.messages.size();
-      bytes += p.bytes;
-    }
-    if (messages <= options_.max_round_messages && bytes <= options_.max_round_bytes) {
-      work.swap(queue_);
-      return;
-    }
-    std::vector<Pending> rest;
-    messages = bytes = 0;
-    bool any = false, full = false;
-    for (Pending& p : queue_) {
-      if (IsQuery(p)) {
+    // queued_messages_ and queued_bytes_ count exactly what waits in queue_ here: what
+    // earlier rounds took was subtracted when they were written.
+    if (queue_head_ == 0 && queued_messages_ <= options_.max_round_messages &&
+        queued_bytes_ <= options_.max_round_bytes) {
+      work.swap(queue_);  // the whole queue; both vectors keep their capacity
+    } else {
+      std::size_t messages = 0, bytes = 0;
+      while (queue_head_ < queue_.size()) {
+        Pending& p = queue_[queue_head_];
+        if (!work.empty() && (messages + p.messages.size() > options_.max_round_messages ||
+                              bytes + p.bytes > options_.max_round_bytes)) {
+          break;
+        }
+        messages += p.messages.size();
+        bytes += p.bytes;
         work.push_back(std::move(p));
-        continue;
+        ++queue_head_;
       }
-      full = full || (any && (messages + p.messages.size() > options_.max_round_messages ||
-                              bytes + p.bytes > options_.max_round_bytes));
-      if (full) {
-        rest.push_back(std::move(p));
-        continue;
+      if (queue_head_ == queue_.size()) {
+        queue_.clear();
+        queue_head_ = 0;
+      } else if (queue_head_ > queue_.size() / 2) {
+        // Drops the moved-from front once it is the larger part: each request is moved
+        // at most once more, whatever the length of the queue.
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
+        queue_head_ = 0;
       }
-      messages += p.messages.size();
-      bytes += p.bytes;
-      any = true;
-      work.push_back(std::move(p));
     }
-    queue_.swap(rest);
+    for (const Pending& p : work) own_writes_ -= p.own ? 1 : 0;
+    work.insert(work.end(), std::make_move_iterator(queries_.begin()),
+                std::make_move_iterator(queries_.end()));
+    queries_.clear();
   }
 
   // Commits the queue, a round (TakeRound) at a time, until it is empty (`bounded`: one
@@ -943,7 +953,7 @@ class RocksStore final : public Store {
     // new vector every event-loop pass.
     std::vector<Pending>& work = scratch_.round;
     assert(work.empty());
-    while (!queue_.empty()) {
+    while (!QueueEmpty()) {
       TakeRound(work);
       lock.unlock();
       AnswerQueries(work);
@@ -1233,7 +1243,12 @@ class RocksStore final : public Store {
 
   std::mutex mu_;
   std::condition_variable committed_;  // signalled when committing_ turns false
+  // Requests that write, in arrival order, from queue_[queue_head_] on (TakeRound); the
+  // queries (IsQuery), answered at the start of the next round whatever their place.
   std::vector<Pending> queue_;       // guarded by mu_
+  std::size_t queue_head_ = 0;       // guarded by mu_
+  std::vector<Pending> queries_;     // guarded by mu_
+  std::size_t own_writes_ = 0;       // requests in queue_ with `own`; guarded by mu_
   std::size_t queued_messages_ = 0;  // guarded by mu_
   std::size_t queued_bytes_ = 0;     // guarded by mu_
   bool closing_ = false;             // guarded by mu_
