@@ -1248,7 +1248,7 @@ class RocksStore final : public Store {
   std::vector<Pending> queue_;       // guarded by mu_
   std::size_t queue_head_ = 0;       // guarded by mu_
   std::vector<Pending> queries_;     // guarded by mu_
-  std::size_t own_writes_ = 0;       // requests in queue_ with `own`; guarded by mu_
+  std::size_t own_writes_ = 0;  // requests with `own` in queue_[queue_head_..]; guarded by mu_
   std::size_t queued_messages_ = 0;  // guarded by mu_
   std::size_t queued_bytes_ = 0;     // guarded by mu_
   bool closing_ = false;             // guarded by mu_
