@@ -15,7 +15,7 @@
 
 namespace cartwatch {
 
-// One rule of the rule engine (SPEC section 3). Validated here; run by rules/.
+// One rule of the rule engine (docs/config.md, [[rules]]). Validated here; run by rules/.
 struct RuleConfig {
   std::string name;
   std::string kind;  // abandoned_cart | dormant_customer | high_value_cart
@@ -34,7 +34,7 @@ struct RuleConfig {
   std::chrono::milliseconds cooldown = std::chrono::milliseconds(0);
 };
 
-// One webhook endpoint (SPEC section 4).
+// One webhook endpoint (docs/config.md, [[webhooks]]).
 struct WebhookConfig {
   std::string url;
   std::string secret;               // "whsec_" + base64

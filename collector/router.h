@@ -36,7 +36,7 @@ using Respond = std::function<void(Response&&)>;
 // (simdjson::SIMDJSON_PADDING; checked in router.cc). Reserving it while reading saves a copy.
 inline constexpr std::size_t kBodyPadding = 64;
 
-// The JSON error body of SPEC section 7: {"error": {"code": ..., "message": ...}}.
+// The JSON error body of every error (docs/api.md): {"error": {"code": ..., "message": ...}}.
 Response ErrorResponse(unsigned status, std::string_view code, std::string_view message,
                        unsigned version = 11);
 

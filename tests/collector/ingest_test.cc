@@ -291,7 +291,7 @@ TEST(IngestSkewTest, MissingOrNullTimestampBecomesReceivedAt) {
 }
 
 TEST(IngestSkewTest, InvalidBatchSentAtRefusesTheRequest) {
-  // Every message's skew correction would depend on it, as SPEC 1 says of any sentAt.
+  // Every message's skew correction would depend on it, as docs/api.md says of any sentAt.
   for (std::string sent_at : {R"("soon")", "42", "{}"}) {
     ParsedRequest r =
         Parse(Batch({R"({"type":"page","anonymousId":"a","timestamp":"2026-11-23T11:00:00Z"})"},
