@@ -154,10 +154,52 @@ Need NeedOf(EventType type) {
   return Need::kNothing;
 }
 
+// The Clear functions empty a value as its default would be, keeping the memory of its
+// strings for the next message.
+void Clear(Campaign& c) {
+  c.source.clear();
+  c.medium.clear();
+  c.name.clear();
+  c.term.clear();
+  c.content.clear();
+}
+
+void Clear(Product& p) {
+  p.key.clear();
+  p.product_id.clear();
+  p.sku.clear();
+  p.name.clear();
+  p.category.clear();
+  p.brand.clear();
+  p.image_url.clear();
+  p.url.clear();
+  p.quantity.reset();
+  p.price.reset();
+}
+
+void Clear(Event& e) {
+  e.type = EventType::kActivity;
+  e.message_id.clear();
+  e.anonymous_id.clear();
+  e.user_id.clear();
+  e.at = 0;
+  e.received_at = 0;
+  e.url.clear();
+  e.title.clear();
+  e.referrer.clear();
+  Clear(e.campaign);
+  e.traits = TraitValues();  // rarely set: not worth keeping
+  e.products.clear();
+  e.currency.clear();
+  e.order_id.clear();
+  e.total.reset();
+}
+
 // Everything one walk over a message gathers. What is kept depends on the type, known only
 // once "type" (and "event") have been read, which may come after "properties".
 struct Walk {
-  Event event;
+  Event* out = nullptr;  // what the walk fills (Finish completes it)
+  Event& event() { return *out; }
   std::string type, event_name, name;
   bool has_type = false, has_event = false;
   std::optional<EpochMs> timestamp, received_at;
@@ -172,6 +214,32 @@ struct Walk {
   std::string page_url, page_title, page_referrer;
   Campaign campaign;
   TraitValues context_traits, traits;
+
+  // Ready for a new message, into `event` (emptied).
+  void Reset(Event* event) {
+    out = event;
+    Clear(*out);
+    type.clear();
+    event_name.clear();
+    name.clear();
+    has_type = has_event = false;
+    timestamp.reset();
+    received_at.reset();
+    Clear(single);
+    prop_url.clear();
+    prop_title.clear();
+    prop_referrer.clear();
+    total.reset();
+    revenue.reset();
+    value.reset();
+    has_products = false;
+    page_url.clear();
+    page_title.clear();
+    page_referrer.clear();
+    Clear(campaign);
+    context_traits = TraitValues();
+    traits = TraitValues();
+  }
 
   Need need() const {
     if (!has_type || (type == "track" && !has_event)) return Need::kUnknown;
@@ -259,19 +327,19 @@ bool ReadProperties(od::value& value, Walk& w) {
       if (key == "url") w.prop_url = w.single.url;
     } else if (key == "products") {
       w.has_products = true;
-      w.event.products.clear();
-      if (!ReadProducts(v, w.event.products)) return false;
+      w.event().products.clear();
+      if (!ReadProducts(v, w.event().products)) return false;
     } else if (key == "currency") {
       std::string currency;
       if (GetString(v, currency)) {
         currency = std::string(Trim(currency));
         if (currency.size() <= kMaxCurrency) {
           for (char& c : currency) c = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
-          w.event.currency = std::move(currency);
+          w.event().currency = std::move(currency);
         }
       }
     } else if (key == "order_id") {
-      GetText(v, w.event.order_id);
+      GetText(v, w.event().order_id);
     } else if (key == "total") {
       w.total = GetAmount(v);
     } else if (key == "revenue") {
@@ -339,7 +407,7 @@ bool ReadContext(od::value& value, Walk& w) {
         return true;
       });
     } else if (key == "campaign") {
-      w.campaign = Campaign();
+      Clear(w.campaign);
       if (!ReadCampaign(v, w.campaign)) return false;
     } else if (key == "traits") {
       w.context_traits = TraitValues();
@@ -370,8 +438,8 @@ bool ReadMessage(od::object& root, Walk& w) {
         break;
       case 6:
         if (key == "userId") {
-          w.event.user_id.clear();
-          GetText(v, w.event.user_id);
+          w.event().user_id.clear();
+          GetText(v, w.event().user_id);
         } else if (key == "traits") {
           w.traits = TraitValues();
           if (!ReadTraits(v, w.traits)) return false;
@@ -382,7 +450,7 @@ bool ReadMessage(od::object& root, Walk& w) {
         break;
       case 9:
         if (key == "messageId") {
-          GetText(v, w.event.message_id);
+          GetText(v, w.event().message_id);
         } else if (key == "timestamp") {
           w.timestamp = GetTime(v);
         }
@@ -392,7 +460,7 @@ bool ReadMessage(od::object& root, Walk& w) {
           // The cheap path: a track event that changes no cart or order skips its
           // properties unread (the On Demand parser steps over them).
           if (w.need() == Need::kNothing) break;
-          w.single = Product();
+          Clear(w.single);
           if (!ReadProperties(v, w)) return false;
         } else if (key == "receivedAt") {
           w.received_at = GetTime(v);
@@ -400,8 +468,8 @@ bool ReadMessage(od::object& root, Walk& w) {
         break;
       case 11:
         if (key == "anonymousId") {
-          w.event.anonymous_id.clear();
-          GetText(v, w.event.anonymous_id);
+          w.event().anonymous_id.clear();
+          GetText(v, w.event().anonymous_id);
         }
         break;
       default:
@@ -437,7 +505,7 @@ std::string PercentDecode(std::string_view s) {
 
 // Fills the Event from a complete walk; false when the message changes no state.
 bool Finish(Walk& w) {
-  Event& e = w.event;
+  Event& e = w.event();
   if (!w.has_type) return false;
   const std::optional<EventType> type = Classify(w.type, w.event_name);
   if (!type || (w.type == "track" && !w.has_event)) return false;
@@ -459,12 +527,12 @@ bool Finish(Walk& w) {
 
   switch (NeedOf(e.type)) {
     case Need::kPage: {
-      e.url = !w.prop_url.empty() ? std::move(w.prop_url) : std::move(w.page_url);
-      e.title = !w.prop_title.empty() ? std::move(w.prop_title) : std::move(w.page_title);
-      e.referrer =
-          !w.prop_referrer.empty() ? std::move(w.prop_referrer) : std::move(w.page_referrer);
+      // Swapped, not moved: the walk keeps the event's old buffers for the next message.
+      e.url.swap(!w.prop_url.empty() ? w.prop_url : w.page_url);
+      e.title.swap(!w.prop_title.empty() ? w.prop_title : w.page_title);
+      e.referrer.swap(!w.prop_referrer.empty() ? w.prop_referrer : w.page_referrer);
       if (w.type == "screen" && e.url.empty()) e.url = w.name;
-      if (e.title.empty()) e.title = std::move(w.name);
+      if (e.title.empty()) e.title.swap(w.name);
       e.campaign = !w.campaign.empty() ? std::move(w.campaign) : CampaignFromUrl(e.url);
       e.products.clear();
       e.currency.clear();
@@ -540,22 +608,28 @@ Campaign CampaignFromUrl(std::string_view url) {
   return c;
 }
 
-std::optional<Event> ParseEvent(std::string_view stored_json) {
+bool ParseEventInto(std::string_view stored_json, Event& out) {
   thread_local od::parser parser;
   thread_local std::string buffer;
+  // Reused, as `out` is by the caller: its strings keep their memory from one message to
+  // the next.
+  thread_local Walk walk;
   // The parser needs SIMDJSON_PADDING readable bytes after the text.
   buffer.reserve(stored_json.size() + simdjson::SIMDJSON_PADDING);
   buffer.assign(stored_json);
 
   od::document doc;
-  if (parser.iterate(buffer.data(), buffer.size(), buffer.capacity()).get(doc)) {
-    return std::nullopt;
-  }
+  if (parser.iterate(buffer.data(), buffer.size(), buffer.capacity()).get(doc)) return false;
   od::object root;
-  if (doc.get_object().get(root)) return std::nullopt;
-  Walk walk;
-  if (!ReadMessage(root, walk) || !Finish(walk)) return std::nullopt;
-  return std::move(walk.event);
+  if (doc.get_object().get(root)) return false;
+  walk.Reset(&out);
+  return ReadMessage(root, walk) && Finish(walk);
+}
+
+std::optional<Event> ParseEvent(std::string_view stored_json) {
+  Event event;
+  if (!ParseEventInto(stored_json, event)) return std::nullopt;
+  return event;
 }
 
 }  // namespace cartwatch::profiles

@@ -43,6 +43,7 @@ struct TraitValues {
   std::optional<std::string> email, phone, first_name, last_name, name;
 
   bool empty() const { return !email && !phone && !first_name && !last_name && !name; }
+  friend bool operator==(const TraitValues&, const TraitValues&) = default;
 };
 
 // One product of an e-commerce event: the event's `properties` for single-product events
@@ -52,6 +53,7 @@ struct Product {
   std::string product_id, sku, name, category, brand, image_url, url;
   std::optional<std::int64_t> quantity;  // rounded to a whole number; unset: not given
   std::optional<Amount> price;           // unit price; unset: not given
+  friend bool operator==(const Product&, const Product&) = default;
 };
 
 enum class EventType : std::uint8_t {
@@ -88,6 +90,8 @@ struct Event {
   std::string currency;         // `properties.currency`, upper-cased; empty: not given
   std::string order_id;         // kOrderCompleted: `order_id` (else "message:<messageId>")
   std::optional<Amount> total;  // kOrderCompleted: `total`, else `revenue`, else `value`
+
+  friend bool operator==(const Event&, const Event&) = default;
 };
 
 // Reads one message as the collector stores it (docs/api.md, "What is stored").
@@ -99,6 +103,11 @@ struct Event {
 // properties are skipped unread (the cheap path). Never throws. The full mapping is in
 // docs/profiles.md, "Events".
 std::optional<Event> ParseEvent(std::string_view stored_json);
+
+// The same, into `out`, reusing the memory of its strings (a caller that parses message
+// after message keeps one Event and saves most of the allocations): true with `out` equal
+// to what ParseEvent gives, or false (and `out` unspecified) where it gives nullopt.
+bool ParseEventInto(std::string_view stored_json, Event& out);
 
 // The utm_* query parameters of `url` (percent-decoded, '+' as space); empty when none.
 Campaign CampaignFromUrl(std::string_view url);

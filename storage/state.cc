@@ -128,12 +128,13 @@ void StateWriter::Join(EntryBase& a, EntryBase& b) {
 
 boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::uint64_t event_id,
                                              std::string_view json) {
-  std::optional<profiles::Event> event = profiles::ParseEvent(json);
-  if (!event) return {};
+  // Parsed into the writer's own Event, which keeps its strings' memory for the next one.
+  if (!profiles::ParseEventInto(json, event_)) return {};
+  const profiles::Event& event = event_;
 
   Entry<profiles::Visitor>* visitor = nullptr;
-  if (!event->anonymous_id.empty()) {
-    auto loaded = Load(visitors_, site_prefix, event->anonymous_id);
+  if (!event.anonymous_id.empty()) {
+    auto loaded = Load(visitors_, site_prefix, event.anonymous_id);
     if (!loaded) return loaded.error();
     visitor = *loaded;
     // Records changed together are written together, so when one already holds this event
@@ -143,14 +144,14 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
   const profiles::Visitor* visitor_record =
       visitor && visitor->present ? &visitor->record : nullptr;
   // A copy: Apply may re-link the visitor, which changes the string this would point into.
-  std::string user_id(profiles::CustomerIdFor(*event, visitor_record));
+  std::string user_id(profiles::CustomerIdFor(event, visitor_record));
   Entry<profiles::Customer>* customer = nullptr;
   if (!user_id.empty()) {
     auto loaded = Load(customers_, site_prefix, user_id);
     if (!loaded) return loaded.error();
     customer = *loaded;
     if (customer->present && customer->applied >= event_id) return {};
-    if (!customer->present && event->user_id.empty()) {
+    if (!customer->present && event.user_id.empty()) {
       // The visitor is linked to a customer that has no record: one that was erased (a
       // device beyond the customer's list of linked visitors). Its anonymous messages must
       // not bring the customer back: the visitor is anonymous again. The absent customer
@@ -174,7 +175,7 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
   }
 
   const profiles::Outcome outcome =
-      profiles::Apply(*event, visitor ? &visitor->record : nullptr,
+      profiles::Apply(event, visitor ? &visitor->record : nullptr,
                       customer ? &customer->record : nullptr, options_.profiles);
   if (visitor) Touch(*visitor, event_id);
   if (customer) Touch(*customer, event_id);
@@ -185,7 +186,7 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     if (!loaded) return loaded.error();
     Entry<profiles::Customer>* previous = *loaded;
     if (previous->present) {
-      profiles::ForgetVisitor(previous->record, event->anonymous_id);
+      profiles::ForgetVisitor(previous->record, event.anonymous_id);
       Touch(*previous, event_id);
       Join(*visitor, *previous);
     }

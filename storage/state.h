@@ -169,6 +169,7 @@ class StateWriter {
   std::vector<EntryBase*> staged_;  // in the batch being written
   bool write_all_ = false;          // an erase in this commit: stage everything
   std::string key_;                 // scratch: the key being looked up
+  profiles::Event event_;           // scratch: the message being applied
   std::string value_;               // scratch: a value being read or written
 };
 

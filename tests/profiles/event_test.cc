@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "tests/profiles/helpers.h"
 
@@ -223,6 +226,61 @@ TEST(ParseEventTest, MessagesThatChangeNothing) {
   const Event alias = Parse(R"({"type":"alias","previousId":"a","userId":"u",
     "timestamp":"2026-11-23"})");
   EXPECT_EQ(alias.type, EventType::kActivity);
+}
+
+// The committing thread parses every message into the same Event (ParseEventInto), which
+// keeps its strings' memory: nothing of one message may show in the next. Each message
+// below sets fields the others leave unset; every order of them must give, message by
+// message, exactly what a fresh ParseEvent gives.
+TEST(ParseEventTest, ParsingIntoAReusedEventGivesWhatAFreshParseGives) {
+  const std::vector<std::string> messages = {
+      R"({"type":"page","name":"Home","anonymousId":"a-1","messageId":"m-1",
+        "context":{"page":{"url":"https://shop.example/?x=1","title":"Shop","referrer":"https://g.example/"},
+          "campaign":{"source":"news","medium":"email","name":"bf","term":"shoes","content":"hero"},
+          "traits":{"email":"ada@example.com","firstName":"Ada"}},
+        "timestamp":"2026-11-23T17:24:02.123Z","receivedAt":"2026-11-23T17:24:03.000Z"})",
+      R"({"type":"page","userId":"u-1","properties":{"url":"https://s.example/p?utm_source=fb",
+        "title":"Winter","referrer":"https://f.example/"},"timestamp":"2026-11-23T17:24:02Z"})",
+      R"({"type":"screen","name":"Basket","anonymousId":"a-2","timestamp":"2026-11-23T17:24:02Z"})",
+      R"({"type":"track","event":"Product Added","anonymousId":"a-3","messageId":"m-3",
+        "properties":{"product_id":"p-1","sku":"S-1","name":"Tie","category":"Ties","brand":"B",
+          "image_url":"https://i.example/t.png","url":"https://s.example/tie","quantity":"2",
+          "price":"19.90","currency":"eur"},"timestamp":"2026-11-23T17:24:02Z"})",
+      R"({"type":"track","event":"Cart Viewed","anonymousId":"a-4","properties":{"currency":"USD",
+        "products":[{"sku":"S-2","quantity":1,"price":5},{"product_id":"p-3","name":"Hat"}]},
+        "timestamp":"2026-11-23T17:24:02Z"})",
+      R"({"type":"track","event":"Order Completed","userId":"u-2","properties":{"order_id":"o-1",
+        "total":42.5,"revenue":40,"currency":"gbp","products":[{"product_id":"p-4","price":42.5}]},
+        "timestamp":"2026-11-23T17:24:02Z","receivedAt":"2026-11-23T17:24:05Z"})",
+      R"({"type":"track","event":"Order Completed","anonymousId":"a-5","messageId":"m-5",
+        "properties":{"value":"7"},"timestamp":"2026-11-23T17:24:02Z"})",
+      R"({"type":"identify","userId":"u-3","anonymousId":"a-6","traits":{"email":"b@example.com",
+        "phone":"+44 1","last_name":"Lovelace","name":"Ada L"},
+        "context":{"traits":{"email":"old@example.com"}},"timestamp":"2026-11-23T17:24:02Z"})",
+      R"({"type":"track","event":"Signed Up","userId":12345,"properties":{"url":"x","title":"y"},
+        "timestamp":"2026-11-23T17:24:02Z"})",
+      R"({"type":"track","event":"Checkout Started","anonymousId":"a-7","properties":{
+        "products":[{"product_id":"p-5"}]},"timestamp":"2026-11-23T17:24:02Z"})",
+      R"({"type":"page","anonymousId":"a-8"})",
+      R"({"type":"bogus","anonymousId":"a","timestamp":"2026-11-23"})",
+      "not json",
+      R"({"type":"alias","previousId":"a","userId":"u","timestamp":"2026-11-23"})",
+  };
+  std::vector<std::size_t> order(messages.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937 rng(7);
+  Event reused;
+  for (int round = 0; round < 20; ++round) {
+    if (round == 1) std::reverse(order.begin(), order.end());
+    if (round > 1) std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t i : order) {
+      const std::optional<Event> fresh = ParseEvent(messages[i]);
+      ASSERT_EQ(ParseEventInto(messages[i], reused), fresh.has_value()) << messages[i];
+      if (fresh) {
+        EXPECT_TRUE(reused == *fresh) << "round " << round << ": " << messages[i];
+      }
+    }
+  }
 }
 
 TEST(ParseEventTest, LongStringsAreCutAtACharacterBoundary) {
