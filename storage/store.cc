@@ -949,8 +949,9 @@ class RocksStore final : public Store {
   // REQUIRES: `lock` holds mu_ and no other thread is committing.
   void CommitQueued(std::unique_lock<std::mutex>& lock, bool bounded) {
     committing_ = true;
-    // Swapped with queue_ each round, so both keep their capacity: appends do not grow a
-    // new vector every event-loop pass.
+    // Swapped with queue_ when a round takes the whole queue (unless the queue is over the
+    // round cap), so both keep their capacity: appends do not grow a new vector every
+    // event-loop pass.
     std::vector<Pending>& work = scratch_.round;
     assert(work.empty());
     while (!QueueEmpty()) {
