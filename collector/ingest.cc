@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "util/uuid.h"
@@ -14,10 +15,14 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-// Deepest nesting accepted anywhere in a body. It equals Boost.JSON's default max_depth, so
-// every stored message also parses with Boost.JSON's defaults, and it bounds the recursion
-// of the validator below.
+// Deepest nesting of a message, counted from the message object itself, and of anything in
+// a body outside its messages (counted from the root). It equals Boost.JSON's default
+// max_depth, so every stored message also parses with Boost.JSON's defaults. A message
+// nested deeper is rejected alone ("too_deep"); the rest of its batch is kept.
 constexpr int kMaxDepth = 32;
+// The deepest a body may nest anywhere, messages included; deeper is refused as a whole
+// (simdjson's parser itself stops at 1,024). It bounds the recursion of the validator below.
+constexpr int kMaxBodyDepth = 512;
 
 // Message fields the contract reads or rewrites; everything else is kOther.
 enum class Field : std::uint8_t {
@@ -93,6 +98,7 @@ struct MessageRec {
   std::size_t index = 0;
   std::string_view raw;
   bool is_object = false;
+  bool too_deep = false;  // nests deeper than kMaxDepth levels
   std::uint32_t fields_begin = 0, fields_end = 0;  // in Scratch::fields
   std::uint32_t ctx_begin = 0, ctx_end = 0;        // in Scratch::ctx_fields (last "context")
 };
@@ -219,6 +225,9 @@ class Scanner {
   // Validates a message object (at `depth`) and records its fields and its context's.
   bool ScanMessage(od::object& object, int depth, MessageRec& msg) {
     msg.is_object = true;
+    in_message_ = true;
+    message_too_deep_ = false;
+    message_offset_ = depth - 1;
     msg.fields_begin = static_cast<std::uint32_t>(scratch_.fields.size());
     for (auto field_result : object) {
       od::field field;
@@ -239,6 +248,8 @@ class Scanner {
       scratch_.fields.push_back(rec);
     }
     msg.fields_end = static_cast<std::uint32_t>(scratch_.fields.size());
+    msg.too_deep = message_too_deep_;
+    in_message_ = false;
     return true;
   }
 
@@ -250,8 +261,16 @@ class Scanner {
     return true;
   }
 
+  // False (the body is refused) for a container outside the messages deeper than
+  // kMaxDepth; one inside a message marks only that message.
   bool EnterContainer(int depth) {
-    if (depth + 1 > kMaxDepth) {
+    if (in_message_ && depth + 1 - message_offset_ > kMaxDepth) {
+      message_too_deep_ = true;
+      // Validated all the same (the body as a whole must be JSON), down to kMaxBodyDepth.
+      if (depth + 1 > kMaxBodyDepth) too_deep_ = true;
+      return !too_deep_;
+    }
+    if (!in_message_ && depth + 1 > kMaxDepth) {
       too_deep_ = true;
       return false;
     }
@@ -267,6 +286,10 @@ class Scanner {
   Scratch& scratch_;
   const char* body_end_;
   bool too_deep_ = false;
+  // While a message is scanned: its depth is counted from message_offset_ + 1.
+  bool in_message_ = false;
+  bool message_too_deep_ = false;
+  int message_offset_ = 0;
 };
 
 constexpr std::string_view kTypes[] = {"track", "page", "identify", "screen", "alias", "group"};
@@ -333,6 +356,10 @@ Verdict BuildMessage(const MessageRec& msg, const Scratch& scratch, const Shared
                      storage::Message& out) {
   if (!msg.is_object)
     return Reject("not_an_object", "each element of \"batch\" must be a JSON object");
+  if (msg.too_deep) {
+    return Reject("too_deep", "the message nests objects and arrays deeper than " +
+                                  std::to_string(kMaxDepth) + " levels");
+  }
   if (msg.raw.size() > shared.limits->max_message_bytes) {
     return Reject("message_too_large", "the message is " + std::to_string(msg.raw.size()) +
                                            " bytes; the limit is " +
@@ -559,8 +586,62 @@ Verdict BuildMessage(const MessageRec& msg, const Scratch& scratch, const Shared
                       std::to_string(size) + " bytes; the limit is " +
                       std::to_string(shared.limits->max_message_bytes));
   }
+  // One line of compact JSON, whatever the sender's formatting: the export writes one
+  // message per line. Sound here: the message is valid JSON (simdjson::minify would also
+  // join the tokens of invalid JSON such as "[1 2]").
+  thread_local std::string compact;
+  if (compact.size() < json.size()) compact.resize(json.size());
+  std::size_t compact_size = 0;
+  if (simdjson::minify(json.data(), json.size(), compact.data(), compact_size) ==
+      simdjson::SUCCESS) {
+    json.assign(compact.data(), compact_size);
+  }
   out.received_at_ms = shared.received_at_ms;
   return {};
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The UTF-16 code unit of the escape "\uXXXX" at `p` (6 bytes readable), or -1 when it is
+// not one.
+int EscapedUnit(const char* p) {
+  if (p[0] != '\\' || p[1] != 'u') return -1;
+  int unit = 0;
+  for (int i = 2; i < 6; ++i) {
+    const int digit = HexValue(p[i]);
+    if (digit < 0) return -1;
+    unit = unit * 16 + digit;
+  }
+  return unit;
+}
+
+// Replaces every escaped lone UTF-16 surrogate (a high one not followed by an escaped low
+// one, or a low one alone) with "\ufffd", of the same length, in place: what browsers'
+// TextEncoder does with the lone surrogates JSON.stringify leaves when a string was cut in
+// the middle of an emoji. Outside strings a backslash is not JSON at all, so every backslash
+// starts an escape and no string tracking is needed.
+void ReplaceLoneSurrogates(char* data, std::size_t size) {
+  char* const end = data + size;
+  for (char* p = data; p < end;) {
+    p = static_cast<char*>(std::memchr(p, '\\', static_cast<std::size_t>(end - p)));
+    if (p == nullptr) return;
+    if (end - p < 6) return;  // too short for \uXXXX; the parser refuses it
+    const int unit = EscapedUnit(p);
+    if (unit >= 0xD800 && unit <= 0xDBFF) {
+      const int next = end - p >= 12 ? EscapedUnit(p + 6) : -1;
+      if (next >= 0xDC00 && next <= 0xDFFF) {
+        p += 12;
+        continue;
+      }
+    }
+    if (unit >= 0xD800 && unit <= 0xDFFF) std::memcpy(p, "\\ufffd", 6);
+    p += unit >= 0 ? 6 : 2;
+  }
 }
 
 ParsedRequest Fail(unsigned status, std::string code, std::string message) {
@@ -571,9 +652,10 @@ ParsedRequest Fail(unsigned status, std::string code, std::string message) {
 
 ParsedRequest Malformed(const Scanner& scanner) {
   if (scanner.too_deep()) {
-    return Fail(
-        400, "malformed_json",
-        "the body nests objects and arrays deeper than " + std::to_string(kMaxDepth) + " levels");
+    return Fail(400, "malformed_json",
+                "the body nests objects and arrays deeper than " + std::to_string(kMaxDepth) +
+                    " levels outside its messages, or " + std::to_string(kMaxBodyDepth) +
+                    " in all");
   }
   return Fail(400, "malformed_json", "the body is not valid JSON");
 }
@@ -647,6 +729,7 @@ ParsedRequest ParseIngest(std::string& body, Route route, util::EpochMs received
   if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) {
     body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
   }
+  ReplaceLoneSurrogates(body.data(), body.size());
   thread_local od::parser parser;
   thread_local Scratch scratch;
   scratch.fields.clear();
@@ -769,6 +852,21 @@ ParsedRequest ParseIngest(std::string& body, Route route, util::EpochMs received
                  "the batch's \"context\" is " + std::to_string(context.raw.size()) +
                      " bytes; it is merged into every message, so it must fit the message "
                      "limit of " + std::to_string(limits.max_message_bytes) + " bytes");
+        failed.write_key = std::move(result.write_key);
+        return failed;
+      }
+      // Merged into every message, a context would otherwise let a request store many
+      // times its own size (2,500 copies of 32 KB from a 200 KB body).
+      if (const std::size_t copies = context.raw.size() * scratch.messages.size();
+          copies > limits.max_request_bytes) {
+        ParsedRequest failed =
+            Fail(413, "context_too_large",
+                 "the batch's \"context\" is " + std::to_string(context.raw.size()) +
+                     " bytes and is merged into each of its " +
+                     std::to_string(scratch.messages.size()) + " messages: " +
+                     std::to_string(copies) + " bytes in all, over the request limit of " +
+                     std::to_string(limits.max_request_bytes) +
+                     "; send a smaller context or fewer messages per batch");
         failed.write_key = std::move(result.write_key);
         return failed;
       }

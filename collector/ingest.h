@@ -45,20 +45,25 @@ struct ParsedRequest {
   std::vector<Rejection> rejected;
 };
 
-// Parses and validates `body` (JSON, already decompressed).
+// Parses and validates `body` (JSON, already decompressed). Lone surrogate escapes are
+// replaced in `body` itself (below); nothing else in it changes.
 // REQUIRES: body.capacity() >= body.size() + simdjson::SIMDJSON_PADDING (the function
 // reserves it itself when it is not, which may copy).
 //
-// Whole-request errors (400 unless noted): not JSON ("malformed_json"), not an object
-// ("invalid_body"), kBatch without a "batch" array ("invalid_batch"), an empty batch
-// ("empty_batch"), more than limits.max_batch_messages messages (413 "batch_too_large"),
-// a batch-level "sentAt" present but not ISO-8601 ("invalid_sent_at"), a batch-level
-// "context" over limits.max_message_bytes (413 "context_too_large").
+// Whole-request errors (400 unless noted): not JSON ("malformed_json": also a body that is
+// not UTF-8, or anything outside the messages nesting deeper than 32 levels, or the body
+// deeper than 512), not an object ("invalid_body"), kBatch without a "batch" array
+// ("invalid_batch"), an empty batch ("empty_batch"), more than limits.max_batch_messages
+// messages (413 "batch_too_large"), a batch-level "sentAt" present but not ISO-8601
+// ("invalid_sent_at"), a batch-level "context" over limits.max_message_bytes, or one whose
+// copies in the messages would together exceed limits.max_request_bytes (413
+// "context_too_large").
 // For single-message routes an invalid message is a whole-request error with the
 // message's code (413 for "message_too_large").
 //
-// Per message (see ../docs/api.md): not an object ("not_an_object"), over
-// limits.max_message_bytes ("message_too_large"), "type" missing ("missing_type") or not
+// Per message (see ../docs/api.md): not an object ("not_an_object"), nesting deeper than
+// 32 levels counted from the message ("too_deep"), over limits.max_message_bytes
+// ("message_too_large"), "type" missing ("missing_type") or not
 // one of track/page/identify/screen/alias/group ("unknown_type"), neither "userId" nor
 // "anonymousId" ("missing_identity"; ids may be strings or numbers, empty strings count as
 // missing), alias without "previousId" and "userId" ("missing_previous_id" /
@@ -66,7 +71,9 @@ struct ParsedRequest {
 // "sentAt" present but not ISO-8601 ("invalid_timestamp" / "invalid_sent_at"), and
 // ("message_too_large") a message that the merged batch context takes past the limit.
 //
-// Each accepted message's JSON keeps every field as it came (raw bytes) except:
+// Each accepted message's JSON is one line of compact JSON: every field as it came, without
+// the whitespace between tokens and with each escaped lone UTF-16 surrogate replaced by
+// \ufffd (U+FFFD), except:
 //  - "messageId": filled with a UUID v4 when missing;
 //  - "type": filled from the route when missing;
 //  - "timestamp": the event time corrected for clock skew: when a sentAt is known (the
