@@ -14,6 +14,7 @@
 #include "collector/ingest.h"
 #include "util/base64.h"
 #include "util/time.h"
+#include "util/utf8.h"
 
 namespace cartwatch::collector {
 
@@ -184,7 +185,9 @@ Response StorageErrorResponse(const boost::system::error_code& ec, unsigned vers
 
 Response ErrorResponse(unsigned status, std::string_view code, std::string_view message,
                        unsigned version) {
-  boost::json::object error{{"code", code}, {"message", message}};
+  // Messages quote what the client sent (a path, an origin, a header): Boost.JSON copies
+  // strings' bytes as they are, so invalid UTF-8 would make the body invalid JSON.
+  boost::json::object error{{"code", code}, {"message", util::ToValidUtf8(message)}};
   return JsonResponse(status, boost::json::serialize(boost::json::object{{"error", error}}),
                       version);
 }
@@ -262,9 +265,22 @@ long Router::TakeToken(const SiteState& s) const {
   return static_cast<long>(std::clamp(wait, 1.0, 86'400.0));  // config keeps rate >= 0.001
 }
 
+std::string_view OriginFormTarget(std::string_view target) {
+  // RFC 9112 section 3.2.2: a server accepts the absolute form ("http://host/path?q") that
+  // proxies send; what follows the authority is what the origin form would have been.
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() >= scheme.size() && IEquals(target.substr(0, scheme.size()), scheme)) {
+      const std::size_t path = target.find_first_of("/?", scheme.size());
+      if (path == std::string_view::npos) return "/";
+      return target.substr(path);
+    }
+  }
+  return target;
+}
+
 void Router::Handle(Request&& request, Respond respond) {
   const unsigned version = request.version();
-  std::string_view target = request.target();
+  std::string_view target = OriginFormTarget(request.target());
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view query =
       path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view();
@@ -638,6 +654,13 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
                                     "the " + std::string(noun) + " id has a malformed %-escape",
                                     version));
   }
+  if (!util::IsValidUtf8(*id)) {
+    return fail(site, ErrorResponse(400, "invalid_path",
+                                    "the " + std::string(noun) +
+                                        " id is not valid UTF-8 once %-decoded; ids are the "
+                                        "userId or anonymousId strings of the messages",
+                                    version));
+  }
   if (id->empty() || raw_id.find('/') != std::string_view::npos) {
     return fail(site, ErrorResponse(404, "not_found",
                                     std::string("use /v1/") + (customer ? "customers" : "visitors") +
@@ -716,7 +739,7 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
 }
 
 Response Router::HandleAdmin(const Request& request) {
-  std::string_view target = request.target();
+  std::string_view target = OriginFormTarget(request.target());
   std::string_view path = target.substr(0, target.find('?'));
   const unsigned version = request.version();
   if (path == "/healthz" || path == "/readyz") {

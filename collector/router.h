@@ -36,9 +36,14 @@ using Respond = std::function<void(Response&&)>;
 // (simdjson::SIMDJSON_PADDING; checked in router.cc). Reserving it while reading saves a copy.
 inline constexpr std::size_t kBodyPadding = 64;
 
-// The JSON error body of every error (docs/api.md): {"error": {"code": ..., "message": ...}}.
+// The JSON error body of every error (docs/api.md): {"error": {"code": ..., "message": ...}},
+// always valid UTF-8 (what `message` quotes of a request is repaired with U+FFFD).
 Response ErrorResponse(unsigned status, std::string_view code, std::string_view message,
                        unsigned version = 11);
+
+// The origin form ("/path?query") of a request target, also when it came in the absolute
+// form ("http://host/path?query").
+std::string_view OriginFormTarget(std::string_view target);
 
 class Router {
  public:

@@ -1,6 +1,10 @@
 #include "collector/session.h"
 
+#include <algorithm>
 #include <array>
+#include <cctype>
+#include <string>
+#include <vector>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -155,9 +159,70 @@ void Session::OnReadable(const error_code& ec) {
                           beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
 }
 
+namespace {
+
+// The codings of the request's Transfer-Encoding fields, in order, lower case.
+std::vector<std::string> TransferCodings(const Request& request) {
+  std::vector<std::string> codings;
+  for (auto it = request.find(http::field::transfer_encoding);
+       it != request.end() && it->name() == http::field::transfer_encoding; ++it) {
+    std::string_view list = it->value();
+    while (!list.empty()) {
+      std::string_view item = list.substr(0, list.find(','));
+      list.remove_prefix(std::min(list.size(), item.size() + 1));
+      const auto first = item.find_first_not_of(" \t");
+      if (first == std::string_view::npos) continue;
+      item = item.substr(first, item.find_last_not_of(" \t") - first + 1);
+      item = item.substr(0, item.find(';'));  // parameters, e.g. "gzip;q=1"
+      std::string coding(item);
+      for (char& c : coding) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      codings.push_back(std::move(coding));
+    }
+  }
+  return codings;
+}
+
+}  // namespace
+
+std::optional<Response> CheckFraming(const Request& request) {
+  const unsigned version = request.version();
+  // RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one before.
+  const std::size_t hosts = request.count(http::field::host);
+  if (hosts > 1 || (version >= 11 && hosts == 0)) {
+    return ErrorResponse(400, "invalid_host",
+                         hosts > 1 ? "the request has more than one Host header"
+                                   : "an HTTP/1.1 request needs a Host header",
+                         version);
+  }
+  if (request.count(http::field::transfer_encoding) == 0) return std::nullopt;
+  // RFC 9112 section 6.3: without chunked as the final coding the body's length cannot be
+  // known, and reading it as the next request is how requests are smuggled past a proxy.
+  const std::vector<std::string> codings = TransferCodings(request);
+  if (codings.empty() || codings.back() != "chunked" ||
+      std::count(codings.begin(), codings.end(), "chunked") != 1) {
+    return ErrorResponse(400, "invalid_transfer_encoding",
+                         "Transfer-Encoding must end in chunked (and name it once); send the "
+                         "body with Content-Length or Transfer-Encoding: chunked",
+                         version);
+  }
+  if (codings.size() > 1) {
+    // RFC 9112 section 6.1: a coding the server does not understand.
+    return ErrorResponse(501, "unsupported_transfer_encoding",
+                         "only Transfer-Encoding: chunked is accepted; compress with "
+                         "Content-Encoding: gzip instead",
+                         version);
+  }
+  return std::nullopt;
+}
+
 void Session::OnHeader(const error_code& ec, std::size_t bytes) {
   if (ec || state_ == State::kClosed) return OnRead(ec, bytes);
   auto& request = parser_->get();
+  if (auto refused = CheckFraming(request)) {
+    keep_alive_ = false;
+    close_after_write_ = true;
+    return DoWrite(std::move(*refused));
+  }
   // Room for the JSON parser's padding now, so the body is never copied to make it.
   if (auto length = parser_->content_length()) {
     if (*length <= context_.limits.max_request_bytes) {

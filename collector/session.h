@@ -75,6 +75,12 @@ class CommitScheduler {
   bool posted_ = false;
 };
 
+// An error answer (the connection is then closed) for a request whose header makes its
+// framing ambiguous: a missing (HTTP/1.1) or repeated Host, a Transfer-Encoding that does
+// not end in chunked (400), or one with codings besides chunked (501). nullopt when the
+// request may be read.
+std::optional<Response> CheckFraming(const Request& request);
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   // `commits` is the scheduler of the loop that runs `socket`; nullptr for the admin

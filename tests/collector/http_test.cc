@@ -20,6 +20,7 @@
 #include "storage/store.h"
 #include "util/base64.h"
 #include "util/time.h"
+#include "util/utf8.h"
 
 namespace cartwatch::collector {
 namespace {
@@ -186,6 +187,27 @@ class HttpTest : public ::testing::Test {
       out.push_back(json::parse(line).as_object());
     }
     return out;
+  }
+
+  // Writes `bytes` as they are on a new connection and reads until the server closes it
+  // (or 5 s pass): every response it sent, parsed in order.
+  std::vector<Response> Raw(const std::string& bytes, bool admin = false) {
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"),
+                                 admin ? server_->admin_port() : server_->public_port()));
+    net::write(stream, net::buffer(bytes));
+    stream.expires_after(std::chrono::seconds(5));
+    beast::flat_buffer buffer;
+    std::vector<Response> responses;
+    for (;;) {
+      Response res;
+      beast::error_code ec;
+      http::read(stream, buffer, res, ec);
+      if (ec) break;
+      responses.push_back(std::move(res));
+    }
+    return responses;
   }
 
   static std::string ErrorCode(const Response& res) {
@@ -762,6 +784,135 @@ TEST_F(HttpTest, StopClosesIdleConnectionsAndRefusesNewOnes) {
   tcp::socket late(ioc);
   late.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
   EXPECT_TRUE(ec);
+}
+
+// RFC 9112 section 6.3: a Transfer-Encoding that does not end in chunked leaves the body's
+// length unknown; reading on would store the body as a second, smuggled request.
+TEST_F(HttpTest, AmbiguousTransferEncodingIsRefusedAndClosed) {
+  const std::string smuggled =
+      R"({"type":"track","event":"Smuggled","anonymousId":"a","messageId":"smuggled"})";
+  const std::string inner = "POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: " + Basic("wk") +
+                            "\r\nContent-Length: " + std::to_string(smuggled.size()) +
+                            "\r\n\r\n" + smuggled;
+  struct Case {
+    std::string header;
+    unsigned status;
+    std::string code;
+  };
+  for (const Case& c : {Case{"Transfer-Encoding: identity", 400, "invalid_transfer_encoding"},
+                        Case{"Transfer-Encoding: gzip", 400, "invalid_transfer_encoding"},
+                        Case{"Transfer-Encoding: xchunked", 400, "invalid_transfer_encoding"},
+                        Case{"Transfer-Encoding: chunked, identity", 400,
+                             "invalid_transfer_encoding"},
+                        // Beast's parser refuses a second field after chunked itself.
+                        Case{"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity", 400,
+                             "malformed_request"},
+                        Case{"Transfer-Encoding: chunked, chunked", 400,
+                             "invalid_transfer_encoding"},
+                        Case{"Transfer-Encoding: gzip, chunked", 501,
+                             "unsupported_transfer_encoding"}}) {
+    std::vector<Response> answers =
+        Raw("POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: " + Basic("wk") + "\r\n" +
+            c.header + "\r\n\r\n" + inner);
+    ASSERT_EQ(answers.size(), 1u) << c.header;  // one answer, then the connection closed
+    EXPECT_EQ(answers[0].result_int(), c.status) << c.header;
+    EXPECT_EQ(ErrorCode(answers[0]), c.code) << c.header;
+    EXPECT_FALSE(answers[0].keep_alive());
+  }
+  // Content-Length beside Transfer-Encoding: refused too (Beast's parser).
+  std::vector<Response> both =
+      Raw("POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: "
+          "chunked\r\n\r\n0\r\n\r\n" + inner);
+  ASSERT_EQ(both.size(), 1u);
+  EXPECT_EQ(both[0].result_int(), 400);
+  for (const json::object& e : Events()) EXPECT_NE(e.at("messageId").as_string(), "smuggled");
+
+  // A chunked body is read as one.
+  std::string chunked = "POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: " + Basic("wk") +
+                        "\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", kTrack.size());
+  chunked += std::string(size) + "\r\n" + kTrack + "\r\n0\r\n\r\n";
+  std::vector<Response> ok = Raw(chunked);
+  ASSERT_EQ(ok.size(), 1u);
+  EXPECT_EQ(ok[0].result_int(), 200) << ok[0].body();
+}
+
+TEST_F(HttpTest, HostMustBeThereOnceAndAbsoluteTargetsAreServed) {
+  const std::string auth = "Authorization: " + Basic("wk") + "\r\n";
+  const std::string body = kTrack;
+  const std::string length = "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  std::vector<Response> missing = Raw("POST /v1/track HTTP/1.1\r\n" + auth + length + body);
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_EQ(missing[0].result_int(), 400);
+  EXPECT_EQ(ErrorCode(missing[0]), "invalid_host");
+  std::vector<Response> twice =
+      Raw("POST /v1/track HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + auth + length + body);
+  ASSERT_EQ(twice.size(), 1u);
+  EXPECT_EQ(twice[0].result_int(), 400);
+  EXPECT_EQ(ErrorCode(twice[0]), "invalid_host");
+  // HTTP/1.0 may leave Host out.
+  std::vector<Response> old = Raw("POST /v1/track HTTP/1.0\r\n" + auth + length + body);
+  ASSERT_EQ(old.size(), 1u);
+  EXPECT_EQ(old[0].result_int(), 200) << old[0].body();
+  // The absolute form a proxy sends (RFC 9112 section 3.2.2).
+  std::vector<Response> absolute =
+      Raw("POST http://collector.example/v1/track HTTP/1.1\r\nHost: collector.example\r\n"
+          "Connection: close\r\n" + auth + length + body);
+  ASSERT_EQ(absolute.size(), 1u);
+  EXPECT_EQ(absolute[0].result_int(), 200) << absolute[0].body();
+  std::vector<Response> admin =
+      Raw("GET HTTP://127.0.0.1:9464/readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+          /*admin=*/true);
+  ASSERT_EQ(admin.size(), 1u);
+  EXPECT_EQ(admin[0].result_int(), 200) << admin[0].body();
+  EXPECT_EQ(OriginFormTarget("http://h"), "/");
+  EXPECT_EQ(OriginFormTarget("https://h:1?x=1"), "?x=1");
+  EXPECT_EQ(OriginFormTarget("/v1/t"), "/v1/t");
+}
+
+// Every response body is valid JSON, hence valid UTF-8, whatever bytes the request held.
+TEST_F(HttpTest, ErrorsQuotingTheRequestStayValidUtf8) {
+  Response customer = Send(http::verb::get, "/v1/customers/%FF", "", {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(customer.result_int(), 400);
+  EXPECT_EQ(ErrorCode(customer), "invalid_path");
+  Response visitor = Send(http::verb::delete_, "/v1/customers/a%C3", "", {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(visitor.result_int(), 400);
+  EXPECT_TRUE(util::IsValidUtf8(visitor.body()));
+  std::vector<Response> raw = Raw("GET /v1/\xFF\xFEnothing HTTP/1.1\r\nHost: x\r\nOrigin: "
+                                  "https://\xC3.example\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(raw.size(), 1u);
+  EXPECT_EQ(raw[0].result_int(), 404);
+  EXPECT_TRUE(util::IsValidUtf8(raw[0].body())) << raw[0].body();
+  EXPECT_EQ(ErrorCode(raw[0]), "not_found");
+  Response origin = Post("/v1/track", kTrack, {{"Authorization", Basic("wk")},
+                                               {"Origin", "https://\xE2\x82.example"}});
+  EXPECT_EQ(origin.result_int(), 403);
+  EXPECT_TRUE(util::IsValidUtf8(origin.body())) << origin.body();
+  EXPECT_EQ(ErrorCode(origin), "origin_not_allowed");
+}
+
+// A pretty-printed body is exported one message per line.
+TEST_F(HttpTest, PrettyPrintedBodyExportsOneJsonDocumentPerLine) {
+  const std::string body =
+      "{\n  \"batch\": [\n    {\n      \"type\": \"track\",\n      \"event\": \"Product Added\",\n"
+      "      \"anonymousId\": \"pretty\",\n      \"properties\": {\n        \"name\": \"Shoe \\ud83d\"\n"
+      "      }\n    },\n    {\"type\": \"page\", \"anonymousId\": \"pretty\",\n \"properties\": {\"p\":\n"
+      + std::string(40, '[') + std::string(40, ']') + "}}\n  ]\n}\n";
+  Response res = Post("/v1/batch", body);
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  json::object answer = json::parse(res.body()).as_object();
+  EXPECT_EQ(answer.at("accepted").as_int64(), 1);
+  EXPECT_EQ(answer.at("rejected").at(0).at("code").as_string(), "too_deep");
+  Response page = Send(http::verb::get, "/v1/events", "", {{"Authorization", "Bearer sk"}});
+  ASSERT_EQ(page.result_int(), 200);
+  std::istringstream lines(page.body());
+  std::size_t n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    json::object e = json::parse(line).as_object();
+    EXPECT_EQ(e.at("properties").at("name").as_string(), "Shoe \xEF\xBF\xBD");
+  }
+  EXPECT_EQ(n, 1u) << page.body();
 }
 
 }  // namespace
