@@ -21,6 +21,17 @@ using util::EpochMs;
 // sums, any ISO 4217 minor unit (0 to 4 decimals). Prices with more decimals are rounded.
 using Amount = std::int64_t;
 inline constexpr Amount kAmountScale = 10'000;
+// The largest magnitude of any amount, sum, average or estimate: 10^14 currency units.
+// A single amount at or beyond it is not accepted (AmountFromDouble); sums saturate at it
+// (AddAmounts), so that no total can overflow.
+inline constexpr Amount kMaxAmount = 100'000'000'000'000 * kAmountScale;
+
+// a + b, saturated to [-kMaxAmount, kMaxAmount]. REQUIRES: |a|, |b| <= kMaxAmount (then the
+// sum itself cannot overflow an int64).
+constexpr Amount AddAmounts(Amount a, Amount b) {
+  const Amount sum = a + b;
+  return sum > kMaxAmount ? kMaxAmount : sum < -kMaxAmount ? -kMaxAmount : sum;
+}
 
 // Converts a decimal number to an Amount, rounding half away from zero. nullopt when it is
 // not finite or too large to represent (|value| >= 1e14).

@@ -427,8 +427,7 @@ void MergeViewed(std::vector<ViewedProduct>& into, const std::vector<ViewedProdu
 
 Amount LineAmount(Amount price, std::int64_t quantity) {
   const __int128 v = static_cast<__int128>(price) * quantity;
-  constexpr Amount kMax = std::numeric_limits<Amount>::max();
-  return v > kMax ? kMax : v < -kMax ? -kMax : static_cast<Amount>(v);
+  return v > kMaxAmount ? kMaxAmount : v < -kMaxAmount ? -kMaxAmount : static_cast<Amount>(v);
 }
 
 Order MakeOrder(const Event& e) {
@@ -439,7 +438,7 @@ Order MakeOrder(const Event& e) {
   Amount sum = 0;
   for (const Product& p : e.products) {
     const Amount amount = LineAmount(p.price.value_or(0), p.quantity.value_or(1));
-    sum += amount;
+    sum = AddAmounts(sum, amount);
     if (!p.category.empty() || !p.brand.empty()) {
       order.items.push_back(OrderItem{p.category, p.brand, amount});
     }
@@ -464,7 +463,7 @@ void AddSpend(std::vector<Spend>& spends, const std::string& currency, const std
   if (name.empty()) return;
   for (Spend& s : spends) {
     if (s.currency == currency && s.name == name) {
-      s.amount += amount;
+      s.amount = AddAmounts(s.amount, amount);
       return;
     }
   }
@@ -489,7 +488,7 @@ void Archive(OrderArchive& archive, const Order& order) {
     it = archive.revenue.end() - 1;
   }
   ++it->orders;
-  it->revenue += order.revenue;
+  it->revenue = AddAmounts(it->revenue, order.revenue);
   for (const OrderItem& item : order.items) {
     AddSpend(archive.categories, order.currency, item.category, item.amount);
     AddSpend(archive.brands, order.currency, item.brand, item.amount);
@@ -565,7 +564,7 @@ CartTotals TotalsOf(const Cart& cart) {
       totals.by_currency.push_back({currency, 0});
       it = totals.by_currency.end() - 1;
     }
-    it->value += LineAmount(line.price, line.quantity);
+    it->value = AddAmounts(it->value, LineAmount(line.price, line.quantity));
   }
   std::sort(totals.by_currency.begin() + 1, totals.by_currency.end(),
             [](const CartTotals::PerCurrency& a, const CartTotals::PerCurrency& b) {

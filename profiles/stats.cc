@@ -30,7 +30,7 @@ void Add(std::vector<Favourite>& sums, const std::string& name, Amount amount) {
   if (name.empty()) return;
   for (Favourite& f : sums) {
     if (f.name == name) {
-      f.spend += amount;
+      f.spend = AddAmounts(f.spend, amount);
       return;
     }
   }
@@ -95,7 +95,7 @@ CustomerStats ComputeStats(const Customer& c, EpochMs now, const Options& option
   for (const CurrencyTotal& t : c.archived.revenue) {
     CurrencyTotal& into = total_for(t.currency);
     into.orders += t.orders;
-    into.revenue += t.revenue;
+    into.revenue = AddAmounts(into.revenue, t.revenue);
   }
   for (const Spend& s : c.archived.categories) {
     if (in_currency(s.currency)) Add(categories, s.name, s.amount);
@@ -106,7 +106,7 @@ CustomerStats ComputeStats(const Customer& c, EpochMs now, const Options& option
   for (const Order& order : c.orders) {
     CurrencyTotal& into = total_for(order.currency);
     ++into.orders;
-    into.revenue += order.revenue;
+    into.revenue = AddAmounts(into.revenue, order.revenue);
     if (!in_currency(order.currency)) continue;
     for (const OrderItem& item : order.items) {
       Add(categories, item.category, item.amount);
@@ -124,8 +124,10 @@ CustomerStats ComputeStats(const Customer& c, EpochMs now, const Options& option
     if (t.currency != stats.currency) continue;
     stats.revenue = t.revenue;
     if (t.orders > 0) {
-      stats.average_order_value = static_cast<Amount>(
-          std::llround(static_cast<double>(t.revenue) / static_cast<double>(t.orders)));
+      // Exact, rounded half away from zero: |revenue| <= kMaxAmount, so nothing overflows.
+      const Amount half = t.orders / 2;
+      stats.average_order_value =
+          (t.revenue >= 0 ? t.revenue + half : t.revenue - half) / t.orders;
     }
   }
 
@@ -156,7 +158,9 @@ CustomerStats ComputeStats(const Customer& c, EpochMs now, const Options& option
   stats.orders_a_year = static_cast<double>(stats.orders) / years;
   const double ltv = static_cast<double>(stats.average_order_value) * stats.orders_a_year *
                      options.expected_lifetime_years;
-  stats.ltv = std::isfinite(ltv) && std::fabs(ltv) < 9e18 ? std::llround(ltv) : 0;
+  stats.ltv = std::isfinite(ltv) ? std::llround(std::clamp(ltv, -static_cast<double>(kMaxAmount),
+                                                          static_cast<double>(kMaxAmount)))
+                                 : 0;
   return stats;
 }
 

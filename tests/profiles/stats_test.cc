@@ -82,6 +82,40 @@ TEST(StatsTest, OrdersRevenueAverageAndIntervals) {
   EXPECT_EQ(rfm->monetary, Money(70));
 }
 
+// Twelve orders of 9.9e13 would overflow an int64 of ten-thousandths: sums saturate at
+// kMaxAmount (10^14 units) instead of turning negative, and an amount of 10^14 or more is
+// not taken at all.
+TEST(StatsTest, HugeAmountsSaturateInsteadOfOverflowing) {
+  World w;
+  for (int i = 0; i < 12; ++i) {
+    w.Send(Track("u:u1", "Order Completed", kT0 + i * kDay,
+                 OrderProps("o" + std::to_string(i), 9.9e13,
+                            {Item("p", 9.9e13, 1'000'000, "Shoes", "Acme")})));
+  }
+  w.Send(Track("u:u1", "Product Added", kT0 + 20 * kDay, ProductProps("big", 9.9e13, 500'000'000)));
+  w.Send(Track("u:u1", "Product Added", kT0 + 20 * kDay, ProductProps("big2", 9.9e13, 500'000'000)));
+  const Customer c = w.customer("u1");
+  ASSERT_EQ(c.orders.size(), 12u);
+  const CustomerStats s = ComputeStats(c, kT0 + 30 * kDay);
+  EXPECT_EQ(s.orders, 12);
+  EXPECT_EQ(s.revenue, kMaxAmount);
+  EXPECT_GT(s.average_order_value, 0);
+  EXPECT_EQ(s.average_order_value, kMaxAmount / 12 + (kMaxAmount % 12 >= 6 ? 1 : 0));
+  EXPECT_GT(s.ltv, 0);
+  EXPECT_LE(s.ltv, kMaxAmount);
+  ASSERT_FALSE(s.favourite_categories.empty());
+  EXPECT_EQ(s.favourite_categories[0].spend, kMaxAmount);
+  const CartTotals cart = TotalsOf(c.cart);
+  EXPECT_EQ(cart.value, kMaxAmount);
+  // 10^14 itself is beyond what an amount holds: the total is not taken (the order counts,
+  // with the sum of its products).
+  World big;
+  big.Send(Track("u:u2", "Order Completed", kT0, OrderProps("o", 1e14, {Item("p", 2, 1, "", "")})));
+  EXPECT_EQ(big.customer("u2").orders.at(0).revenue, Money(2));
+  EXPECT_EQ(AddAmounts(kMaxAmount, kMaxAmount), kMaxAmount);
+  EXPECT_EQ(AddAmounts(-kMaxAmount, -1), -kMaxAmount);
+}
+
 TEST(StatsTest, FavouriteCategoriesAndBrandsAreTheTopThreeBySpend) {
   World w;
   w.Send(Track("u:u1", "Order Completed", kT0,
