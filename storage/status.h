@@ -13,6 +13,7 @@ inline boost::system::error_code FromStatus(const rocksdb::Status& s) {
   if (s.IsIncomplete() || s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) {
     return Errc::kOverloaded;
   }
+  if (s.IsNoSpace()) return Errc::kNoSpace;
   if (s.IsIOError()) return Errc::kIoError;
   if (s.IsCorruption()) return Errc::kCorruption;
   if (s.IsInvalidArgument()) return Errc::kInvalidArgument;

@@ -1,6 +1,8 @@
 // RocksDB implementation of Store. Key layout: docs/storage.md.
 #include "storage/store.h"
 
+#include "storage/fault_fs.h"
+#include "storage/fault_injection.h"
 #include "storage/keys.h"
 #include "storage/state.h"
 #include "storage/status.h"
@@ -11,6 +13,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
@@ -31,8 +34,16 @@
 #include <unordered_map>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <future>
 #include <thread>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 namespace cartwatch::storage {
 namespace {
@@ -45,6 +56,7 @@ class StoreErrorCategory : public boost::system::error_category {
       case Errc::kOverloaded: return "storage is overloaded";
       case Errc::kClosed: return "storage is closed";
       case Errc::kIoError: return "storage I/O error";
+      case Errc::kNoSpace: return "no space left on the data directory's disk";
       case Errc::kCorruption: return "storage corruption";
       case Errc::kInvalidArgument: return "invalid argument";
       case Errc::kInternal: return "internal storage error";
@@ -65,6 +77,8 @@ constexpr char kMetaCf[] = "meta";
 constexpr char kVisitorsCf[] = "visitors";
 constexpr char kCustomersCf[] = "customers";
 constexpr char kLastEventIdKey[] = "last_event_id";
+// Written by TryToRecover to prove that the disk takes writes again; never read.
+constexpr char kWritableProbeKey[] = "writable_probe";
 // At most this many visitor and customer records (and the rest of their group) in one
 // batch when the store writes all unwritten records (erase, scans, replay, close).
 constexpr std::size_t kStateBatchRecords = 4096;
@@ -77,13 +91,29 @@ struct IdHashHasher {
   std::size_t operator()(const IdHash& h) const noexcept { return static_cast<std::size_t>(h.h1); }
 };
 
+// What the store learns from RocksDB's own threads: a flush or compaction that failed.
+// Its callbacks run on RocksDB's threads; it only records.
+class WriteFailureListener final : public rocksdb::EventListener {
+ public:
+  explicit WriteFailureListener(std::function<void(const rocksdb::Status&)> on_failure)
+      : on_failure_(std::move(on_failure)) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    if (error != nullptr && !error->ok() && !error->IsShutdownInProgress()) on_failure_(*error);
+  }
+
+ private:
+  std::function<void(const rocksdb::Status&)> on_failure_;
+};
+
 class RocksStore final : public Store {
  public:
   explicit RocksStore(const StoreOptions& options) : options_(options) {}
 
   ~RocksStore() override { Close(); }
 
-  bool Open(std::string* error_message) {
+  // Opens RocksDB (db_ and the column family handles) with `recovery` for its write-ahead
+  // log. On failure db_ is null and *error_message says why.
+  rocksdb::Status OpenDb(rocksdb::WALRecoveryMode recovery, std::string* error_message) {
     auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
 
     // Flushes and compactions yield to the I/O threads that commit and answer requests: on
@@ -97,7 +127,14 @@ class RocksStore final : public Store {
         .PermitUncheckedError();
 
     rocksdb::DBOptions db_options;
+    if (options_.faults) {
+      fault_env_ = NewFaultInjectionEnv(options_.faults);
+      db_options.env = fault_env_.get();
+    }
+    db_options.listeners.push_back(std::make_shared<WriteFailureListener>(
+        [this](const rocksdb::Status& status) { NoteWriteFailure(status); }));
     db_options.create_if_missing = true;
+    db_options.wal_recovery_mode = recovery;
     db_options.create_missing_column_families = true;
     db_options.max_background_jobs = options_.max_background_jobs;
     db_options.bytes_per_sync = 1 << 20;
@@ -181,7 +218,7 @@ class RocksStore final : public Store {
     rocksdb::Status s = rocksdb::DB::Open(db_options, options_.data_dir, cfs, &handles, &raw);
     if (!s.ok()) {
       *error_message = "cannot open RocksDB in \"" + options_.data_dir + "\": " + s.ToString();
-      return false;
+      return s;
     }
     db_.reset(raw);
     for (auto* h : handles) handles_.emplace_back(h);
@@ -195,11 +232,99 @@ class RocksStore final : public Store {
       if (!s.ok()) {
         *error_message = "cannot drop the old dedup index in \"" + options_.data_dir +
                          "\": " + s.ToString();
-        return false;
+        return s;
       }
       handles_.pop_back();
     }
+    return s;
+  }
 
+  // Closes RocksDB without writing: after a failed write RocksDB may refuse to flush or
+  // sync its write-ahead log (and Debian's build asserts when asked to), so the log files
+  // are fsync'ed by name instead (SyncWalFiles).
+  void CloseDbAfterFailure() {
+    SyncWalFiles();
+    state_.reset();
+    handles_.clear();
+    if (db_) db_->Close().PermitUncheckedError();
+    db_.reset();
+  }
+
+  // fsyncs every write-ahead log file of the data directory, so that what was written to
+  // them reaches the disk even when RocksDB cannot sync them itself.
+  void SyncWalFiles() const {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(options_.data_dir, ec)) {
+      if (entry.path().extension() != ".log") continue;
+      const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+
+  // The newest modification time and total size of the write-ahead log files.
+  std::pair<std::int64_t, std::uint64_t> WalFilesState() const {
+    std::int64_t newest_ms = 0;
+    std::uint64_t bytes = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(options_.data_dir, ec)) {
+      if (entry.path().extension() != ".log") continue;
+      struct stat st {};
+      if (::stat(entry.path().c_str(), &st) != 0) continue;
+      bytes += static_cast<std::uint64_t>(st.st_size);
+      newest_ms = std::max<std::int64_t>(
+          newest_ms, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000);
+    }
+    return {newest_ms, bytes};
+  }
+
+  bool Open(std::string* error_message) {
+    // The WAL is recovered strictly first: any damage (a checksum mismatch, a truncated or
+    // torn record) fails that open. Then, by StoreOptions::wal_recovery, the store refuses
+    // to start, or opens again recovering up to the damage and reports what was dropped.
+    const bool strict = options_.wal_recovery == WalRecovery::kStrict ||
+                        (options_.wal_recovery == WalRecovery::kAuto && options_.fsync);
+    const auto [wal_mtime_ms, wal_bytes] = WalFilesState();
+    rocksdb::Status s = OpenDb(rocksdb::WALRecoveryMode::kAbsoluteConsistency, error_message);
+    std::string damage;
+    if (s.IsCorruption() && !db_) {
+      damage = s.ToString();
+      if (strict) {
+        *error_message =
+            "the write-ahead log in \"" + options_.data_dir + "\" is damaged (" + damage +
+            "): starting would drop the messages written after the damage, acknowledged ones "
+            "among them. To start anyway and drop them, set storage.wal_recovery = "
+            "\"point_in_time\" (or --wal-recovery point_in_time) for one start; keep a copy of "
+            "the data directory first if they matter";
+        return false;
+      }
+      s = OpenDb(rocksdb::WALRecoveryMode::kPointInTimeRecovery, error_message);
+    }
+    if (!s.ok()) return false;
+
+    if (!LoadFromDb(error_message)) return false;
+    state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, MakeStateOptions());
+    if (auto ec = ReplayState()) {
+      *error_message = "cannot rebuild the visitor and customer records from the event log in \"" +
+                       options_.data_dir + "\": " + ec.message();
+      return false;
+    }
+    if (!damage.empty()) ReportWalDamage(damage, wal_mtime_ms, wal_bytes);
+    maintenance_ = std::thread([this] { MaintenanceLoop(); });
+    return true;
+  }
+
+  // Reads what the committing thread keeps in memory from the open database: the last
+  // event id, the dedup index, the erase job numbers and the replay point.
+  // REQUIRES: the committing thread, or before the store is shared.
+  bool LoadFromDb(std::string* error_message) {
+    recent_.clear();
+    dedup_clock_ms_ = 0;
+    oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
+    last_event_id_ = 0;
+    next_erase_seq_ = 0;
+    rocksdb::Status s;
     std::string value;
     s = db_->Get(rocksdb::ReadOptions(), meta_, kLastEventIdKey, &value);
     if (s.ok() && value.size() == 8) {
@@ -235,19 +360,29 @@ class RocksStore final : public Store {
       return false;
     }
     replay_floor_ = state_replay_from_;
-    StateOptions state;
-    state.profiles = options_.profiles;
-    state.cache_entries = options_.state_cache_entries;
-    state.write_delay_us = static_cast<std::uint64_t>(options_.state_write_delay.count()) * 1000;
-    state.max_unwritten = options_.state_max_unwritten;
-    state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, state);
-    if (auto ec = ReplayState()) {
-      *error_message = "cannot rebuild the visitor and customer records from the event log in \"" +
-                       options_.data_dir + "\": " + ec.message();
-      return false;
-    }
-    maintenance_ = std::thread([this] { MaintenanceLoop(); });
     return true;
+  }
+
+  // After an open that recovered the write-ahead log only up to damage: says, at error
+  // level and on /readyz (GetHealth), what may have been dropped. The last message kept is
+  // known exactly (its id is its receive time); the last one written before the stop is
+  // known only from the log files' modification time.
+  void ReportWalDamage(const std::string& damage, std::int64_t wal_mtime_ms,
+                       std::uint64_t wal_bytes) {
+    const std::int64_t kept_ms = static_cast<std::int64_t>(last_event_id_ / 1000);
+    std::string report = "the write-ahead log was damaged (" + damage +
+                         "); every message up to the damage was recovered, the last one "
+                         "received at " +
+                         (last_event_id_ > 0 ? util::FormatIso8601(kept_ms) : "(none)") +
+                         ", and what the " + std::to_string(wal_bytes) +
+                         " bytes of log held after it was dropped: messages received after "
+                         "that";
+    if (wal_mtime_ms > kept_ms) report += " and up to " + util::FormatIso8601(wal_mtime_ms);
+    report += " (the log's last write) may be lost; senders that got no 200 for them resend";
+    std::fprintf(stderr, "cartwatch: error: %s\n", report.c_str());
+    std::lock_guard lock(health_mu_);
+    wal_recovery_ = std::move(report);
+    ++wal_damage_recoveries_;
   }
 
   void EraseCustomer(std::string site, std::string user_id, EraseCallback done) override {
@@ -275,6 +410,8 @@ class RocksStore final : public Store {
       std::lock_guard lock(mu_);
       if (closing_) return Errc::kClosed;
     }
+    std::shared_lock db_lock(db_mu_);
+    if (!db_) return DbUnavailable();
     std::vector<std::pair<std::string, EraseJob>> jobs;
     {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
@@ -325,6 +462,8 @@ class RocksStore final : public Store {
       std::lock_guard lock(mu_);
       if (closing_) return boost::system::error_code(Errc::kClosed);
     }
+    std::shared_lock db_lock(db_mu_);
+    if (!db_) return DbUnavailable();
     std::string value;
     rocksdb::Status s =
         db_->Get(rocksdb::ReadOptions(), meta_, ThresholdsKey(SitePrefix(site)), &value);
@@ -338,6 +477,10 @@ class RocksStore final : public Store {
   boost::system::error_code RecomputeThresholds(util::EpochMs now) override {
     // Every customer as of now, not as last written.
     if (auto ec = WriteAllState()) return ec;
+    // Taken after WriteAllState: a reopen (ReopenDb) holds the commit while it waits for
+    // this lock.
+    std::shared_lock db_lock(db_mu_);
+    if (!db_) return DbUnavailable();
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;  // a full scan would evict the hot records
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, customers_));
@@ -424,6 +567,8 @@ class RocksStore final : public Store {
       std::lock_guard lock(mu_);
       if (closing_) return Errc::kClosed;
     }
+    std::shared_lock db_lock(db_mu_);
+    if (!db_) return DbUnavailable();
     // Never an event whose change to the records may be unwritten: a replay needs it.
     const std::uint64_t cutoff = std::min(static_cast<std::uint64_t>(received_before_ms) * 1000,
                                           replay_floor_.load());
@@ -453,6 +598,8 @@ class RocksStore final : public Store {
       std::lock_guard lock(mu_);
       if (closing_) return boost::system::error_code(Errc::kClosed);
     }
+    std::shared_lock db_lock(db_mu_);
+    if (!db_) return DbUnavailable();
     std::uint64_t start = 0;
     if (!after.empty()) {
       auto id = DecodeCursor(after);
@@ -490,12 +637,24 @@ class RocksStore final : public Store {
       std::lock_guard lock(mu_);
       if (closing_) return Errc::kClosed;
     }
+    if (const int failure = write_failure_.load()) return static_cast<Errc>(failure);
+    std::shared_lock db_lock(db_mu_);
+    if (!db_) return DbUnavailable();
     std::uint64_t stopped = 0, background_errors = 0;
     db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &stopped);
     db_->GetIntProperty(rocksdb::DB::Properties::kBackgroundErrors, &background_errors);
     if (stopped) return Errc::kOverloaded;
     if (background_errors) return Errc::kIoError;
     return {};
+  }
+
+  Health GetHealth() override {
+    Health health;
+    health.writable = CheckWritable();
+    std::lock_guard lock(health_mu_);
+    if (write_failure_.load()) health.write_failure = write_failure_text_;
+    health.wal_recovery = wal_recovery_;
+    return health;
   }
 
   void Close() override {
@@ -511,12 +670,17 @@ class RocksStore final : public Store {
       committed_.wait(lock, [&] { return !committing_; });
       CommitQueued(lock, /*bounded=*/false);
     }
-    if (db_ && state_ && options_.write_state_on_close && !state_needs_replay_) {
+    // After a failed write RocksDB may refuse to write or sync its log again: it is closed
+    // without writing (the log files are fsync'ed by name) unless it can resume.
+    if (db_ && db_failed_.load() && !db_->Resume().ok()) CloseDbAfterFailure();
+    if (db_ && state_ && options_.write_state_on_close && !state_needs_replay_ &&
+        !low_space_.load()) {
       if (auto ec = WriteState(last_event_id_ + 1)) {
         std::fprintf(stderr,
                      "cartwatch: writing the visitor and customer records at close failed (%s); "
                      "they are rebuilt from the event log at the next start\n",
                      ec.message().c_str());
+        if (db_failed_.load()) CloseDbAfterFailure();
       }
     }
     if (db_) {
@@ -561,7 +725,9 @@ class RocksStore final : public Store {
                                                [](const Pending& p) { return !IsQuery(p); });
     for (auto it = queries; it != work.end(); ++it) {
       // A failed commit dropped the records in memory: rebuilt first.
-      it->read(state_needs_replay_ ? ReplayState() : boost::system::error_code());
+      it->read(!db_                 ? DbUnavailable()
+               : state_needs_replay_ ? ReplayState()
+                                     : boost::system::error_code());
     }
     work.erase(queries, work.end());
   }
@@ -690,7 +856,7 @@ class RocksStore final : public Store {
       }
       auto ec = batch.Count() == 0 ? boost::system::error_code()
                                    : FromStatus(db_->Write(wo, &batch));
-      state_->Finish(/*written=*/!ec);
+      if (state_) state_->Finish(/*written=*/!ec);
       if (ec) {
         state_needs_replay_ = true;
         return ec;
@@ -838,8 +1004,175 @@ class RocksStore final : public Store {
         next_thresholds = Clock::now() + options_.thresholds_interval;
         continue;
       }
+      if (write_failure_.load()) {
+        lock.unlock();
+        TryToRecover();
+        lock.lock();
+        if (write_failure_.load()) {
+          maintenance_wake_.wait_for(lock, options_.recovery_interval);
+          continue;
+        }
+      }
       maintenance_wake_.wait_until(lock, std::min(next_thresholds, next_purge));
     }
+  }
+
+  // Bytes free for the store on the data directory's disk (StoreOptions::min_free_bytes).
+  std::uint64_t FreeBytes() const {
+    if (options_.faults && options_.faults->free_bytes() >= 0) {
+      return static_cast<std::uint64_t>(options_.faults->free_bytes());
+    }
+    struct statvfs fs {};
+    if (statvfs(options_.data_dir.c_str(), &fs) != 0) return UINT64_MAX;  // unknown: no check
+    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  }
+
+  // Errc::kNoSpace while the disk has less than min_free_bytes free (committing thread).
+  // statvfs is asked at most every 100 ms, or sooner once an eighth of the margin may
+  // have been written since, and at every commit while the disk is low.
+  boost::system::error_code CheckDiskSpace() {
+    const std::uint64_t min_free = options_.min_free_bytes;
+    if (min_free == 0) return {};
+    const auto now = std::chrono::steady_clock::now();
+    const std::uint64_t written = bytes_committed_.load(std::memory_order_relaxed);
+    if (now >= next_space_check_ || written - bytes_at_space_check_ > min_free / 8 ||
+        free_bytes_ < min_free) {
+      free_bytes_ = FreeBytes();
+      next_space_check_ = now + std::chrono::milliseconds(100);
+      bytes_at_space_check_ = written;
+    }
+    if (free_bytes_ >= min_free) return {};
+    {
+      std::lock_guard lock(health_mu_);
+      write_failure_text_ = "the data directory's disk has " + std::to_string(free_bytes_) +
+                            " bytes free, below storage.min_free_bytes (" +
+                            std::to_string(min_free) + ")";
+    }
+    low_space_.store(true);
+    if (write_failure_.exchange(static_cast<int>(Errc::kNoSpace)) == 0) {
+      std::fprintf(stderr,
+                   "cartwatch: error: the data directory's disk has %llu bytes free, below "
+                   "storage.min_free_bytes (%llu): writes are refused until there is\n",
+                   static_cast<unsigned long long>(free_bytes_),
+                   static_cast<unsigned long long>(min_free));
+      maintenance_wake_.notify_all();
+    }
+    return Errc::kNoSpace;
+  }
+
+  // Records a failed write (any thread): the store is not writable (CheckWritable) until
+  // TryToRecover succeeds. Logged once per failure, not once per refused write.
+  void NoteWriteFailure(const rocksdb::Status& status) {
+    const Errc errc = status.IsNoSpace() ? Errc::kNoSpace : Errc::kIoError;
+    if (!status.IsNoSpace() && !status.IsIOError() && !status.IsCorruption()) return;
+    {
+      std::lock_guard lock(health_mu_);
+      write_failure_text_ = status.ToString();
+    }
+    db_failed_.store(true);
+    if (write_failure_.exchange(static_cast<int>(errc)) == 0) {
+      std::fprintf(stderr,
+                   "cartwatch: error: storage write failed, writes are refused until it recovers "
+                   "(checked every %lld ms): %s\n",
+                   static_cast<long long>(options_.recovery_interval.count()),
+                   status.ToString().c_str());
+      maintenance_wake_.notify_all();
+    }
+  }
+
+  // After a failed write (maintenance thread): asks RocksDB to leave its error state (a no-op
+  // when it is in none) and proves with a small write that the disk takes writes again.
+  void TryToRecover() {
+    if (low_space_.load()) {
+      const std::uint64_t free = FreeBytes();
+      if (free < options_.min_free_bytes) {
+        std::lock_guard lock(health_mu_);
+        write_failure_text_ = "the data directory's disk has " + std::to_string(free) +
+                              " bytes free, below storage.min_free_bytes (" +
+                              std::to_string(options_.min_free_bytes) + ")";
+        return;
+      }
+      low_space_.store(false);
+    }
+    rocksdb::Status s = db_ ? db_->Resume() : rocksdb::Status::IOError("RocksDB is closed");
+    if (!s.ok() && (!db_ || s.severity() >= rocksdb::Status::Severity::kFatalError)) {
+      // RocksDB does not resume after a failed write to its log (the log may end in a
+      // partial record): it is reopened, which recovers the log up to that write.
+      s = ReopenDb();
+    }
+    if (s.ok()) {
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.fsync;
+      std::string now;
+      PutBigEndian64(now, static_cast<std::uint64_t>(WallNowMs()));
+      s = db_->Put(wo, meta_, kWritableProbeKey, now);
+    }
+    if (!s.ok()) {
+      std::lock_guard lock(health_mu_);
+      write_failure_text_ = s.ToString();
+      return;
+    }
+    db_failed_.store(false);
+    write_failure_.store(0);
+    std::fprintf(stderr, "cartwatch: storage is writable again\n");
+    FlushOnce();  // what was queued while RocksDB was reopened
+  }
+
+  // What a request gets while RocksDB is closed for a reopen that has not succeeded yet.
+  boost::system::error_code DbUnavailable() const {
+    const int failure = write_failure_.load();
+    return failure != 0 ? make_error_code(static_cast<Errc>(failure))
+                        : make_error_code(Errc::kIoError);
+  }
+
+  StateOptions MakeStateOptions() const {
+    StateOptions state;
+    state.profiles = options_.profiles;
+    state.cache_entries = options_.state_cache_entries;
+    state.write_delay_us = static_cast<std::uint64_t>(options_.state_write_delay.count()) * 1000;
+    state.max_unwritten = options_.state_max_unwritten;
+    return state;
+  }
+
+  // After RocksDB refused to resume from a failed write (maintenance thread): closes it
+  // and opens it again, recovering the write-ahead log up to the failed write (nothing
+  // after it was acknowledged), and rebuilds the unwritten records from the event log.
+  // Commits wait meanwhile (this thread holds the commit); reads get DbUnavailable while
+  // it is closed. On failure (the disk still full) it stays closed; the next call retries.
+  rocksdb::Status ReopenDb() {
+    {
+      std::unique_lock lock(mu_);
+      committed_.wait(lock, [&] { return !committing_; });
+      if (closing_) return rocksdb::Status::ShutdownInProgress();
+      committing_ = true;
+    }
+    rocksdb::Status s;
+    {
+      std::unique_lock db_lock(db_mu_);
+      if (db_) CloseDbAfterFailure();
+      std::string error;
+      s = OpenDb(rocksdb::WALRecoveryMode::kPointInTimeRecovery, &error);
+      // A write that failed may be in the log all the same (its sync failed, not its
+      // append): what is in memory is read again from what was recovered.
+      if (s.ok() && !LoadFromDb(&error)) s = rocksdb::Status::IOError(error);
+      if (s.ok()) {
+        state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, MakeStateOptions());
+        state_needs_replay_ = true;
+        if (auto ec = ReplayState()) s = rocksdb::Status::IOError(ec.message());
+      } else if (db_) {
+        CloseDbAfterFailure();
+      }
+      if (!s.ok()) {
+        std::lock_guard lock(health_mu_);
+        write_failure_text_ = "reopening RocksDB after a failed write: " + s.ToString();
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      committing_ = false;
+    }
+    committed_.notify_all();
+    return s;
   }
 
   // Applies StoreOptions::retention at most once a minute; cheap otherwise.
@@ -998,7 +1331,8 @@ class RocksStore final : public Store {
     std::size_t stored = 0;
     const std::int64_t window = options_.dedup_window.count();
     // A failed commit dropped the records in memory: rebuilt first, or this one fails too.
-    boost::system::error_code ec = state_needs_replay_ ? ReplayState() : boost::system::error_code();
+    boost::system::error_code ec = db_ ? CheckDiskSpace() : DbUnavailable();
+    if (!ec && state_needs_replay_) ec = ReplayState();
     // An erase, or a scan to come, needs every record written with this commit. What is
     // unwritten now holds only durable messages: written first, in batches of bounded size,
     // so that this commit's own batch stays small.
@@ -1083,7 +1417,10 @@ class RocksStore final : public Store {
         // When flushes and compactions fall behind, RocksDB delays this write (its
         // slowdown) and so paces the committing I/O thread: that is the backpressure.
         // Failing fast instead (no_slowdown) turned ordinary bursts into 503s.
-        ec = FromStatus(db_->Write(wo, &batch));
+        const rocksdb::Status written = db_->Write(wo, &batch);
+        ec = FromStatus(written);
+        if (ec) NoteWriteFailure(written);
+        bytes_committed_.fetch_add(batch.GetDataSize(), std::memory_order_relaxed);
       }
     }
     if (!ec) {
@@ -1102,7 +1439,7 @@ class RocksStore final : public Store {
         else recent_[u->hash] = u->previous;
       }
     }
-    state_->Finish(/*written=*/!ec);
+    if (state_) state_->Finish(/*written=*/!ec);
     if (ec) state_needs_replay_ = true;
     for (std::size_t i = 0; i < work.size(); ++i) {
       if (work[i].read) continue;
@@ -1218,6 +1555,7 @@ class RocksStore final : public Store {
   };
 
   const StoreOptions options_;
+  std::unique_ptr<rocksdb::Env> fault_env_;  // with StoreOptions::faults; outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles_;
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
@@ -1263,6 +1601,24 @@ class RocksStore final : public Store {
   std::condition_variable maintenance_wake_;
   bool purge_requested_ = false;        // guarded by maintenance_mu_
   std::atomic<bool> stopping_{false};   // set under maintenance_mu_; read anywhere
+
+  // The Errc of the write that failed (NoteWriteFailure), 0 while writes succeed.
+  std::atomic<int> write_failure_{0};
+  std::atomic<bool> low_space_{false};  // write_failure_ came from CheckDiskSpace
+  std::atomic<bool> db_failed_{false};  // a write of RocksDB's own failed (NoteWriteFailure)
+  // Held shared by the threads that read RocksDB outside the commit (exports, thresholds,
+  // purges, retention, CheckWritable), exclusively by ReopenDb while db_ is replaced; the
+  // committing thread needs none (ReopenDb holds the commit).
+  mutable std::shared_mutex db_mu_;
+  // CheckDiskSpace's last reading; used by the committing thread only.
+  std::uint64_t free_bytes_ = UINT64_MAX;
+  std::chrono::steady_clock::time_point next_space_check_{};
+  std::uint64_t bytes_at_space_check_ = 0;
+  std::atomic<std::uint64_t> bytes_committed_{0};  // bytes of the batches written
+  std::mutex health_mu_;
+  std::string write_failure_text_;  // guarded by health_mu_
+  std::string wal_recovery_;        // set by Open; guarded by health_mu_
+  std::uint64_t wal_damage_recoveries_ = 0;  // guarded by health_mu_
 };
 
 }  // namespace

@@ -38,6 +38,17 @@
 
 namespace cartwatch::storage {
 
+class FaultInjection;  // storage/fault_injection.h: tests only
+
+// What the store does at start when RocksDB's write-ahead log is damaged (a checksum
+// mismatch, a truncated or torn record): the log is always checked strictly first.
+enum class WalRecovery {
+  kAuto,         // kStrict when StoreOptions::fsync is set, else kPointInTime
+  kStrict,       // refuse to start, naming the damage and the option that accepts the loss
+  kPointInTime,  // recover up to the damage, drop the rest, say so at error level and on
+                 // /readyz (Store::GetHealth)
+};
+
 struct StoreOptions {
   // Directory of the RocksDB database; created when missing. Default "./data".
   std::string data_dir = "./data";
@@ -94,12 +105,24 @@ struct StoreOptions {
   // How often each site's RFM quintiles and ABC classes are recomputed from every customer,
   // in the background (also once right after opening). Default 1h.
   std::chrono::milliseconds thresholds_interval = std::chrono::hours(1);
+  // Writes are refused (Errc::kNoSpace) while the data directory's disk has less than this
+  // free, so that RocksDB itself never runs out of space in the middle of a write; they are
+  // taken again once as much is free. 0 = no check. Default 64 MiB.
+  std::uint64_t min_free_bytes = 64u << 20;
+  // After a write failed (a full disk, an I/O error), how often the store checks whether
+  // RocksDB can write again (DB::Resume and a probe write). Default 1s.
+  std::chrono::milliseconds recovery_interval = std::chrono::seconds(1);
+  // A damaged write-ahead log at start: see WalRecovery. Default kAuto.
+  WalRecovery wal_recovery = WalRecovery::kAuto;
+  // Tests only: makes the files RocksDB writes fail on purpose. Not in the config file.
+  std::shared_ptr<FaultInjection> faults;
 };
 
 enum class Errc {
   kOverloaded = 1,    // queue full or RocksDB is stalling writes: retry later
   kClosed,            // Close() has begun
   kIoError,           // RocksDB reported an I/O error
+  kNoSpace,           // the disk of the data directory is full
   kCorruption,        // RocksDB reported corruption
   kInvalidArgument,   // e.g. a malformed cursor
   kInternal,          // any other RocksDB failure
@@ -213,8 +236,21 @@ class Store {
   virtual boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) = 0;
 
   // Succeeds when the database is open and RocksDB is neither stopping writes nor in a
-  // background error (e.g. a full disk) that made it read-only. Does no I/O.
+  // background error (e.g. a full disk) that made it read-only, and the last write did not
+  // fail: Errc::kNoSpace or kIoError from the first failed write until the store recovered
+  // by itself (StoreOptions::recovery_interval), Errc::kOverloaded while RocksDB stops
+  // writes, Errc::kClosed once Close has begun. Does no I/O.
   virtual boost::system::error_code CheckWritable() = 0;
+
+  // What /readyz shows beside its status.
+  struct Health {
+    boost::system::error_code writable;  // CheckWritable()
+    std::string write_failure;  // RocksDB's words for the last failed write; empty: none
+    // Set when the last open recovered from a damaged write-ahead log and dropped what came
+    // after the damage: what was dropped, in a sentence.
+    std::string wal_recovery;
+  };
+  virtual Health GetHealth() = 0;
 
   // Commits everything queued and closes RocksDB (syncing the WAL). Appends after this are
   // refused with Errc::kClosed. Idempotent; also run by the destructor.

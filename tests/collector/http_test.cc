@@ -106,6 +106,7 @@ class SwitchableStore final : public storage::Store {
   }
   const profiles::Options& profile_options() const override { return real_->profile_options(); }
   boost::system::error_code CheckWritable() override { return real_->CheckWritable(); }
+  Health GetHealth() override { return real_->GetHealth(); }
   void Close() override { real_->Close(); }
   std::atomic<bool> overloaded{false};
   std::atomic<std::chrono::milliseconds> answer_delay{std::chrono::milliseconds(0)};

@@ -1,0 +1,115 @@
+#include "storage/fault_fs.h"
+
+#include <rocksdb/file_system.h>
+
+namespace cartwatch::storage {
+namespace {
+
+rocksdb::IOStatus NoSpace() { return rocksdb::IOStatus::NoSpace("injected: no space left on device"); }
+
+class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  FaultyWritableFile(std::unique_ptr<rocksdb::FSWritableFile> file,
+                     std::shared_ptr<FaultInjection> faults)
+      : FSWritableFileOwnerWrapper(std::move(file)), faults_(std::move(faults)) {}
+
+  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                           rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return target()->Append(data, options, dbg);
+  }
+  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                           const rocksdb::DataVerificationInfo& info,
+                           rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return target()->Append(data, options, info, dbg);
+  }
+  rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
+                                     const rocksdb::IOOptions& options,
+                                     rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return target()->PositionedAppend(data, offset, options, dbg);
+  }
+  rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
+                                     const rocksdb::IOOptions& options,
+                                     const rocksdb::DataVerificationInfo& info,
+                                     rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return target()->PositionedAppend(data, offset, options, info, dbg);
+  }
+  rocksdb::IOStatus Flush(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return target()->Flush(options, dbg);
+  }
+  rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return target()->Sync(options, dbg);
+  }
+  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return target()->Fsync(options, dbg);
+  }
+  rocksdb::IOStatus RangeSync(uint64_t offset, uint64_t nbytes, const rocksdb::IOOptions& options,
+                              rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return target()->RangeSync(offset, nbytes, options, dbg);
+  }
+
+ private:
+  bool Refuse() {
+    if (!faults_->disk_full()) return false;
+    faults_->CountRefused();
+    return true;
+  }
+  std::shared_ptr<FaultInjection> faults_;
+};
+
+class FaultyFileSystem final : public rocksdb::FileSystemWrapper {
+ public:
+  FaultyFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::shared_ptr<FaultInjection> faults)
+      : FileSystemWrapper(std::move(base)), faults_(std::move(faults)) {}
+
+  const char* Name() const override { return "CartwatchFaultInjection"; }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return Wrap(target()->NewWritableFile(name, options, result, dbg), result);
+  }
+  rocksdb::IOStatus ReopenWritableFile(const std::string& name,
+                                       const rocksdb::FileOptions& options,
+                                       std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                       rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return Wrap(target()->ReopenWritableFile(name, options, result, dbg), result);
+  }
+  rocksdb::IOStatus ReuseWritableFile(const std::string& name, const std::string& old_name,
+                                      const rocksdb::FileOptions& options,
+                                      std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                      rocksdb::IODebugContext* dbg) override {
+    if (Refuse()) return NoSpace();
+    return Wrap(target()->ReuseWritableFile(name, old_name, options, result, dbg), result);
+  }
+
+ private:
+  rocksdb::IOStatus Wrap(rocksdb::IOStatus s, std::unique_ptr<rocksdb::FSWritableFile>* result) {
+    if (s.ok()) *result = std::make_unique<FaultyWritableFile>(std::move(*result), faults_);
+    return s;
+  }
+  bool Refuse() {
+    if (!faults_->disk_full()) return false;
+    faults_->CountRefused();
+    return true;
+  }
+  std::shared_ptr<FaultInjection> faults_;
+};
+
+}  // namespace
+
+std::unique_ptr<rocksdb::Env> NewFaultInjectionEnv(std::shared_ptr<FaultInjection> faults) {
+  return rocksdb::NewCompositeEnv(
+      std::make_shared<FaultyFileSystem>(rocksdb::FileSystem::Default(), std::move(faults)));
+}
+
+}  // namespace cartwatch::storage

@@ -1,0 +1,37 @@
+// FaultInjection: makes the files RocksDB writes fail on purpose, as a full disk does, so
+// that tests prove what the store does then (LevelDB's SpecialEnv, RocksDB's own
+// fault-injection file systems) instead of waiting for a disk to fill.
+//
+// Tests only: set StoreOptions::faults before Store::Open. Thread safety: every method may be
+// called from any thread while the store runs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace cartwatch::storage {
+
+class FaultInjection {
+ public:
+  // While full, creating a file and every append, flush and sync of a file the store
+  // writes (WAL, SST files, MANIFEST, RocksDB's LOG) fails with ENOSPC ("No space left on
+  // device") and writes nothing; reads are not touched.
+  void SetDiskFull(bool full) { disk_full_.store(full); }
+  bool disk_full() const { return disk_full_.load(); }
+
+  // While set (>= 0), the store sees this many bytes free on the data directory's disk
+  // instead of what statvfs says (StoreOptions::min_free_bytes).
+  void SetFreeBytes(std::int64_t bytes) { free_bytes_.store(bytes); }
+  std::int64_t free_bytes() const { return free_bytes_.load(); }
+
+  // Writes refused so far.
+  std::uint64_t refused_writes() const { return refused_.load(); }
+  void CountRefused() { refused_.fetch_add(1); }
+
+ private:
+  std::atomic<bool> disk_full_{false};
+  std::atomic<std::int64_t> free_bytes_{-1};
+  std::atomic<std::uint64_t> refused_{0};
+};
+
+}  // namespace cartwatch::storage
