@@ -258,6 +258,23 @@ ScalarKey StringKey(std::string_view section, std::string_view key, Field<std::s
           }};
 }
 
+ScalarKey WalRecoveryKey() {
+  return {"storage", "wal_recovery", Kind::kString,
+          [](Config& config, const Value& value) -> std::string {
+            const auto& text = std::get<std::string>(value);
+            if (text == "auto") {
+              config.storage.wal_recovery = storage::WalRecovery::kAuto;
+            } else if (text == "strict") {
+              config.storage.wal_recovery = storage::WalRecovery::kStrict;
+            } else if (text == "point_in_time") {
+              config.storage.wal_recovery = storage::WalRecovery::kPointInTime;
+            } else {
+              return "must be \"auto\", \"strict\" or \"point_in_time\", got \"" + text + "\"";
+            }
+            return {};
+          }};
+}
+
 ScalarKey ListenKey(std::string_view section, std::string_view key, Field<std::string> field) {
   return {section, key, Kind::kString, [field](Config& config, const Value& value) -> std::string {
             const auto& text = std::get<std::string>(value);
@@ -357,6 +374,9 @@ const std::vector<ScalarKey>& ScalarKeys() {
                   [](Config& c) -> auto& { return c.storage.state_write_delay; }),
       IntegerKey<std::size_t>("storage", "state_max_unwritten", 1, kMaxQueuedMessages,
                               [](Config& c) -> auto& { return c.storage.state_max_unwritten; }),
+      IntegerKey<std::uint64_t>("storage", "min_free_mb", 0, kMaxMegabytes,
+                                [](Config& c) -> auto& { return c.storage.min_free_bytes; }, 20),
+      WalRecoveryKey(),
 
       DurationKey("profiles", "session_timeout", false,
                   [](Config& c) -> auto& { return c.storage.profiles.session_timeout; }),

@@ -18,7 +18,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: cartwatch [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT]\n"
-    "                 [--data-dir DIR]\n"
+    "                 [--data-dir DIR] [--wal-recovery auto|strict|point_in_time]\n"
     "  --config FILE   TOML config (default: $CARTWATCH_CONFIG, else config/cartwatch.toml)\n"
     "  Flags override CARTWATCH_* environment variables, which override the file.\n"
     "  See docs/config.md.\n";
@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
       {"--listen", "server.listen"},
       {"--admin-listen", "server.admin_listen"},
       {"--data-dir", "storage.data_dir"},
+      {"--wal-recovery", "storage.wal_recovery"},
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];

@@ -163,6 +163,23 @@ Response StorageErrorResponse(const boost::system::error_code& ec, unsigned vers
     res.set(http::field::retry_after, "5");
     return res;
   }
+  if (ec == storage::make_error_code(Errc::kNoSpace)) {
+    Response res = ErrorResponse(503, "storage_full",
+                                 "the collector's disk is full; nothing from this request was "
+                                 "stored; retry after the Retry-After seconds",
+                                 version);
+    res.set(http::field::retry_after, "30");
+    return res;
+  }
+  if (ec == storage::make_error_code(Errc::kIoError)) {
+    Response res = ErrorResponse(503, "storage_unavailable",
+                                 "the collector's storage is failing (" + ec.message() +
+                                     "); nothing from this request was stored; retry after the "
+                                     "Retry-After seconds",
+                                 version);
+    res.set(http::field::retry_after, "10");
+    return res;
+  }
   const std::string why = " (" + ec.message() + ")";
   switch (op) {
     case StorageOp::kRead:
@@ -749,11 +766,22 @@ Response Router::HandleAdmin(const Request& request) {
       return res;
     }
     if (path == "/healthz") return JsonResponse(200, R"({"status":"ok"})", version);
-    if (auto ec = store_.CheckWritable()) {
-      return ErrorResponse(503, "not_ready", "storage is not writable: " + ec.message(),
-                           version);
+    const storage::Store::Health health = store_.GetHealth();
+    boost::json::object body;
+    if (health.writable) {
+      const std::string message = "storage is not writable: " + health.writable.message();
+      body["error"] = boost::json::object{{"code", "not_ready"}, {"message", message}};
+      body["status"] = "not_ready";
+    } else {
+      body["status"] = "ready";
     }
-    return JsonResponse(200, R"({"status":"ready"})", version);
+    if (!health.write_failure.empty()) {
+      body["write_failure"] = util::ToValidUtf8(health.write_failure);
+    }
+    if (!health.wal_recovery.empty()) {
+      body["wal_recovery"] = util::ToValidUtf8(health.wal_recovery);
+    }
+    return JsonResponse(health.writable ? 503 : 200, boost::json::serialize(body), version);
   }
   return ErrorResponse(404, "not_found",
                        "no such endpoint: " + std::string(path) + " (admin serves /healthz, "

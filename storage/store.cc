@@ -371,14 +371,16 @@ class RocksStore final : public Store {
                        std::uint64_t wal_bytes) {
     const std::int64_t kept_ms = static_cast<std::int64_t>(last_event_id_ / 1000);
     std::string report = "the write-ahead log was damaged (" + damage +
-                         "); every message up to the damage was recovered, the last one "
+                         "): every message before the damage was recovered, the last one "
                          "received at " +
                          (last_event_id_ > 0 ? util::FormatIso8601(kept_ms) : "(none)") +
-                         ", and what the " + std::to_string(wal_bytes) +
-                         " bytes of log held after it was dropped: messages received after "
-                         "that";
-    if (wal_mtime_ms > kept_ms) report += " and up to " + util::FormatIso8601(wal_mtime_ms);
-    report += " (the log's last write) may be lost; senders that got no 200 for them resend";
+                         ", and what the log (" + std::to_string(wal_bytes) +
+                         " bytes in all) held after the damage was dropped: messages "
+                         "received after that";
+    if (wal_mtime_ms > kept_ms) {
+      report += " and up to " + util::FormatIso8601(wal_mtime_ms) + " (the log's last write)";
+    }
+    report += " may be lost, acknowledged ones among them";
     std::fprintf(stderr, "cartwatch: error: %s\n", report.c_str());
     std::lock_guard lock(health_mu_);
     wal_recovery_ = std::move(report);

@@ -112,6 +112,8 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_EQ(config.storage.state_cache_entries, 200'000u);
   EXPECT_EQ(config.storage.state_write_delay, seconds(10));
   EXPECT_EQ(config.storage.state_max_unwritten, 100'000u);
+  EXPECT_EQ(config.storage.min_free_bytes, 64u << 20);
+  EXPECT_EQ(config.storage.wal_recovery, storage::WalRecovery::kAuto);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(30));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 3);
   EXPECT_EQ(config.storage.thresholds_interval, hours(1));
@@ -182,6 +184,8 @@ max_background_jobs = 4
 state_cache_entries = 77
 state_write_delay = "0s"
 state_max_unwritten = 500
+min_free_mb = 512
+wal_recovery = "point_in_time"
 
 [profiles]
 session_timeout = "45m"
@@ -253,6 +257,8 @@ dir = "/etc/cartwatch/templates"
   EXPECT_EQ(config.storage.state_cache_entries, 77u);
   EXPECT_EQ(config.storage.state_write_delay, seconds(0));
   EXPECT_EQ(config.storage.state_max_unwritten, 500u);
+  EXPECT_EQ(config.storage.min_free_bytes, 512u << 20);
+  EXPECT_EQ(config.storage.wal_recovery, storage::WalRecovery::kPointInTime);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(45));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 5);
   EXPECT_EQ(config.storage.thresholds_interval, minutes(10));
@@ -504,6 +510,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "must be at least 1000, got 10"},
         ErrorCase{"ZeroBackgroundJobs", "[storage]\nmax_background_jobs = 0\n",
                   "storage.max_background_jobs", "must be at least 1"},
+        ErrorCase{"UnknownWalRecovery", "[storage]\nwal_recovery = \"lenient\"\n",
+                  "storage.wal_recovery",
+                  R"(must be "auto", "strict" or "point_in_time", got "lenient")"},
         ErrorCase{"ZeroMaxUnwritten", "[storage]\nstate_max_unwritten = 0\n",
                   "storage.state_max_unwritten", "must be at least 1, got 0"},
         ErrorCase{"StateWriteDelayWithoutUnit", "[storage]\nstate_write_delay = \"10\"\n",

@@ -17,6 +17,7 @@
 
 #include "collector/server.h"
 #include "collector/session.h"
+#include "storage/fault_injection.h"
 #include "storage/store.h"
 #include "util/base64.h"
 #include "util/time.h"
@@ -123,6 +124,8 @@ class HttpTest : public ::testing::Test {
            ("cartwatch-http-test-" + std::to_string(std::random_device{}()));
     storage::StoreOptions store_options;
     store_options.data_dir = dir_.string();
+    store_options.faults = faults_;
+    store_options.recovery_interval = std::chrono::milliseconds(20);
     std::string error;
     auto opened = storage::Store::Open(store_options, &error);
     ASSERT_TRUE(opened.has_value()) << error;
@@ -217,6 +220,7 @@ class HttpTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  std::shared_ptr<storage::FaultInjection> faults_ = std::make_shared<storage::FaultInjection>();
   Limits limits_;
   std::unique_ptr<SwitchableStore> store_;
   std::unique_ptr<Server> server_;
@@ -914,6 +918,38 @@ TEST_F(HttpTest, PrettyPrintedBodyExportsOneJsonDocumentPerLine) {
     EXPECT_EQ(e.at("properties").at("name").as_string(), "Shoe \xEF\xBF\xBD");
   }
   EXPECT_EQ(n, 1u) << page.body();
+}
+
+// A full disk: 503 with Retry-After (trackers retry it), /readyz 503 from the first failed
+// write with RocksDB's words, and both back to normal by themselves once the disk takes
+// writes again; nothing refused is half stored.
+TEST_F(HttpTest, FullDiskAnswers503AndRecoversByItself) {
+  ASSERT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+  faults_->SetDiskFull(true);
+  Response full = Post("/v1/batch", R"({"batch":[{"type":"page","anonymousId":"a","messageId":"full"}]})");
+  EXPECT_EQ(full.result_int(), 503) << full.body();
+  EXPECT_EQ(ErrorCode(full), "storage_full");
+  EXPECT_EQ(full[http::field::retry_after], "30");
+  Response ready = Send(http::verb::get, "/readyz", "", {}, true);
+  EXPECT_EQ(ready.result_int(), 503);
+  json::object health = json::parse(ready.body()).as_object();
+  EXPECT_EQ(health.at("status").as_string(), "not_ready");
+  EXPECT_NE(std::string(health.at("write_failure").as_string()).find("No space"), std::string::npos)
+      << ready.body();
+  EXPECT_EQ(Send(http::verb::get, "/healthz", "", {}, true).result_int(), 200);  // alive
+
+  faults_->SetDiskFull(false);
+  int status = 0;
+  for (int i = 0; i < 250 && status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    status = Send(http::verb::get, "/readyz", "", {}, true).result_int();
+  }
+  EXPECT_EQ(status, 200);
+  Response again = Post("/v1/batch", R"({"batch":[{"type":"page","anonymousId":"a","messageId":"full"}]})");
+  EXPECT_EQ(again.result_int(), 200) << again.body();
+  std::size_t full_copies = 0;
+  for (const json::object& e : Events()) full_copies += e.at("messageId").as_string() == "full";
+  EXPECT_EQ(full_copies, 1u);
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -218,6 +220,144 @@ TEST_P(FailureTest, DiskFullComingAndGoingUnderLoad) {
 
 INSTANTIATE_TEST_SUITE_P(Fsync, FailureTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "fsync" : "no_fsync"; });
+
+// The write-ahead log damaged while the store was down: never silent. With fsync (or
+// wal_recovery = strict) the store refuses to open, naming the option that accepts the
+// loss; with point-in-time recovery it opens with every message up to the damage and says
+// what was dropped.
+class WalDamageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cartwatch-wal-test-" + std::to_string(std::random_device{}()));
+    options_.data_dir = dir_.string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes `n` messages in commits of 10 and closes; returns their ids in order.
+  std::vector<std::string> WriteAndClose(int n) {
+    std::string error;
+    auto store = Store::Open(options_, &error);
+    EXPECT_TRUE(store.has_value()) << error;
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; i += 10) {
+      std::vector<Message> batch;
+      for (int j = i; j < i + 10 && j < n; ++j) {
+        const std::string id = "m-" + std::to_string(1000 + j);
+        batch.push_back(Message{id, util::NowMs(),
+                                R"({"type":"page","anonymousId":"a","messageId":")" + id +
+                                    R"(","properties":{"pad":")" + std::string(200, 'x') + R"("}})"});
+        ids.push_back(id);
+      }
+      std::promise<AppendResult> done;
+      (*store)->Append("shop", std::move(batch), [&](const AppendResult& r) { done.set_value(r); });
+      (*store)->Flush();
+      EXPECT_FALSE(done.get_future().get().error);
+    }
+    (*store)->Close();
+    return ids;
+  }
+  fs::path NewestWal() {
+    fs::path newest;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      if (e.path().extension() == ".log" && (newest.empty() || e.path() > newest)) newest = e.path();
+    }
+    return newest;
+  }
+  std::vector<std::string> StoredIds(Store& store) {
+    std::vector<std::string> ids;
+    auto page = store.ReadEvents("shop", "", 1'000'000, SIZE_MAX);
+    EXPECT_TRUE(page.has_value());
+    if (!page) return ids;
+    for (const StoredEvent& e : page->events) {
+      const auto at = e.json.find("\"messageId\":\"") + 13;
+      ids.push_back(e.json.substr(at, e.json.find('"', at) - at));
+    }
+    return ids;
+  }
+
+  fs::path dir_;
+  StoreOptions options_;
+};
+
+void Overwrite(const fs::path& file, std::uintmax_t at, std::size_t n) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  const std::string junk(n, '\x5a');
+  f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+}
+
+TEST_F(WalDamageTest, StrictRefusesToOpenAndNamesTheOption) {
+  options_.fsync = true;  // wal_recovery = auto means strict
+  const std::vector<std::string> written = WriteAndClose(200);
+  const fs::path wal = NewestWal();
+  ASSERT_FALSE(wal.empty());
+  const auto size = fs::file_size(wal);
+  ASSERT_GT(size, 20'000u);
+  Overwrite(wal, size / 2, 64);
+  std::string error;
+  auto refused = Store::Open(options_, &error);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(error.find("write-ahead log"), std::string::npos) << error;
+  EXPECT_NE(error.find("storage.wal_recovery = \"point_in_time\""), std::string::npos) << error;
+  EXPECT_NE(error.find("--wal-recovery point_in_time"), std::string::npos) << error;
+  EXPECT_EQ(fs::file_size(wal), size);  // nothing was dropped by the refusal
+
+  // The operator accepts the loss for one start.
+  options_.wal_recovery = WalRecovery::kPointInTime;
+  auto opened = Store::Open(options_, &error);
+  ASSERT_TRUE(opened.has_value()) << error;
+  const Store::Health health = (*opened)->GetHealth();
+  EXPECT_NE(health.wal_recovery.find("damaged"), std::string::npos) << health.wal_recovery;
+  const std::vector<std::string> kept = StoredIds(**opened);
+  ASSERT_GT(kept.size(), 0u);
+  ASSERT_LT(kept.size(), written.size());
+  // What was kept is exactly what came before the damage.
+  EXPECT_TRUE(std::equal(kept.begin(), kept.end(), written.begin()));
+  EXPECT_FALSE((*opened)->CheckWritable());
+  (*opened)->Close();
+  // The next start is clean again: the damaged log is gone.
+  options_.wal_recovery = WalRecovery::kAuto;
+  auto again = Store::Open(options_, &error);
+  ASSERT_TRUE(again.has_value()) << error;
+  EXPECT_TRUE((*again)->GetHealth().wal_recovery.empty());
+  EXPECT_EQ(StoredIds(**again), kept);
+}
+
+TEST_F(WalDamageTest, PointInTimeRecoversTheIntactPartAndSaysWhatWasDropped) {
+  for (const bool truncate : {false, true}) {
+    SCOPED_TRACE(truncate ? "truncated" : "overwritten");
+    fs::remove_all(dir_);
+    options_.fsync = false;  // wal_recovery = auto means point in time
+    const std::vector<std::string> written = WriteAndClose(200);
+    const fs::path wal = NewestWal();
+    const auto size = fs::file_size(wal);
+    if (truncate) {
+      fs::resize_file(wal, size / 2 + 7);  // inside a record
+    } else {
+      Overwrite(wal, size / 2, 64);
+    }
+    std::string error;
+    auto opened = Store::Open(options_, &error);
+    ASSERT_TRUE(opened.has_value()) << error;
+    const std::string report = (*opened)->GetHealth().wal_recovery;
+    EXPECT_NE(report.find("write-ahead log was damaged"), std::string::npos) << report;
+    EXPECT_NE(report.find("may be lost"), std::string::npos) << report;
+    const std::vector<std::string> kept = StoredIds(**opened);
+    ASSERT_GT(kept.size(), 0u);
+    ASSERT_LT(kept.size(), written.size());
+    EXPECT_TRUE(std::equal(kept.begin(), kept.end(), written.begin()));
+  }
+}
+
+TEST_F(WalDamageTest, AnIntactLogReportsNothing) {
+  WriteAndClose(50);
+  std::string error;
+  auto opened = Store::Open(options_, &error);
+  ASSERT_TRUE(opened.has_value()) << error;
+  EXPECT_TRUE((*opened)->GetHealth().wal_recovery.empty());
+  EXPECT_EQ(StoredIds(**opened).size(), 50u);
+}
 
 }  // namespace
 }  // namespace cartwatch::storage
