@@ -42,6 +42,7 @@ constexpr std::string_view kDurationHint = R"((use e.g. "15s", "1h", "90d"))";
 // Sanity caps that also keep every value inside the type that stores it.
 constexpr std::int64_t kMaxLimit = std::int64_t{1} << 30;      // [limits]: 1 GiB / 1 Gi items
 constexpr std::int64_t kMaxMegabytes = std::int64_t{1} << 20;  // *_mb keys: 1 TiB
+constexpr std::int64_t kMaxConnections = 10'000'000;
 constexpr std::int64_t kMaxQueuedMessages = std::int64_t{1} << 32;
 constexpr std::int64_t kMaxDedupIds = std::int64_t{1} << 32;
 constexpr std::int64_t kMaxIoThreads = 1024;
@@ -349,6 +350,10 @@ const std::vector<ScalarKey>& ScalarKeys() {
                   [](Config& c) -> auto& { return c.server.write_timeout; }, kMaxTimeout),
       DurationKey("server", "shutdown_grace", true,
                   [](Config& c) -> auto& { return c.server.shutdown_grace; }, kMaxTimeout),
+      IntegerKey<std::size_t>("server", "max_connections", 1, kMaxConnections,
+                              [](Config& c) -> auto& { return c.server.max_connections; }),
+      IntegerKey<std::size_t>("server", "admin_max_connections", 1, kMaxConnections,
+                              [](Config& c) -> auto& { return c.server.admin_max_connections; }),
 
       StringKey("storage", "data_dir", [](Config& c) -> auto& { return c.storage.data_dir; }),
       BoolKey("storage", "fsync", [](Config& c) -> auto& { return c.storage.fsync; }),
@@ -393,6 +398,8 @@ const std::vector<ScalarKey>& ScalarKeys() {
                               [](Config& c) -> auto& { return c.limits.max_batch_messages; }),
       IntegerKey<std::size_t>("limits", "max_header_bytes", 1, kMaxLimit,
                               [](Config& c) -> auto& { return c.limits.max_header_bytes; }),
+      IntegerKey<std::size_t>("limits", "max_receiving_mb", 0, kMaxMegabytes,
+                              [](Config& c) -> auto& { return c.limits.max_receiving_bytes; }, 20),
       IntegerKey<std::size_t>("limits", "events_page_default", 1, kMaxLimit,
                               [](Config& c) -> auto& { return c.limits.events_page_default; }),
       IntegerKey<std::size_t>("limits", "events_page_max", 1, kMaxLimit,

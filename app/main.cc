@@ -3,6 +3,7 @@
 // bad config or command line, 1 when storage or a listener cannot be opened.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstring>
 #include <iostream>
@@ -87,6 +88,13 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+
+  // As many file descriptors as the system lets this process have: each connection takes
+  // one (the server caps them below the limit: server.max_connections).
+  if (struct rlimit limit {}; getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
 
   std::string error;
   auto store = cartwatch::storage::Store::Open(config.storage, &error);

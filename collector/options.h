@@ -25,6 +25,13 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout = std::chrono::seconds(10);
   // On SIGTERM/SIGINT: how long in-flight requests may take to finish. Default 10s.
   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10);
+  // Connections the public listener keeps open at once; past it a new connection is closed
+  // as soon as it is accepted. The server lowers it to three quarters of the process's file
+  // descriptor limit (less 128) when it is higher, so that RocksDB and the admin listener
+  // always have descriptors. Default 10,000.
+  std::size_t max_connections = 10'000;
+  // The same for the admin listener (/readyz, /metrics), which has descriptors of its own.
+  std::size_t admin_max_connections = 64;
 };
 
 struct Limits {
@@ -36,6 +43,11 @@ struct Limits {
   std::size_t max_batch_messages = 2500;
   // Request line plus headers. Default 8 KiB.
   std::size_t max_header_bytes = 8 * 1024;
+  // Request bodies being received at once, all connections together (each counts its
+  // Content-Length, or max_request_bytes when chunked, from its header to its handling);
+  // a request that does not fit is answered 503 with Retry-After before its body is read.
+  // 0 = no bound. Default 128 MiB.
+  std::size_t max_receiving_bytes = 128u << 20;
   // Events in one GET /v1/events page: the default when `limit` is absent, and the most
   // allowed. Defaults 1,000 and 10,000.
   std::size_t events_page_default = 1000;

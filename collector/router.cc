@@ -295,7 +295,51 @@ std::string_view OriginFormTarget(std::string_view target) {
   return target;
 }
 
-void Router::Handle(Request&& request, Respond respond) {
+namespace {
+
+// "/v1/batch" -> "batch" for the ingest routes; empty for any other path.
+std::string_view IngestRoute(std::string_view path) {
+  constexpr std::string_view kV1 = "/v1/";
+  if (path.substr(0, kV1.size()) != kV1) return {};
+  const std::string_view rest = path.substr(kV1.size());
+  for (std::string_view route :
+       {"batch", "track", "page", "identify", "screen", "alias", "group", "import"}) {
+    if (rest == route) return rest;
+  }
+  return {};
+}
+
+Response InvalidAuthorization(unsigned version) {
+  return ErrorResponse(401, "invalid_authorization",
+                       "the Authorization header is not valid Basic auth; send the write key as "
+                       "the user name and an empty password",
+                       version);
+}
+
+Response UnknownWriteKey(unsigned version) {
+  return ErrorResponse(401, "unknown_write_key", "the write key is not one of a configured site",
+                       version);
+}
+
+}  // namespace
+
+std::optional<Response> Router::CheckHeader(const Request& header) const {
+  if (header.method() != http::verb::post) return std::nullopt;
+  const std::string_view target = OriginFormTarget(header.target());
+  if (IngestRoute(target.substr(0, target.find('?'))).empty()) return std::nullopt;
+  bool malformed = false;
+  const auto key = BasicAuthUser(header[http::field::authorization], &malformed);
+  std::optional<Response> refused;
+  if (malformed) {
+    refused = InvalidAuthorization(header.version());
+  } else if (key && !key->empty() && SiteByWriteKey(*key) == nullptr) {
+    refused = UnknownWriteKey(header.version());
+  }
+  if (refused) AddCors(header, nullptr, *refused);
+  return refused;
+}
+
+void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::address& peer) {
   const unsigned version = request.version();
   std::string_view target = OriginFormTarget(request.target());
   std::string_view path = target.substr(0, target.find('?'));
@@ -316,10 +360,7 @@ void Router::Handle(Request&& request, Respond respond) {
   constexpr std::string_view kV1 = "/v1/";
   if (path.substr(0, kV1.size()) == kV1) {
     std::string_view rest = path.substr(kV1.size());
-    const bool is_ingest = rest == "batch" || rest == "track" || rest == "page" ||
-                           rest == "identify" || rest == "screen" || rest == "alias" ||
-                           rest == "group" || rest == "import";
-    if (is_ingest) {
+    if (!IngestRoute(path).empty()) {
       if (method == http::verb::post) return HandleIngest(std::move(request), rest, std::move(respond));
       if (method == http::verb::options) return respond(HandlePreflight(request));
       return not_allowed("POST, OPTIONS");
@@ -410,10 +451,7 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, Respon
   bool malformed_auth = false;
   auto header_key = BasicAuthUser(request[http::field::authorization], &malformed_auth);
   if (malformed_auth) {
-    return fail(nullptr, ErrorResponse(401, "invalid_authorization",
-                                       "the Authorization header is not valid Basic auth; send "
-                                       "the write key as the user name and an empty password",
-                                       version));
+    return fail(nullptr, InvalidAuthorization(version));
   }
   auto resolve_site = [&](std::string_view key) -> std::optional<Response> {
     if (key.empty()) {
@@ -423,10 +461,7 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, Respon
                            version);
     }
     site = SiteByWriteKey(key);
-    if (!site) {
-      return ErrorResponse(401, "unknown_write_key",
-                           "the write key is not one of a configured site", version);
-    }
+    if (!site) return UnknownWriteKey(version);
     auto origin = request[http::field::origin];
     if (!origin.empty() && !OriginAllowed(site, origin)) {
       return ErrorResponse(403, "origin_not_allowed",

@@ -12,11 +12,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/http.hpp>
 
@@ -54,7 +56,13 @@ class Router {
 
   // The public listener: ingest, pixel, CORS preflight, GET /v1/events, GET
   // /v1/customers/{userId}, DELETE /v1/customers/{userId}, GET /v1/visitors/{anonymousId}.
-  void Handle(Request&& request, Respond respond);
+  // `peer` is the address the request came from (for the per-client rate limit); the
+  // unspecified address when unknown.
+  void Handle(Request&& request, Respond respond, const boost::asio::ip::address& peer = {});
+
+  // What the header alone already decides, before a body is read: an ingest request whose
+  // Basic auth names no site gets its 401 here. nullopt: read the body and Handle it.
+  std::optional<Response> CheckHeader(const Request& header) const;
 
   // The admin listener: /healthz, /readyz.
   Response HandleAdmin(const Request& request);

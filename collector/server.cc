@@ -1,5 +1,6 @@
 #include "collector/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -7,6 +8,8 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+
+#include <sys/resource.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -83,19 +86,44 @@ class Listener {
     std::size_t index = next_loop_++ % loops_.size();
     acceptor_.async_accept(*loops_[index], [this, index](const error_code& ec, Socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-      if (ec) {
-        // Typically out of file descriptors: back off instead of spinning.
-        std::cerr << "cartwatch: accept failed: " << ec.message() << "\n";
-        retry_.expires_after(std::chrono::milliseconds(100));
-        retry_.async_wait([this](const error_code& wait_ec) {
-          if (!wait_ec) DoAccept();
-        });
-        return;
+      if (ec) return BackOff(ec);
+      backoff_ = std::chrono::milliseconds(0);
+      if (context_.connections.load(std::memory_order_relaxed) >= context_.max_connections) {
+        // Over the cap: closed at once, so that the descriptors RocksDB and the admin
+        // listener need stay free and the client learns it at once instead of waiting.
+        error_code ignored;
+        socket.close(ignored);
+        if (++refused_ == 1 || Clock::now() >= next_refusal_log_) {
+          std::cerr << "cartwatch: warning: " << refused_ << " connection(s) closed at once: "
+                    << context_.max_connections << " connections are open (server."
+                    << (context_.admin ? "admin_" : "") << "max_connections)\n";
+          next_refusal_log_ = Clock::now() + std::chrono::seconds(10);
+          refused_ = 0;
+        }
+        return DoAccept();
       }
       auto session = std::make_shared<Session>(std::move(socket), context_,
                                                commits_ ? (*commits_)[index].get() : nullptr);
       net::post(session->get_executor(), [session] { session->Start(); });
       DoAccept();
+    });
+  }
+
+  // After a failed accept (typically out of file descriptors): waits 10 ms, doubling up to
+  // 1 s while it keeps failing, instead of spinning; logs at most once every 10 s.
+  void BackOff(const error_code& ec) {
+    backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+    ++accept_failures_;
+    if (Clock::now() >= next_failure_log_) {
+      std::cerr << "cartwatch: error: accept failed " << accept_failures_
+                << " time(s): " << ec.message() << "; retrying in " << backoff_.count()
+                << " ms\n";
+      next_failure_log_ = Clock::now() + std::chrono::seconds(10);
+      accept_failures_ = 0;
+    }
+    retry_.expires_after(backoff_);
+    retry_.async_wait([this](const error_code& wait_ec) {
+      if (!wait_ec) DoAccept();
     });
   }
 
@@ -106,7 +134,30 @@ class Listener {
   SessionContext& context_;
   std::size_t next_loop_ = 0;
   unsigned short port_ = 0;
+  // Accepting runs on the first loop only: these need no lock.
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds backoff_{0};
+  std::size_t accept_failures_ = 0;
+  Clock::time_point next_failure_log_{};
+  std::size_t refused_ = 0;
+  Clock::time_point next_refusal_log_{};
 };
+
+// The public listener's connection cap: options.max_connections, lowered to leave a quarter
+// of the file descriptors (and 128 more) to RocksDB, the admin listener and the rest.
+std::size_t PublicConnectionCap(const ServerOptions& options) {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+    return options.max_connections;
+  }
+  const std::size_t fds = static_cast<std::size_t>(limit.rlim_cur);
+  const std::size_t room = fds * 3 / 4 > 128 + 16 ? fds * 3 / 4 - 128 : 16;
+  if (options.max_connections <= room) return options.max_connections;
+  std::cerr << "cartwatch: warning: server.max_connections lowered from "
+            << options.max_connections << " to " << room << ": the process may open " << fds
+            << " files (raise it with ulimit -n or LimitNOFILE=)\n";
+  return room;
+}
 
 class AsioServer final : public Server {
  public:
@@ -127,6 +178,8 @@ class AsioServer final : public Server {
       c->limits = limits;
     }
     admin_context_.admin = true;
+    public_context_.max_connections = PublicConnectionCap(options);
+    admin_context_.max_connections = options.admin_max_connections;
     // Binding throws; nothing has started yet, so there is nothing to undo.
     public_ = std::make_unique<Listener>(*loops_[0], options.listen, loops_, &commits_,
                                          public_context_);

@@ -41,14 +41,42 @@ Session::Session(Socket socket, SessionContext& context, CommitScheduler* commit
       context_(context),
       commits_(commits),
       timer_(socket_.get_executor()) {
+  context_.connections.fetch_add(1, std::memory_order_relaxed);
   buffer_.reserve(kReadBufferBytes);
   error_code ignored;
   socket_.set_option(net::ip::tcp::no_delay(true), ignored);
+  if (auto peer = socket_.remote_endpoint(ignored); !ignored) client_ = peer.address();
 }
 
 Session::~Session() {
+  ReleaseBody();
+  context_.connections.fetch_sub(1, std::memory_order_relaxed);
   std::lock_guard lock(context_.mu);
   context_.sessions.erase(this);
+}
+
+bool Session::ReserveBody(std::size_t bytes) {
+  const std::size_t budget = context_.limits.max_receiving_bytes;
+  if (budget == 0 || bytes == 0) return true;
+  std::size_t current = context_.receiving_bytes.load(std::memory_order_relaxed);
+  do {
+    if (current + bytes > budget) return false;
+  } while (!context_.receiving_bytes.compare_exchange_weak(current, current + bytes,
+                                                           std::memory_order_relaxed));
+  reserved_body_ += bytes;
+  return true;
+}
+
+void Session::ReleaseBody() {
+  if (reserved_body_ == 0) return;
+  context_.receiving_bytes.fetch_sub(reserved_body_, std::memory_order_relaxed);
+  reserved_body_ = 0;
+}
+
+void Session::Refuse(Response&& response) {
+  keep_alive_ = false;
+  close_after_write_ = true;
+  DoWrite(std::move(response));
 }
 
 void Session::Start() {
@@ -218,10 +246,23 @@ std::optional<Response> CheckFraming(const Request& request) {
 void Session::OnHeader(const error_code& ec, std::size_t bytes) {
   if (ec || state_ == State::kClosed) return OnRead(ec, bytes);
   auto& request = parser_->get();
-  if (auto refused = CheckFraming(request)) {
-    keep_alive_ = false;
-    close_after_write_ = true;
-    return DoWrite(std::move(*refused));
+  if (auto refused = CheckFraming(request)) return Refuse(std::move(*refused));
+  if (!context_.admin && !parser_->is_done()) {
+    // Before the body is read: a request for an unknown site costs no memory.
+    if (auto refused = context_.router->CheckHeader(request)) return Refuse(std::move(*refused));
+    const std::size_t body_bytes =
+        parser_->chunked()
+            ? context_.limits.max_request_bytes
+            : static_cast<std::size_t>(std::min<std::uint64_t>(
+                  parser_->content_length().value_or(0), context_.limits.max_request_bytes));
+    if (!ReserveBody(body_bytes)) {
+      Response busy = ErrorResponse(503, "overloaded",
+                                    "the collector is receiving as many request bodies as it "
+                                    "holds at once; retry shortly",
+                                    request.version());
+      busy.set(http::field::retry_after, "1");
+      return Refuse(std::move(busy));
+    }
   }
   // Room for the JSON parser's padding now, so the body is never copied to make it.
   if (auto length = parser_->content_length()) {
@@ -293,13 +334,16 @@ void Session::OnRead(const error_code& ec, std::size_t /*bytes*/) {
   if (context_.admin) {
     respond(context_.router->HandleAdmin(request));
   } else {
-    context_.router->Handle(std::move(request), std::move(respond));
+    context_.router->Handle(std::move(request), std::move(respond), client_);
     // Cheap when the request queued nothing: at most one post per pass of the loop.
     if (commits_) commits_->Request();
   }
+  // The body has been parsed into what is stored (or refused): it is no longer held.
+  ReleaseBody();
 }
 
 void Session::FailRequest(unsigned status, std::string_view code, std::string message) {
+  ReleaseBody();
   close_after_write_ = true;
   keep_alive_ = false;
   DoWrite(ErrorResponse(status, code, message));

@@ -47,6 +47,12 @@ struct SessionContext {
   Limits limits;
   std::atomic<bool> draining{false};  // answer with Connection: close, close when idle
 
+  // Past this many live sessions the listener closes new connections at once.
+  std::size_t max_connections = SIZE_MAX;
+  std::atomic<std::size_t> connections{0};  // live sessions of this listener
+  // Bytes of request bodies being received (Limits::max_receiving_bytes), all sessions.
+  std::atomic<std::size_t> receiving_bytes{0};
+
   // Live sessions, so that Stop can reach them; guarded by mu.
   std::mutex mu;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
@@ -116,6 +122,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnLinger(const boost::system::error_code& ec, std::size_t bytes);
   // Answers an error the parser detected and closes after writing.
   void FailRequest(unsigned status, std::string_view code, std::string message);
+  // Answers `response` and closes after writing, without reading the rest of the request.
+  void Refuse(Response&& response);
+  // Takes `bytes` of Limits::max_receiving_bytes for the body being read; false when they
+  // do not fit. ReleaseBody gives back what this session holds (idempotent).
+  bool ReserveBody(std::size_t bytes);
+  void ReleaseBody();
 
   Socket socket_;
   SessionContext& context_;
@@ -133,6 +145,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool close_after_write_ = false;
   bool keep_alive_ = false;  // the request in hand asked for keep-alive
   std::size_t lingered_bytes_ = 0;
+  std::size_t reserved_body_ = 0;  // of context_.receiving_bytes
+  boost::asio::ip::address client_;  // the peer's address
   State state_ = State::kIdle;
 };
 

@@ -1110,8 +1110,11 @@ class RocksStore final : public Store {
       s = db_->Put(wo, meta_, kWritableProbeKey, now);
     }
     if (!s.ok()) {
-      std::lock_guard lock(health_mu_);
-      write_failure_text_ = s.ToString();
+      // "Busy" (RocksDB recovering by itself) says less than the failure it follows.
+      if (s.IsIOError() || s.IsCorruption()) {
+        std::lock_guard lock(health_mu_);
+        write_failure_text_ = s.ToString();
+      }
       return;
     }
     db_failed_.store(false);

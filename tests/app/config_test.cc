@@ -113,6 +113,9 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_EQ(config.storage.state_write_delay, seconds(10));
   EXPECT_EQ(config.storage.state_max_unwritten, 100'000u);
   EXPECT_EQ(config.storage.min_free_bytes, 64u << 20);
+  EXPECT_EQ(config.server.max_connections, 10'000u);
+  EXPECT_EQ(config.server.admin_max_connections, 64u);
+  EXPECT_EQ(config.limits.max_receiving_bytes, 128u << 20);
   EXPECT_EQ(config.storage.wal_recovery, storage::WalRecovery::kAuto);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(30));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 3);
@@ -169,6 +172,7 @@ read_timeout = "5s"
 idle_timeout = "2m"
 write_timeout = "250ms"
 shutdown_grace = "0"
+max_connections = 300
 
 [storage]
 data_dir = "/var/lib/cartwatch"
@@ -197,6 +201,7 @@ max_message_bytes = 1024
 max_request_bytes = 4096
 max_batch_messages = 10
 max_header_bytes = 2048
+max_receiving_mb = 0
 events_page_default = 5
 events_page_max = 50
 
@@ -258,6 +263,8 @@ dir = "/etc/cartwatch/templates"
   EXPECT_EQ(config.storage.state_write_delay, seconds(0));
   EXPECT_EQ(config.storage.state_max_unwritten, 500u);
   EXPECT_EQ(config.storage.min_free_bytes, 512u << 20);
+  EXPECT_EQ(config.server.max_connections, 300u);
+  EXPECT_EQ(config.limits.max_receiving_bytes, 0u);
   EXPECT_EQ(config.storage.wal_recovery, storage::WalRecovery::kPointInTime);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(45));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 5);

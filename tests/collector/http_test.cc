@@ -131,7 +131,7 @@ class HttpTest : public ::testing::Test {
     ASSERT_TRUE(opened.has_value()) << error;
     store_ = std::make_unique<SwitchableStore>(std::move(*opened));
 
-    ServerOptions options;
+    ServerOptions& options = options_;
     options.listen = "127.0.0.1:0";
     options.admin_listen = "127.0.0.1:0";
     options.io_threads = 2;
@@ -147,7 +147,14 @@ class HttpTest : public ::testing::Test {
     Site limited{.name = "limited", .write_key = "wk2", .secret_key = "sk2",
                  .allowed_origins = {}, .rate_limit = 0.01,
                  .rate_burst = 1};
-    server_ = Server::Start(options, limits_, {shop, limited}, *store_);
+    sites_ = {shop, limited};
+    server_ = Server::Start(options, limits_, sites_, *store_);
+  }
+
+  // Starts the server again with options_ and limits_ as the test changed them.
+  void RestartServer() {
+    server_.reset();
+    server_ = Server::Start(options_, limits_, sites_, *store_);
   }
 
   void TearDown() override {
@@ -220,6 +227,8 @@ class HttpTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  ServerOptions options_;
+  std::vector<Site> sites_;
   std::shared_ptr<storage::FaultInjection> faults_ = std::make_shared<storage::FaultInjection>();
   Limits limits_;
   std::unique_ptr<SwitchableStore> store_;
@@ -950,6 +959,104 @@ TEST_F(HttpTest, FullDiskAnswers503AndRecoversByItself) {
   std::size_t full_copies = 0;
   for (const json::object& e : Events()) full_copies += e.at("messageId").as_string() == "full";
   EXPECT_EQ(full_copies, 1u);
+}
+
+// Idle connections past server.max_connections are closed at once, those within it are
+// served, and the admin listener answers all the while.
+TEST_F(HttpTest, ConnectionsPastTheCapAreClosedAtOnceAndAdminStillAnswers) {
+  options_.max_connections = 20;
+  options_.idle_timeout = std::chrono::seconds(30);
+  RestartServer();
+  net::io_context ioc;
+  std::vector<tcp::socket> idle;
+  for (int i = 0; i < 20; ++i) {
+    idle.emplace_back(ioc).connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The 21st is accepted and closed: the client sees the end of the stream, not a hang.
+  tcp::socket extra(ioc);
+  extra.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+  const std::string request = "GET /v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n";
+  beast::error_code ec;
+  net::write(extra, net::buffer(request), ec);
+  char byte;
+  const auto started = std::chrono::steady_clock::now();
+  extra.read_some(net::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == net::error::eof || ec == net::error::connection_reset) << ec.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  EXPECT_EQ(Send(http::verb::get, "/readyz", "", {}, true).result_int(), 200);
+  // One of the 20 is served as usual.
+  net::write(idle[0], net::buffer(request));
+  beast::flat_buffer buffer;
+  Response res;
+  http::read(idle[0], buffer, res);
+  EXPECT_EQ(res.result_int(), 404);
+  // Once some close, new connections are served again.
+  for (int i = 1; i < 6; ++i) idle[i].close();
+  int status = 0;
+  for (int i = 0; i < 100 && status != 404; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    try {
+      status = Send(http::verb::get, "/v1/nothing").result_int();
+    } catch (const std::exception&) {
+      status = 0;
+    }
+  }
+  EXPECT_EQ(status, 404);
+}
+
+// Bodies being received share Limits::max_receiving_bytes: past it a request is answered
+// 503 with Retry-After from its header alone, before its body is read; once the others
+// are done, the same request is served.
+TEST_F(HttpTest, BodiesPastTheReceivingBudgetAre503BeforeBeingRead) {
+  limits_.max_receiving_bytes = 100 * 1024;
+  options_.read_timeout = std::chrono::seconds(5);
+  RestartServer();
+  net::io_context ioc;
+  auto stall = [&](std::size_t length) {
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+    net::write(s, net::buffer("POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: " + Basic("wk") +
+                              "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n{"));
+    return s;
+  };
+  tcp::socket first = stall(60 * 1024);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  tcp::socket second = stall(60 * 1024);
+  beast::flat_buffer buffer;
+  Response res;
+  http::read(second, buffer, res);
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(ErrorCode(res), "overloaded");
+  EXPECT_EQ(res[http::field::retry_after], "1");
+  // A small request still fits beside the stalled one.
+  EXPECT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+  first.close();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string big = R"({"batch":[)";
+  for (int i = 0; i < 50; ++i) {
+    big += std::string(i ? "," : "") + R"({"type":"page","anonymousId":"a","properties":{"p":")" +
+           std::string(1000, 'x') + R"("}})";
+  }
+  Response served = Post("/v1/batch", big + "]}");
+  EXPECT_EQ(served.result_int(), 200) << served.body();
+}
+
+// An unknown write key in the Authorization header is refused before the body is read:
+// a client without a key cannot make the collector hold its megabytes.
+TEST_F(HttpTest, UnknownWriteKeyIsRefusedBeforeTheBody) {
+  net::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+  net::write(s, net::buffer("POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: " +
+                            Basic("nope") + "\r\nContent-Length: 60000\r\n\r\n{"));
+  beast::flat_buffer buffer;
+  Response res;
+  http::read(s, buffer, res);  // answered without the 60,000 bytes
+  EXPECT_EQ(res.result_int(), 401);
+  EXPECT_EQ(ErrorCode(res), "unknown_write_key");
+  EXPECT_FALSE(res.keep_alive());
 }
 
 }  // namespace
