@@ -400,6 +400,10 @@ const std::vector<ScalarKey>& ScalarKeys() {
                               [](Config& c) -> auto& { return c.limits.max_header_bytes; }),
       IntegerKey<std::size_t>("limits", "max_receiving_mb", 0, kMaxMegabytes,
                               [](Config& c) -> auto& { return c.limits.max_receiving_bytes; }, 20),
+      IntegerKey<double>("limits", "client_rate_limit", 0, kMaxLimit,
+                         [](Config& c) -> auto& { return c.limits.client_rate_limit; }),
+      IntegerKey<double>("limits", "client_rate_burst", 0, kMaxLimit,
+                         [](Config& c) -> auto& { return c.limits.client_rate_burst; }),
       IntegerKey<std::size_t>("limits", "events_page_default", 1, kMaxLimit,
                               [](Config& c) -> auto& { return c.limits.events_page_default; }),
       IntegerKey<std::size_t>("limits", "events_page_max", 1, kMaxLimit,
@@ -708,12 +712,35 @@ class Loader {
     }
     for (const auto& [key, value] : *table) {
       const std::string where = file_ + ": " + std::string(section) + "." + std::string(key.str());
+      if (section == "limits" && key.str() == "trusted_proxies") {
+        LoadTrustedProxies(where, value);
+        continue;
+      }
       const ScalarKey* found = FindScalarKey(section, key.str());
       if (found == nullptr) Fail(where, "unknown key");
       std::variant<Value, std::string> parsed = ValueFromToml(found->kind, value);
       if (const auto* reason = std::get_if<std::string>(&parsed)) Fail(where, *reason);
       Store(*found, std::get<Value>(parsed), Origin{Source::kFile, where});
     }
+  }
+
+  // limits.trusted_proxies: an array of addresses and address blocks (file only).
+  void LoadTrustedProxies(const std::string& where, const toml::node& node) {
+    const toml::array* array = node.as_array();
+    if (array == nullptr) Fail(where, Expected("an array of strings", node));
+    std::vector<std::string> blocks;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const std::string element = where + "[" + std::to_string(i) + "]";
+      const toml::node& item = *array->get(i);
+      const auto* text = item.as_string();
+      if (text == nullptr) Fail(element, Expected("a string", item));
+      if (!collector::IsAddressBlock(text->get())) {
+        Fail(element, "\"" + text->get() +
+                          "\" is not an IP address or block such as \"10.0.0.0/8\" or \"::1\"");
+      }
+      blocks.push_back(text->get());
+    }
+    config_.limits.trusted_proxies = std::move(blocks);
   }
 
   void Override(const ScalarKey& key, const std::string& text, Origin origin) {

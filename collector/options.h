@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cartwatch::collector {
@@ -48,11 +49,25 @@ struct Limits {
   // a request that does not fit is answered 503 with Retry-After before its body is read.
   // 0 = no bound. Default 128 MiB.
   std::size_t max_receiving_bytes = 128u << 20;
+  // Ingest requests a second accepted from one client (an IPv4 address, or an IPv6 /64),
+  // whatever its site, before its site's own limit; past it 429 with Retry-After, so that
+  // one client cannot use up a site's limit for the others. 0 = no limit. Default 0.
+  double client_rate_limit = 0;
+  // Requests a client may send at once before client_rate_limit applies. 0 =
+  // client_rate_limit; at least 1. Default 0.
+  double client_rate_burst = 0;
+  // Proxies (addresses or blocks such as "10.0.0.0/8") whose X-Forwarded-For names the
+  // client; from any other peer the header is ignored. Default none.
+  std::vector<std::string> trusted_proxies;
   // Events in one GET /v1/events page: the default when `limit` is absent, and the most
   // allowed. Defaults 1,000 and 10,000.
   std::size_t events_page_default = 1000;
   std::size_t events_page_max = 10000;
 };
+
+// Whether `text` is an address or block usable in Limits::trusted_proxies ("10.0.0.0/8",
+// "::1").
+bool IsAddressBlock(std::string_view text);
 
 // One storefront: its keys and the browser origins allowed to send for it.
 struct Site {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include <boost/asio/post.hpp>
+#include <boost/range/iterator_range.hpp>
 #include <boost/json.hpp>
 #include <simdjson.h>
 
@@ -211,6 +212,15 @@ Response ErrorResponse(unsigned status, std::string_view code, std::string_view 
 
 Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& store)
     : limits_(limits), store_(store) {
+  for (const std::string& block : limits.trusted_proxies) {
+    // The config loader refused anything else.
+    if (auto parsed = ParseAddressBlock(block)) trusted_proxies_.push_back(*parsed);
+  }
+  if (limits.client_rate_limit > 0) {
+    client_limiter_ = std::make_unique<ClientLimiter>(
+        limits.client_rate_limit,
+        limits.client_rate_burst > 0 ? limits.client_rate_burst : limits.client_rate_limit);
+  }
   auto now = std::chrono::steady_clock::now();
   for (Site& site : sites) {
     auto state = std::make_unique<SiteState>();
@@ -347,6 +357,15 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
       path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view();
   const http::verb method = request.method();
 
+  auto client = [&](const Request& r) {
+    if (trusted_proxies_.empty()) return peer;
+    std::string forwarded;
+    for (const auto& field : boost::make_iterator_range(r.equal_range("X-Forwarded-For"))) {
+      if (!forwarded.empty()) forwarded += ',';
+      forwarded += field.value();
+    }
+    return ClientAddress(peer, forwarded, trusted_proxies_);
+  };
   auto not_allowed = [&](std::string_view allow) {
     Response res = ErrorResponse(405, "method_not_allowed",
                                  std::string(request.method_string()) + " is not allowed on " +
@@ -361,7 +380,9 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
   if (path.substr(0, kV1.size()) == kV1) {
     std::string_view rest = path.substr(kV1.size());
     if (!IngestRoute(path).empty()) {
-      if (method == http::verb::post) return HandleIngest(std::move(request), rest, std::move(respond));
+      if (method == http::verb::post) {
+        return HandleIngest(std::move(request), rest, std::move(respond), client(request));
+      }
       if (method == http::verb::options) return respond(HandlePreflight(request));
       return not_allowed("POST, OPTIONS");
     }
@@ -369,7 +390,7 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
     if (rest.substr(0, kPixel.size()) == kPixel) {
       if (method == http::verb::get) {
         return HandlePixel(std::move(request), rest.substr(kPixel.size()), query,
-                           std::move(respond));
+                           std::move(respond), client(request));
       }
       if (method == http::verb::options) return respond(HandlePreflight(request));
       return not_allowed("GET, OPTIONS");
@@ -429,7 +450,8 @@ Response Router::HandlePreflight(const Request& request) {
   return res;
 }
 
-void Router::HandleIngest(Request&& request, std::string_view route_name, Respond respond) {
+void Router::HandleIngest(Request&& request, std::string_view route_name, Respond respond,
+                          const boost::asio::ip::address& client) {
   const unsigned version = request.version();
   auto fail = [&](const SiteState* site, Response res) {
     AddCors(request, site, res);
@@ -444,6 +466,20 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, Respon
                                            " is not accepted; send application/json or "
                                            "text/plain",
                                        version));
+  }
+
+  // One client over its own limit is refused before it can use up its site's.
+  if (client_limiter_) {
+    if (long wait = client_limiter_->Take(client)) {
+      Response res = ErrorResponse(
+          429, "client_rate_limited",
+          "this client (" + client.to_string() + ") is over its rate limit of " +
+              std::to_string(limits_.client_rate_limit) +
+              " requests/s; retry after the Retry-After seconds",
+          version);
+      res.set(http::field::retry_after, std::to_string(wait));
+      return fail(nullptr, std::move(res));
+    }
   }
 
   // Write key from Basic auth, when given: checked before any parsing.
@@ -555,7 +591,7 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, Respon
 }
 
 void Router::HandlePixel(Request&& request, std::string_view type, std::string_view query,
-                         Respond respond) {
+                         Respond respond, const boost::asio::ip::address& client) {
   const unsigned version = request.version();
   auto route = RouteFromType(type);
   if (!route) {
@@ -599,7 +635,7 @@ void Router::HandlePixel(Request&& request, std::string_view type, std::string_v
                    return respond(std::move(gif));
                  }
                  respond(std::move(res));
-               });
+               }, client);
 }
 
 const Router::SiteState* Router::AuthenticateSecret(const Request& request,

@@ -22,6 +22,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/http.hpp>
 
+#include "collector/client_limiter.h"
 #include "collector/options.h"
 #include "storage/store.h"
 
@@ -74,9 +75,11 @@ class Router {
  private:
   struct SiteState;  // a Site plus its rate limiter
 
-  void HandleIngest(Request&& request, std::string_view route_name, Respond respond);
+  // `client`: who sent it (ClientAddress), for the per-client rate limit.
+  void HandleIngest(Request&& request, std::string_view route_name, Respond respond,
+                    const boost::asio::ip::address& client);
   void HandlePixel(Request&& request, std::string_view type, std::string_view query,
-                   Respond respond);
+                   Respond respond, const boost::asio::ip::address& client);
   void HandleEvents(const Request& request, std::string_view query, Respond respond);
   enum class Profile { kCustomer, kVisitor };
   // GET (both) and DELETE (customers) of /v1/{customers,visitors}/{raw_id}.
@@ -106,6 +109,8 @@ class Router {
   using KeyMap = std::unordered_map<std::string, const SiteState*, KeyHash, std::equal_to<>>;
 
   const Limits limits_;
+  std::vector<AddressBlock> trusted_proxies_;     // Limits::trusted_proxies, parsed
+  std::unique_ptr<ClientLimiter> client_limiter_;  // null: no per-client limit
   std::vector<std::unique_ptr<SiteState>> sites_;
   KeyMap by_write_key_;
   KeyMap by_secret_key_;

@@ -202,6 +202,9 @@ max_request_bytes = 4096
 max_batch_messages = 10
 max_header_bytes = 2048
 max_receiving_mb = 0
+client_rate_limit = 20
+client_rate_burst = 40
+trusted_proxies = ["10.0.0.0/8", "::1"]
 events_page_default = 5
 events_page_max = 50
 
@@ -265,6 +268,9 @@ dir = "/etc/cartwatch/templates"
   EXPECT_EQ(config.storage.min_free_bytes, 512u << 20);
   EXPECT_EQ(config.server.max_connections, 300u);
   EXPECT_EQ(config.limits.max_receiving_bytes, 0u);
+  EXPECT_DOUBLE_EQ(config.limits.client_rate_limit, 20);
+  EXPECT_DOUBLE_EQ(config.limits.client_rate_burst, 40);
+  EXPECT_EQ(config.limits.trusted_proxies, (std::vector<std::string>{"10.0.0.0/8", "::1"}));
   EXPECT_EQ(config.storage.wal_recovery, storage::WalRecovery::kPointInTime);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(45));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 5);
@@ -517,6 +523,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "must be at least 1000, got 10"},
         ErrorCase{"ZeroBackgroundJobs", "[storage]\nmax_background_jobs = 0\n",
                   "storage.max_background_jobs", "must be at least 1"},
+        ErrorCase{"BadTrustedProxy", "[limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n",
+                  "limits.trusted_proxies[1]", R"("proxy.local" is not an IP address or block)"},
+        ErrorCase{"TrustedProxiesNotAnArray", "[limits]\ntrusted_proxies = \"10.0.0.0/8\"\n",
+                  "limits.trusted_proxies", "expected an array of strings"},
         ErrorCase{"UnknownWalRecovery", "[storage]\nwal_recovery = \"lenient\"\n",
                   "storage.wal_recovery",
                   R"(must be "auto", "strict" or "point_in_time", got "lenient")"},

@@ -1059,5 +1059,47 @@ TEST_F(HttpTest, UnknownWriteKeyIsRefusedBeforeTheBody) {
   EXPECT_FALSE(res.keep_alive());
 }
 
+// One client over limits.client_rate_limit gets 429 without using up its site's own limit,
+// so the site's other clients are still accepted; behind a trusted proxy the client is
+// the address X-Forwarded-For names.
+TEST_F(HttpTest, OneClientCannotUseUpItsSitesRateLimit) {
+  limits_.client_rate_limit = 2;
+  limits_.client_rate_burst = 2;
+  limits_.trusted_proxies = {"127.0.0.1"};
+  sites_.push_back(Site{.name = "busy", .write_key = "wk3", .secret_key = "sk3",
+                        .allowed_origins = {}, .rate_limit = 0.01, .rate_burst = 5});
+  RestartServer();
+  auto post_as = [&](const std::string& client) {
+    return Post("/v1/track", kTrack,
+                {{"Authorization", Basic("wk3")}, {"X-Forwarded-For", client}});
+  };
+  int accepted = 0;
+  for (int i = 0; i < 10; ++i) {
+    Response res = post_as("198.51.100.66");
+    if (res.result_int() == 200) {
+      ++accepted;
+      continue;
+    }
+    EXPECT_EQ(res.result_int(), 429);
+    EXPECT_EQ(ErrorCode(res), "client_rate_limited");
+    EXPECT_FALSE(res[http::field::retry_after].empty());
+  }
+  EXPECT_EQ(accepted, 2);
+  // The site's bucket (5) lost only the abuser's 2: three other clients still get in.
+  for (const char* other : {"198.51.100.1", "198.51.100.2", "198.51.100.3"}) {
+    EXPECT_EQ(post_as(other).result_int(), 200) << other;
+  }
+  Response site_limited = post_as("198.51.100.4");
+  EXPECT_EQ(site_limited.result_int(), 429);
+  EXPECT_EQ(ErrorCode(site_limited), "rate_limited");
+  // The header from an untrusted peer is ignored: restarted without trusted proxies, every
+  // request is loopback's own.
+  limits_.trusted_proxies.clear();
+  RestartServer();
+  EXPECT_EQ(Post("/v1/track", kTrack, {{"Authorization", Basic("wk")}, {"X-Forwarded-For", "1.1.1.1"}}).result_int(), 200);
+  EXPECT_EQ(Post("/v1/track", kTrack, {{"Authorization", Basic("wk")}, {"X-Forwarded-For", "2.2.2.2"}}).result_int(), 200);
+  EXPECT_EQ(Post("/v1/track", kTrack, {{"Authorization", Basic("wk")}, {"X-Forwarded-For", "3.3.3.3"}}).result_int(), 429);
+}
+
 }  // namespace
 }  // namespace cartwatch::collector
