@@ -93,7 +93,8 @@ class Listener {
         // listener need stay free and the client learns it at once instead of waiting.
         error_code ignored;
         socket.close(ignored);
-        if (++refused_ == 1 || Clock::now() >= next_refusal_log_) {
+        ++refused_;
+        if (Clock::now() >= next_refusal_log_) {
           std::cerr << "cartwatch: warning: " << refused_ << " connection(s) closed at once: "
                     << context_.max_connections << " connections are open (server."
                     << (context_.admin ? "admin_" : "") << "max_connections)\n";

@@ -13,15 +13,17 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
                      std::shared_ptr<FaultInjection> faults)
       : FSWritableFileOwnerWrapper(std::move(file)), faults_(std::move(faults)) {}
 
+  // A full disk takes the first half of what is appended, as write(2) does when it runs
+  // out of room in the middle, then fails.
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            rocksdb::IODebugContext* dbg) override {
-    if (Refuse()) return NoSpace();
+    if (Refuse()) return PartialAppend(data, options, dbg);
     return target()->Append(data, options, dbg);
   }
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            const rocksdb::DataVerificationInfo& info,
                            rocksdb::IODebugContext* dbg) override {
-    if (Refuse()) return NoSpace();
+    if (Refuse()) return PartialAppend(data, options, dbg);
     return target()->Append(data, options, info, dbg);
   }
   rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
@@ -60,6 +62,15 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
     if (!faults_->disk_full()) return false;
     faults_->CountRefused();
     return true;
+  }
+  rocksdb::IOStatus PartialAppend(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                                  rocksdb::IODebugContext* dbg) {
+    if (data.size() > 1) {
+      target()->Append(rocksdb::Slice(data.data(), data.size() / 2), options, dbg)
+          .PermitUncheckedError();
+      target()->Flush(options, dbg).PermitUncheckedError();
+    }
+    return NoSpace();
   }
   std::shared_ptr<FaultInjection> faults_;
 };

@@ -13,9 +13,10 @@ namespace cartwatch::storage {
 
 class FaultInjection {
  public:
-  // While full, creating a file and every append, flush and sync of a file the store
-  // writes (WAL, SST files, MANIFEST, RocksDB's LOG) fails with ENOSPC ("No space left on
-  // device") and writes nothing; reads are not touched.
+  // While full, creating a file and every append, flush and sync of a file RocksDB writes
+  // (WAL, SST files, MANIFEST) fails with ENOSPC ("No space left on device"); an append
+  // writes the first half of its data first, as a real write does when the disk runs out
+  // in the middle. Reads are not touched.
   void SetDiskFull(bool full) { disk_full_.store(full); }
   bool disk_full() const { return disk_full_.load(); }
 

@@ -3,6 +3,7 @@
 
 #include "storage/fault_fs.h"
 #include "storage/fault_injection.h"
+#include "storage/info_log.h"
 #include "storage/keys.h"
 #include "storage/state.h"
 #include "storage/status.h"
@@ -135,6 +136,9 @@ class RocksStore final : public Store {
         [this](const rocksdb::Status& status) { NoteWriteFailure(status); }));
     db_options.create_if_missing = true;
     db_options.wal_recovery_mode = recovery;
+    // RocksDB's own LOG, written so that a full disk loses lines instead of aborting.
+    if (!info_log_) info_log_ = InfoLog::Open(options_.data_dir);
+    db_options.info_log = info_log_;
     db_options.create_missing_column_families = true;
     db_options.max_background_jobs = options_.max_background_jobs;
     db_options.bytes_per_sync = 1 << 20;
@@ -250,6 +254,17 @@ class RocksStore final : public Store {
     db_.reset();
   }
 
+  // The file that says a RocksDB write failed since the log was last recovered
+  // (NoteWriteFailure): its log may end in a partial, unacknowledged write, which the next
+  // open recovers up to without calling it damage.
+  std::filesystem::path FailedWriteMarker() const {
+    return std::filesystem::path(options_.data_dir) / "CARTWATCH_WRITE_FAILED";
+  }
+  void RemoveFailedWriteMarker() const {
+    std::error_code ignored;
+    std::filesystem::remove(FailedWriteMarker(), ignored);
+  }
+
   // fsyncs every write-ahead log file of the data directory, so that what was written to
   // them reaches the disk even when RocksDB cannot sync them itself.
   void SyncWalFiles() const {
@@ -286,9 +301,21 @@ class RocksStore final : public Store {
     const bool strict = options_.wal_recovery == WalRecovery::kStrict ||
                         (options_.wal_recovery == WalRecovery::kAuto && options_.fsync);
     const auto [wal_mtime_ms, wal_bytes] = WalFilesState();
+    // Left by a write that failed (NoteWriteFailure): the log may end in that write, half
+    // written and never acknowledged.
+    std::error_code ignored;
+    const bool failed_write = std::filesystem::exists(FailedWriteMarker(), ignored);
     rocksdb::Status s = OpenDb(rocksdb::WALRecoveryMode::kAbsoluteConsistency, error_message);
     std::string damage;
-    if (s.IsCorruption() && !db_) {
+    if (s.IsCorruption() && !db_ && failed_write) {
+      s = OpenDb(rocksdb::WALRecoveryMode::kPointInTimeRecovery, error_message);
+      if (s.ok()) {
+        std::fprintf(stderr,
+                     "cartwatch: the write-ahead log ended in a write that failed (the disk was "
+                     "full or failing before the last stop): recovered up to it; that write was "
+                     "never acknowledged\n");
+      }
+    } else if (s.IsCorruption() && !db_) {
       damage = s.ToString();
       if (strict) {
         *error_message =
@@ -311,6 +338,7 @@ class RocksStore final : public Store {
       return false;
     }
     if (!damage.empty()) ReportWalDamage(damage, wal_mtime_ms, wal_bytes);
+    RemoveFailedWriteMarker();
     maintenance_ = std::thread([this] { MaintenanceLoop(); });
     return true;
   }
@@ -1071,7 +1099,11 @@ class RocksStore final : public Store {
       std::lock_guard lock(health_mu_);
       write_failure_text_ = status.ToString();
     }
-    db_failed_.store(true);
+    if (!db_failed_.exchange(true)) {
+      // An empty file takes no data blocks: this works on a full disk too.
+      const int fd = ::open(FailedWriteMarker().c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd >= 0) ::close(fd);
+    }
     if (write_failure_.exchange(static_cast<int>(errc)) == 0) {
       std::fprintf(stderr,
                    "cartwatch: error: storage write failed, writes are refused until it recovers "
@@ -1118,6 +1150,7 @@ class RocksStore final : public Store {
       return;
     }
     db_failed_.store(false);
+    RemoveFailedWriteMarker();
     write_failure_.store(0);
     std::fprintf(stderr, "cartwatch: storage is writable again\n");
     FlushOnce();  // what was queued while RocksDB was reopened
@@ -1561,6 +1594,7 @@ class RocksStore final : public Store {
 
   const StoreOptions options_;
   std::unique_ptr<rocksdb::Env> fault_env_;  // with StoreOptions::faults; outlives db_
+  std::shared_ptr<InfoLog> info_log_;        // RocksDB's LOG, kept across reopens
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> handles_;
   rocksdb::ColumnFamilyHandle* events_ = nullptr;

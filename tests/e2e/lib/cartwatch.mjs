@@ -105,17 +105,32 @@ function tomlString(s) {
   return JSON.stringify(String(s)); // a JSON string is a valid TOML basic string
 }
 
+// A TOML value: strings quoted, arrays of them bracketed, numbers and booleans as they are.
+function tomlValue(v) {
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  return typeof v === 'string' ? tomlString(v) : String(v);
+}
+
 // The TOML text of a config with the given sites, listening on free loopback ports.
-export function configToml({ dataDir, sites = [DEFAULT_SITE], fsync = false } = {}) {
+// `extra` adds keys to sections: { server: {max_connections: 10}, limits: {...}, ... }.
+export function configToml({ dataDir, sites = [DEFAULT_SITE], fsync = false, extra = {} } = {}) {
+  const keys = (section) =>
+    Object.entries(extra[section] ?? {}).map(([k, v]) => `${k} = ${tomlValue(v)}`);
   const lines = [
     '[server]',
     'listen = "127.0.0.1:0"',
     'admin_listen = "127.0.0.1:0"',
+    ...keys('server'),
     '',
     '[storage]',
     `data_dir = ${tomlString(dataDir)}`,
     `fsync = ${fsync ? 'true' : 'false'}`,
+    ...keys('storage'),
   ];
+  for (const section of Object.keys(extra)) {
+    if (section === 'server' || section === 'storage') continue;
+    lines.push('', `[${section}]`, ...keys(section));
+  }
   for (const site of sites) {
     lines.push(
       '',
@@ -131,11 +146,11 @@ export function configToml({ dataDir, sites = [DEFAULT_SITE], fsync = false } = 
 
 // Makes a temporary directory holding cartwatch.toml and data/. Returns
 // { dir, configPath, dataDir }.
-export async function makeTempSetup({ sites, fsync } = {}) {
+export async function makeTempSetup({ sites, fsync, extra, dataDir: givenDataDir } = {}) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cartwatch-e2e-'));
-  const dataDir = path.join(dir, 'data');
+  const dataDir = givenDataDir ?? path.join(dir, 'data');
   const configPath = path.join(dir, 'cartwatch.toml');
-  await fs.writeFile(configPath, configToml({ dataDir, sites, fsync }));
+  await fs.writeFile(configPath, configToml({ dataDir, sites, fsync, extra }));
   return { dir, configPath, dataDir };
 }
 
@@ -144,7 +159,9 @@ export async function makeTempSetup({ sites, fsync } = {}) {
 // temporary directory removed when that test ends. Options:
 //   dir:       reuse the config and data dir of an earlier instance (cw.dir) instead of
 //              making new ones (a restart on the same data);
-//   sites, fsync: config of a new setup;
+//   sites, fsync, extra, dataDir: config of a new setup (configToml; dataDir: elsewhere
+//              than <dir>/data);
+//   wrapper:   a command and arguments to run the binary under, e.g. ['prlimit', '--nofile=512'];
 //   args:      extra command-line arguments;
 //   env:       extra environment variables (e.g. CARTWATCH_STORAGE_FSYNC); the test
 //              process's own CARTWATCH_* variables are not passed on;
@@ -175,7 +192,8 @@ export async function startCartwatch(t, opts = {}) {
   }
 
   const bin = cartwatchBin();
-  const child = spawn(bin, ['--config', setup.configPath, ...args], {
+  const [exe, ...pre] = opts.wrapper ?? [bin];
+  const child = spawn(exe, [...(opts.wrapper ? [...pre, bin] : pre), '--config', setup.configPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(opts.env),
   });
