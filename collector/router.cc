@@ -826,7 +826,50 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
   });
 }
 
-Response Router::HandleAdmin(const Request& request) {
+void Router::HandleAdmin(const Request& request, Respond respond) {
+  std::string_view target = OriginFormTarget(request.target());
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view query =
+      path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view();
+  const unsigned version = request.version();
+  if (path != "/checkpoint") return respond(HandleHealth(request));
+  if (request.method() != http::verb::post) {
+    Response res = ErrorResponse(405, "method_not_allowed", "use POST", version);
+    res.set(http::field::allow, "POST");
+    return respond(std::move(res));
+  }
+  std::string dir;
+  if (auto params = ParseQuery(query)) {
+    for (auto& [key, value] : *params) {
+      if (key == "dir") dir = std::move(value);
+    }
+  }
+  if (dir.empty() || dir.front() != '/') {
+    return respond(ErrorResponse(400, "invalid_dir",
+                                 "give the checkpoint's directory as ?dir=<absolute path, "
+                                 "%-encoded>; it must not exist, its parent must",
+                                 version));
+  }
+  // Off the I/O thread: the write-ahead log is copied, which takes a while when it is large.
+  net::post(exports_, [this, dir = std::move(dir), version, respond = std::move(respond)] {
+    if (auto ec = store_.Checkpoint(dir)) {
+      if (ec == storage::make_error_code(storage::Errc::kInvalidArgument)) {
+        return respond(ErrorResponse(400, "invalid_dir",
+                                     "\"" + dir + "\" exists already; a checkpoint goes into a "
+                                     "new directory",
+                                     version));
+      }
+      return respond(ErrorResponse(500, "checkpoint_failed",
+                                   "the checkpoint into \"" + dir + "\" failed: " + ec.message() +
+                                       "; remove what it left there before retrying",
+                                   version));
+    }
+    respond(JsonResponse(200, boost::json::serialize(boost::json::object{{"checkpoint", dir}}),
+                         version));
+  });
+}
+
+Response Router::HandleHealth(const Request& request) {
   std::string_view target = OriginFormTarget(request.target());
   std::string_view path = target.substr(0, target.find('?'));
   const unsigned version = request.version();
@@ -856,7 +899,7 @@ Response Router::HandleAdmin(const Request& request) {
   }
   return ErrorResponse(404, "not_found",
                        "no such endpoint: " + std::string(path) + " (admin serves /healthz, "
-                       "/readyz)",
+                       "/readyz, POST /checkpoint)",
                        version);
 }
 

@@ -65,8 +65,9 @@ class Router {
   // Basic auth names no site gets its 401 here. nullopt: read the body and Handle it.
   std::optional<Response> CheckHeader(const Request& header) const;
 
-  // The admin listener: /healthz, /readyz.
-  Response HandleAdmin(const Request& request);
+  // The admin listener: GET /healthz, GET /readyz, POST /checkpoint?dir=<absolute path>
+  // (Store::Checkpoint, run off the calling thread).
+  void HandleAdmin(const Request& request, Respond respond);
 
   // Waits for the exports and profile reads in progress to answer. Call after the listeners
   // stopped and before the I/O threads are joined.
@@ -82,6 +83,8 @@ class Router {
                    Respond respond, const boost::asio::ip::address& client);
   void HandleEvents(const Request& request, std::string_view query, Respond respond);
   enum class Profile { kCustomer, kVisitor };
+  // /healthz, /readyz, and the 404 of the admin listener.
+  Response HandleHealth(const Request& request);
   // GET (both) and DELETE (customers) of /v1/{customers,visitors}/{raw_id}.
   void HandleProfile(const Request& request, Profile kind, std::string_view raw_id,
                      Respond respond);

@@ -332,7 +332,7 @@ void Session::OnRead(const error_code& ec, std::size_t /*bytes*/) {
   };
   Request request = parser_->release();
   if (context_.admin) {
-    respond(context_.router->HandleAdmin(request));
+    context_.router->HandleAdmin(request, std::move(respond));
   } else {
     context_.router->Handle(std::move(request), std::move(respond), client_);
     // Cheap when the request queued nothing: at most one post per pass of the loop.

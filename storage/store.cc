@@ -18,6 +18,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
 
@@ -676,6 +677,23 @@ class RocksStore final : public Store {
     if (stopped) return Errc::kOverloaded;
     if (background_errors) return Errc::kIoError;
     return {};
+  }
+
+  boost::system::error_code Checkpoint(const std::string& dir) override {
+    if (dir.empty() || dir.front() != '/') return Errc::kInvalidArgument;
+    std::error_code exists_error;
+    if (std::filesystem::exists(dir, exists_error)) return Errc::kInvalidArgument;
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return Errc::kClosed;
+    }
+    std::shared_lock db_lock(db_mu_);
+    if (!db_) return DbUnavailable();
+    rocksdb::Checkpoint* raw = nullptr;
+    if (auto ec = FromStatus(rocksdb::Checkpoint::Create(db_.get(), &raw))) return ec;
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    // The WAL is copied with it: every acknowledged message is in the copy, flushed or not.
+    return FromStatus(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/UINT64_MAX));
   }
 
   Health GetHealth() override {

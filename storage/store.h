@@ -252,6 +252,13 @@ class Store {
   };
   virtual Health GetHealth() = 0;
 
+  // Writes a consistent copy of the database to `dir` (RocksDB's checkpoint: hard links
+  // to its immutable files where `dir` is on the same file system, copies otherwise),
+  // holding every message acknowledged before the call. `dir` must not exist; its parent
+  // must. Start Cartwatch with `dir` as its data directory to restore it. Errc::
+  // kInvalidArgument when `dir` exists or is not absolute.
+  virtual boost::system::error_code Checkpoint(const std::string& dir) = 0;
+
   // Commits everything queued and closes RocksDB (syncing the WAL). Appends after this are
   // refused with Errc::kClosed. Idempotent; also run by the destructor.
   virtual void Close() = 0;

@@ -108,6 +108,9 @@ class SwitchableStore final : public storage::Store {
   const profiles::Options& profile_options() const override { return real_->profile_options(); }
   boost::system::error_code CheckWritable() override { return real_->CheckWritable(); }
   Health GetHealth() override { return real_->GetHealth(); }
+  boost::system::error_code Checkpoint(const std::string& dir) override {
+    return real_->Checkpoint(dir);
+  }
   void Close() override { real_->Close(); }
   std::atomic<bool> overloaded{false};
   std::atomic<std::chrono::milliseconds> answer_delay{std::chrono::milliseconds(0)};
@@ -1099,6 +1102,45 @@ TEST_F(HttpTest, OneClientCannotUseUpItsSitesRateLimit) {
   EXPECT_EQ(Post("/v1/track", kTrack, {{"Authorization", Basic("wk")}, {"X-Forwarded-For", "1.1.1.1"}}).result_int(), 200);
   EXPECT_EQ(Post("/v1/track", kTrack, {{"Authorization", Basic("wk")}, {"X-Forwarded-For", "2.2.2.2"}}).result_int(), 200);
   EXPECT_EQ(Post("/v1/track", kTrack, {{"Authorization", Basic("wk")}, {"X-Forwarded-For", "3.3.3.3"}}).result_int(), 429);
+}
+
+// A backup: POST /checkpoint on the admin listener writes a consistent copy that opens as
+// a data directory of its own with every message acknowledged before it, and none after.
+TEST_F(HttpTest, CheckpointIsABackupThatOpensOnItsOwn) {
+  const std::string before =
+      R"({"batch":[{"type":"page","anonymousId":"a","messageId":"before-1"},)"
+      R"({"type":"page","anonymousId":"a","messageId":"before-2"}]})";
+  ASSERT_EQ(Post("/v1/batch", before).result_int(), 200);
+  const fs::path copy = dir_.string() + "-checkpoint";
+  Response made = Send(http::verb::post, "/checkpoint?dir=" + copy.string(), "", {}, true);
+  ASSERT_EQ(made.result_int(), 200) << made.body();
+  EXPECT_EQ(json::parse(made.body()).at("checkpoint").as_string(), copy.string());
+  ASSERT_EQ(Post("/v1/batch",
+                 R"({"batch":[{"type":"page","anonymousId":"a","messageId":"after-1"}]})")
+                .result_int(),
+            200);
+  // Refused: the same directory again, a relative one, none, the wrong method.
+  Response again = Send(http::verb::post, "/checkpoint?dir=" + copy.string(), "", {}, true);
+  EXPECT_EQ(again.result_int(), 400);
+  EXPECT_EQ(ErrorCode(again), "invalid_dir");
+  EXPECT_EQ(Send(http::verb::post, "/checkpoint?dir=backup", "", {}, true).result_int(), 400);
+  EXPECT_EQ(Send(http::verb::post, "/checkpoint", "", {}, true).result_int(), 400);
+  EXPECT_EQ(Send(http::verb::get, "/checkpoint?dir=/x", "", {}, true).result_int(), 405);
+
+  storage::StoreOptions restored_options;
+  restored_options.data_dir = copy.string();
+  std::string error;
+  auto restored = storage::Store::Open(restored_options, &error);
+  ASSERT_TRUE(restored.has_value()) << error;
+  auto page = (*restored)->ReadEvents("shop", "", 100, SIZE_MAX);
+  ASSERT_TRUE(page.has_value());
+  std::vector<std::string> ids;
+  for (const auto& e : page->events) {
+    ids.emplace_back(json::parse(e.json).at("messageId").as_string());
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"before-1", "before-2"}));
+  (*restored)->Close();
+  fs::remove_all(copy);
 }
 
 }  // namespace
