@@ -1364,6 +1364,19 @@ class RocksStore final : public Store {
     committed_.notify_all();
   }
 
+  // Answers every request of `work` with `ec`, writing nothing.
+  static void RefuseRound(std::vector<Pending>& work, boost::system::error_code ec) {
+    for (Pending& p : work) {
+      if (p.read) {
+        p.read(ec);
+      } else if (p.erased) {
+        p.erased(EraseResult{.error = ec});
+      } else {
+        p.done(AppendResult{.error = ec});
+      }
+    }
+  }
+
   // Writes every pending Append and erase as one WriteBatch, then answers them all.
   void Commit(std::vector<Pending>& work) {
     Scratch& sc = scratch_;
@@ -1387,8 +1400,10 @@ class RocksStore final : public Store {
     std::size_t stored = 0;
     const std::int64_t window = options_.dedup_window.count();
     // A failed commit dropped the records in memory: rebuilt first, or this one fails too.
-    boost::system::error_code ec = db_ ? CheckDiskSpace() : DbUnavailable();
-    if (!ec && state_needs_replay_) ec = ReplayState();
+    // Refused before anything is applied: the records in memory stay as they are.
+    if (auto refused = db_ ? CheckDiskSpace() : DbUnavailable()) return RefuseRound(work, refused);
+    boost::system::error_code ec;
+    if (state_needs_replay_) ec = ReplayState();
     // An erase, or a scan to come, needs every record written with this commit. What is
     // unwritten now holds only durable messages: written first, in batches of bounded size,
     // so that this commit's own batch stays small.
