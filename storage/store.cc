@@ -702,6 +702,7 @@ class RocksStore final : public Store {
     std::lock_guard lock(health_mu_);
     if (write_failure_.load()) health.write_failure = write_failure_text_;
     health.wal_recovery = wal_recovery_;
+    health.wal_damage_recoveries = wal_damage_recoveries_;
     return health;
   }
 

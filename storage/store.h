@@ -249,6 +249,8 @@ class Store {
     // Set when the last open recovered from a damaged write-ahead log and dropped what came
     // after the damage: what was dropped, in a sentence.
     std::string wal_recovery;
+    // Opens of this process that dropped part of a damaged write-ahead log (0 or 1).
+    std::uint64_t wal_damage_recoveries = 0;
   };
   virtual Health GetHealth() = 0;
 

@@ -341,6 +341,7 @@ TEST_F(WalDamageTest, PointInTimeRecoversTheIntactPartAndSaysWhatWasDropped) {
     auto opened = Store::Open(options_, &error);
     ASSERT_TRUE(opened.has_value()) << error;
     const std::string report = (*opened)->GetHealth().wal_recovery;
+    EXPECT_EQ((*opened)->GetHealth().wal_damage_recoveries, 1u);
     EXPECT_NE(report.find("write-ahead log was damaged"), std::string::npos) << report;
     EXPECT_NE(report.find("may be lost"), std::string::npos) << report;
     const std::vector<std::string> kept = StoredIds(**opened);
@@ -356,6 +357,7 @@ TEST_F(WalDamageTest, AnIntactLogReportsNothing) {
   auto opened = Store::Open(options_, &error);
   ASSERT_TRUE(opened.has_value()) << error;
   EXPECT_TRUE((*opened)->GetHealth().wal_recovery.empty());
+  EXPECT_EQ((*opened)->GetHealth().wal_damage_recoveries, 0u);
   EXPECT_EQ(StoredIds(**opened).size(), 50u);
 }
 
