@@ -1,5 +1,7 @@
 #include "profiles/event.h"
 
+#include "util/utf8.h"
+
 #include <simdjson.h>
 
 #include <charconv>
@@ -589,7 +591,9 @@ Campaign CampaignFromUrl(std::string_view url) {
     if (eq == std::string_view::npos) continue;
     const std::string_view key = pair.substr(0, eq);
     if (key.substr(0, 4) != "utm_") continue;
-    const std::string decoded = PercentDecode(pair.substr(eq + 1));
+    // %-escapes may spell bytes that are not UTF-8 ("%FF"): repaired with U+FFFD, so that the
+    // documents that show the campaign stay valid JSON.
+    const std::string decoded = util::ToValidUtf8(PercentDecode(pair.substr(eq + 1)));
     std::string value;
     AssignCut(decoded, value);
     const std::string_view name = key.substr(4);

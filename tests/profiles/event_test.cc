@@ -324,6 +324,10 @@ TEST(CampaignFromUrlTest, ReadsUtmParameters) {
   EXPECT_TRUE(CampaignFromUrl("https://x/#utm_source=a").empty());
   EXPECT_TRUE(CampaignFromUrl("https://x/?utm_source").empty());
   EXPECT_EQ(CampaignFromUrl("https://x/?utm_source=%zz%4").source, "%zz%4");
+  // Escapes of bytes that are not UTF-8 are repaired, so documents showing them stay JSON.
+  EXPECT_EQ(CampaignFromUrl("https://x/?utm_source=a%FFb&utm_term=%C3%A9").source,
+            "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(CampaignFromUrl("https://x/?utm_term=%C3%A9").term, "\xC3\xA9");
 }
 
 }  // namespace
