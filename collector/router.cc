@@ -844,9 +844,9 @@ void Router::HandleAdmin(const Request& request, Respond respond) {
       if (key == "dir") dir = std::move(value);
     }
   }
-  if (dir.empty() || dir.front() != '/') {
+  if (dir.empty() || dir.front() != '/' || !util::IsValidUtf8(dir)) {
     return respond(ErrorResponse(400, "invalid_dir",
-                                 "give the checkpoint's directory as ?dir=<absolute path, "
+                                 "give the checkpoint's directory as ?dir=<absolute UTF-8 path, "
                                  "%-encoded>; it must not exist, its parent must",
                                  version));
   }

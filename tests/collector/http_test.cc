@@ -1125,6 +1125,9 @@ TEST_F(HttpTest, CheckpointIsABackupThatOpensOnItsOwn) {
   EXPECT_EQ(ErrorCode(again), "invalid_dir");
   EXPECT_EQ(Send(http::verb::post, "/checkpoint?dir=backup", "", {}, true).result_int(), 400);
   EXPECT_EQ(Send(http::verb::post, "/checkpoint", "", {}, true).result_int(), 400);
+  Response not_utf8 = Send(http::verb::post, "/checkpoint?dir=/tmp/%FF", "", {}, true);
+  EXPECT_EQ(not_utf8.result_int(), 400);
+  EXPECT_TRUE(util::IsValidUtf8(not_utf8.body()));
   EXPECT_EQ(Send(http::verb::get, "/checkpoint?dir=/x", "", {}, true).result_int(), 405);
 
   storage::StoreOptions restored_options;
