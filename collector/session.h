@@ -1,7 +1,10 @@
 // Session: one HTTP/1.1 connection, in the shape of Beast's http_server_async example: a
 // chain of DoRead/OnRead, DoWrite/OnWrite on the connection's own single-threaded event
 // loop (so no strand is needed), keep-alive, one request at a time (pipelined requests
-// wait in the buffer). All meaning lives in Router.
+// wait in the buffer). All meaning lives in Router; the session only checks, once a
+// header is in, that the request's framing is unambiguous (CheckFraming), asks the router
+// whether the header alone refuses it (Router::CheckHeader), and takes the body's share of
+// Limits::max_receiving_bytes before reading it.
 //
 // Timeouts use one lazily re-armed timer per connection: each phase only stores a new
 // deadline, and the timer re-arms itself when it fires early, so a request costs no timer
