@@ -306,6 +306,7 @@ ScalarKey IntegerKey(std::string_view section, std::string_view key, std::int64_
               return "must be at most " + std::to_string(max) + ", got " + std::to_string(number);
             }
             if constexpr (std::is_floating_point_v<T>) {
+              (void)shift;  // *_mb keys are integers
               field(config) = static_cast<T>(number);  // a whole number where a double is kept
             } else {
               field(config) = static_cast<T>(static_cast<T>(number) << shift);

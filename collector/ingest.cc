@@ -122,7 +122,8 @@ std::string_view TrimRight(std::string_view s) { return TrimRight(s.data(), s.da
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-// The JSON number grammar (RFC 8259 section 6). simdjson only checks numbers it converts,
+// The JSON number grammar (RFC 8259 section 6), with an exponent of at most 9 digits (found
+// by fuzz_ingest: Boost.JSON cannot read more). simdjson only checks numbers it converts,
 // and converting would refuse valid ones that do not fit a double or an int64.
 bool IsJsonNumber(std::string_view s) {
   std::size_t i = 0;
@@ -145,7 +146,12 @@ bool IsJsonNumber(std::string_view s) {
     ++i;
     if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
     if (i == n || !IsDigit(s[i])) return false;
+    while (i < n && s[i] == '0') ++i;  // leading zeros do not count
+    const std::size_t exponent_digits = i;
     while (i < n && IsDigit(s[i])) ++i;
+    // Boost.JSON refuses exponents past INT_MAX (exponent_overflow), and every stored message
+    // must parse with it: at most 9 digits, which no body's digits can push past.
+    if (i - exponent_digits > 9) return false;
   }
   return i == n;
 }

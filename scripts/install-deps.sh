@@ -3,7 +3,8 @@
 # is already installed is left alone, and apt is not touched when nothing is missing.
 # Usage: scripts/install-deps.sh [--demo | --test]
 #   --demo adds Node.js and npm (the demo shop and the tracker's build);
-#   --test adds those and Debian's chromium (the tracker's browser tests).
+#   --test adds those, Debian's chromium (the tracker's browser tests) and clang with its
+#   sanitizer and libFuzzer runtimes (scripts/fuzz.sh, run by scripts/test.sh when CI is set).
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ pkg-config
@@ -12,7 +13,7 @@ pkgs=(cmake ninja-build g++ pkg-config
       libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev)
 want_node=0 want_browser=0
 [[ "${1:-}" == "--demo" ]] && want_node=1
-[[ "${1:-}" == "--test" ]] && want_node=1 want_browser=1
+[[ "${1:-}" == "--test" ]] && want_node=1 want_browser=1 && pkgs+=(clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

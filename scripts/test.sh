@@ -3,7 +3,8 @@
 # builds every target with the debug preset (asserts on) and runs every test: GoogleTest
 # unit and HTTP integration tests, and the end-to-end tests against the real binary
 # (@segment/analytics-node, kill -9 crash safety, start-up and shutdown), and the tracker's
-# tests (sdk-js: unit tests in Node, and in Debian's chromium against the real binary).
+# tests (sdk-js: unit tests in Node, and in Debian's chromium against the real binary); when
+# CI is set, also a minute of each libFuzzer harness (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -12,3 +13,8 @@ npm ci --prefix sdk-js --no-audit --no-fund --loglevel=error
 npm run --prefix sdk-js --silent build
 cmake --workflow --preset debug
 ctest --preset debug "$@"
+# Fuzzing (tests/fuzz/README.md): on CI, the seed corpus and every past finding, then 60 s of
+# each harness.
+if [[ -n "${CI:-}" ]]; then
+  scripts/fuzz.sh 60
+fi

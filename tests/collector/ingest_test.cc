@@ -619,6 +619,24 @@ TEST(IngestErrorTest, NestingIsBoundedPerMessage) {
   ExpectError(Parse(Batch({message(200000)})), 400, "malformed_json", "very deep message");
 }
 
+// Found by fuzz_ingest (tests/fuzz/regressions/fuzz_ingest/huge_exponent.json): a number
+// whose exponent Boost.JSON cannot read must not be stored, or the export breaks.
+TEST(IngestErrorTest, ExponentsBoostJsonCannotReadAreMalformed) {
+  for (std::string n : {"1e2147483648", "1e-2147483649", "-0.5E+99999999999", "1e0000000002147483648"}) {
+    ParsedRequest r = Parse(Batch({R"({"type":"track","userId":"u","event":"e","n":)" + n + "}"}));
+    ASSERT_TRUE(r.error) << n;
+    EXPECT_EQ(r.error->code, "malformed_json") << n;
+    EXPECT_TRUE(r.accepted.empty()) << n;
+  }
+  ExpectError(Parse("1e2147483648"), 400, "malformed_json", "root");
+  for (std::string n : {"1e400", "1e-999999999", "12345678901234567890123e999999999", "1e00000000000000000001"}) {
+    ParsedRequest r = Parse(Batch({R"({"type":"track","userId":"u","event":"e","n":)" + n + "}"}));
+    ASSERT_FALSE(r.error) << n << ": " << r.error->code;
+    ASSERT_EQ(r.accepted.size(), 1u) << n;
+    EXPECT_TRUE(Doc(r.accepted[0]).contains("n")) << n;
+  }
+}
+
 TEST(IngestErrorTest, InvalidBody) {
   for (const std::string body :
        {"[]", "[{\"batch\":[]}]", "42", "\"batch\"", "null", "true", " [1, {\"a\": [2]}] "}) {

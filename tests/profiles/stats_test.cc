@@ -116,6 +116,21 @@ TEST(StatsTest, HugeAmountsSaturateInsteadOfOverflowing) {
   EXPECT_EQ(AddAmounts(-kMaxAmount, -1), -kMaxAmount);
 }
 
+// Found by reading the paths fuzz_http reached (tests/fuzz/regressions/fuzz_http/
+// order_products_amount_overflow.http): one order of several saturated lines.
+TEST(StatsTest, AnOrderOfTwoHugeLinesSaturates) {
+  World w;
+  w.Send(Track("u:u1", "Order Completed", kT0,
+               Products({ProductProps("a", 1e13, 100'000'000, ""),
+                         ProductProps("b", -1e13, 100'000'000, ""),
+                         ProductProps("c", 1e13, 100'000'000, ""),
+                         ProductProps("d", 1e13, 100'000'000, "")})));
+  const Customer c = w.customer("u1");
+  ASSERT_EQ(c.orders.size(), 1u);
+  EXPECT_EQ(c.orders[0].revenue, kMaxAmount);
+  EXPECT_EQ(ComputeStats(c, kT0 + kDay).revenue, kMaxAmount);
+}
+
 TEST(StatsTest, FavouriteCategoriesAndBrandsAreTheTopThreeBySpend) {
   World w;
   w.Send(Track("u:u1", "Order Completed", kT0,
