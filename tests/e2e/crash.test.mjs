@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
 
-import { DEFAULT_SITE, fetchAllEvents, postBatch, sleep, startCartwatch } from './lib/cartwatch.mjs';
+import { DEFAULT_SITE, fetchAllEvents, postBatch, rng, sleep, startCartwatch } from './lib/cartwatch.mjs';
 
 const CYCLES = 3;
 const SENDERS = 8;
@@ -16,18 +16,8 @@ const MAX_REQUESTS_PER_SENDER = 20_000; // a bound only; the kill comes long bef
 const RESEND_ACKED = 40; // acknowledged batches sent again after each restart
 const RESEND_UNANSWERED = 40; // unanswered (in-flight at the kill) batches sent again
 
-// Deterministic pseudo-random numbers (mulberry32), so that a failing run can be repeated
+// Seeded pseudo-random numbers (lib rng), so that a failing run can be repeated
 // with the same batch sizes and kill delays (timing still varies).
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const SEED = Number(process.env.CARTWATCH_E2E_SEED ?? 20240917);
 const random = rng(SEED);
 const randInt = (lo, hi) => lo + Math.floor(random() * (hi - lo + 1));

@@ -13,14 +13,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 
-import {
-  DEFAULT_SITE,
-  fetchEventsPage,
-  freePort,
-  postBatch,
-  sleep,
-  startCartwatch,
-} from './lib/cartwatch.mjs';
+import { DEFAULT_SITE, fetchEventsPage, freePort, postBatch, rng, sleep, startCartwatch } from './lib/cartwatch.mjs';
 
 const CHAOS_MS = 60_000; // kills land within this long after the first spawn
 const UP_MIN_MS = 2_000; // each instance runs this long ...
@@ -40,18 +33,8 @@ const RESEND_RECENT = 6; // batches acknowledged by the instance just killed, se
 const RESEND_OLDER = 2; // batches acknowledged by earlier instances, sent again twice
 const OLDER_KEEP = 200; // acknowledged batches kept for RESEND_OLDER
 
-// Deterministic pseudo-random numbers (mulberry32), so that a failing run can be repeated
+// Seeded pseudo-random numbers (lib rng), so that a failing run can be repeated
 // with the same batch sizes, up times and resend choices (timing still varies).
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const SEED = Number(process.env.CARTWATCH_E2E_SEED ?? 20240917);
 const random = rng(SEED); // the main loop's: up times and resend choices
 const randInt = (r, lo, hi) => lo + Math.floor(r() * (hi - lo + 1));

@@ -327,6 +327,19 @@ function indent(text) {
     .join('\n');
 }
 
+// Deterministic pseudo-random numbers in [0, 1) from `seed` (mulberry32), so that a failing
+// run can be repeated with the same choices.
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
