@@ -24,6 +24,8 @@ namespace {
 // Reserved once per connection: with Beast's default the buffer never grows past what the
 // parser drains, and an 8 KB body takes ~17 recv calls instead of one.
 constexpr std::size_t kReadBufferBytes = 16 * 1024;
+// Bodies larger than this are refused from the header when its write key names no site.
+constexpr std::size_t kCheckHeaderAbove = 16 * 1024;
 }  // namespace
 
 void CommitScheduler::Request() {
@@ -248,13 +250,16 @@ void Session::OnHeader(const error_code& ec, std::size_t bytes) {
   auto& request = parser_->get();
   if (auto refused = CheckFraming(request)) return Refuse(std::move(*refused));
   if (!context_.admin && !parser_->is_done()) {
-    // Before the body is read: a request for an unknown site costs no memory.
-    if (auto refused = context_.router->CheckHeader(request)) return Refuse(std::move(*refused));
     const std::size_t body_bytes =
         parser_->chunked()
             ? context_.limits.max_request_bytes
             : static_cast<std::size_t>(std::min<std::uint64_t>(
                   parser_->content_length().value_or(0), context_.limits.max_request_bytes));
+    // Before a large body is read: a request for an unknown site costs no memory. A small
+    // one is not worth a second look-up of its key (Router::Handle checks it anyway).
+    if (body_bytes > kCheckHeaderAbove) {
+      if (auto refused = context_.router->CheckHeader(request)) return Refuse(std::move(*refused));
+    }
     if (!ReserveBody(body_bytes)) {
       Response busy = ErrorResponse(503, "overloaded",
                                     "the collector is receiving as many request bodies as it "

@@ -3,8 +3,8 @@
 // loop (so no strand is needed), keep-alive, one request at a time (pipelined requests
 // wait in the buffer). All meaning lives in Router; the session only checks, once a
 // header is in, that the request's framing is unambiguous (CheckFraming), asks the router
-// whether the header alone refuses it (Router::CheckHeader), and takes the body's share of
-// Limits::max_receiving_bytes before reading it.
+// whether the header alone refuses a body over 16 KiB (Router::CheckHeader), and takes the
+// body's share of Limits::max_receiving_bytes before reading it.
 //
 // Timeouts use one lazily re-armed timer per connection: each phase only stores a new
 // deadline, and the timer re-arms itself when it fires early, so a request costs no timer

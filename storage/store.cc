@@ -1,6 +1,7 @@
 // RocksDB implementation of Store. Key layout: docs/storage.md.
 #include "storage/store.h"
 
+#include "storage/data_dir.h"
 #include "storage/fault_fs.h"
 #include "storage/fault_injection.h"
 #include "storage/info_log.h"
@@ -39,11 +40,6 @@
 #include <shared_mutex>
 #include <future>
 #include <thread>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <filesystem>
 
@@ -248,51 +244,11 @@ class RocksStore final : public Store {
   // sync its write-ahead log (and Debian's build asserts when asked to), so the log files
   // are fsync'ed by name instead (SyncWalFiles).
   void CloseDbAfterFailure() {
-    SyncWalFiles();
+    SyncWalFiles(options_.data_dir);
     state_.reset();
     handles_.clear();
     if (db_) db_->Close().PermitUncheckedError();
     db_.reset();
-  }
-
-  // The file that says a RocksDB write failed since the log was last recovered
-  // (NoteWriteFailure): its log may end in a partial, unacknowledged write, which the next
-  // open recovers up to without calling it damage.
-  std::filesystem::path FailedWriteMarker() const {
-    return std::filesystem::path(options_.data_dir) / "CARTWATCH_WRITE_FAILED";
-  }
-  void RemoveFailedWriteMarker() const {
-    std::error_code ignored;
-    std::filesystem::remove(FailedWriteMarker(), ignored);
-  }
-
-  // fsyncs every write-ahead log file of the data directory, so that what was written to
-  // them reaches the disk even when RocksDB cannot sync them itself.
-  void SyncWalFiles() const {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(options_.data_dir, ec)) {
-      if (entry.path().extension() != ".log") continue;
-      const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) continue;
-      ::fsync(fd);
-      ::close(fd);
-    }
-  }
-
-  // The newest modification time and total size of the write-ahead log files.
-  std::pair<std::int64_t, std::uint64_t> WalFilesState() const {
-    std::int64_t newest_ms = 0;
-    std::uint64_t bytes = 0;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(options_.data_dir, ec)) {
-      if (entry.path().extension() != ".log") continue;
-      struct stat st {};
-      if (::stat(entry.path().c_str(), &st) != 0) continue;
-      bytes += static_cast<std::uint64_t>(st.st_size);
-      newest_ms = std::max<std::int64_t>(
-          newest_ms, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000);
-    }
-    return {newest_ms, bytes};
   }
 
   bool Open(std::string* error_message) {
@@ -301,11 +257,10 @@ class RocksStore final : public Store {
     // to start, or opens again recovering up to the damage and reports what was dropped.
     const bool strict = options_.wal_recovery == WalRecovery::kStrict ||
                         (options_.wal_recovery == WalRecovery::kAuto && options_.fsync);
-    const auto [wal_mtime_ms, wal_bytes] = WalFilesState();
+    const WalFiles wal_before = WalFilesOf(options_.data_dir);
     // Left by a write that failed (NoteWriteFailure): the log may end in that write, half
     // written and never acknowledged.
-    std::error_code ignored;
-    const bool failed_write = std::filesystem::exists(FailedWriteMarker(), ignored);
+    const bool failed_write = HasFailedWriteMark(options_.data_dir);
     rocksdb::Status s = OpenDb(rocksdb::WALRecoveryMode::kAbsoluteConsistency, error_message);
     std::string damage;
     if (s.IsCorruption() && !db_ && failed_write) {
@@ -338,8 +293,8 @@ class RocksStore final : public Store {
                        options_.data_dir + "\": " + ec.message();
       return false;
     }
-    if (!damage.empty()) ReportWalDamage(damage, wal_mtime_ms, wal_bytes);
-    RemoveFailedWriteMarker();
+    if (!damage.empty()) ReportWalDamage(WalDamageReport(damage, last_event_id_, wal_before));
+    ClearFailedWriteMark(options_.data_dir);
     maintenance_ = std::thread([this] { MaintenanceLoop(); });
     return true;
   }
@@ -392,24 +347,9 @@ class RocksStore final : public Store {
     return true;
   }
 
-  // After an open that recovered the write-ahead log only up to damage: says, at error
-  // level and on /readyz (GetHealth), what may have been dropped. The last message kept is
-  // known exactly (its id is its receive time); the last one written before the stop is
-  // known only from the log files' modification time.
-  void ReportWalDamage(const std::string& damage, std::int64_t wal_mtime_ms,
-                       std::uint64_t wal_bytes) {
-    const std::int64_t kept_ms = static_cast<std::int64_t>(last_event_id_ / 1000);
-    std::string report = "the write-ahead log was damaged (" + damage +
-                         "): every message before the damage was recovered, the last one "
-                         "received at " +
-                         (last_event_id_ > 0 ? util::FormatIso8601(kept_ms) : "(none)") +
-                         ", and what the log (" + std::to_string(wal_bytes) +
-                         " bytes in all) held after the damage was dropped: messages "
-                         "received after that";
-    if (wal_mtime_ms > kept_ms) {
-      report += " and up to " + util::FormatIso8601(wal_mtime_ms) + " (the log's last write)";
-    }
-    report += " may be lost, acknowledged ones among them";
+  // After an open that recovered the write-ahead log only up to damage: says so at error
+  // level and on /readyz (GetHealth).
+  void ReportWalDamage(std::string report) {
     std::fprintf(stderr, "cartwatch: error: %s\n", report.c_str());
     std::lock_guard lock(health_mu_);
     wal_recovery_ = std::move(report);
@@ -1066,14 +1006,13 @@ class RocksStore final : public Store {
     }
   }
 
-  // Bytes free for the store on the data directory's disk (StoreOptions::min_free_bytes).
+  // Bytes free for the store on the data directory's disk (StoreOptions::min_free_bytes);
+  // UINT64_MAX when unknown (no check).
   std::uint64_t FreeBytes() const {
     if (options_.faults && options_.faults->free_bytes() >= 0) {
       return static_cast<std::uint64_t>(options_.faults->free_bytes());
     }
-    struct statvfs fs {};
-    if (statvfs(options_.data_dir.c_str(), &fs) != 0) return UINT64_MAX;  // unknown: no check
-    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+    return storage::FreeBytes(options_.data_dir);
   }
 
   // Errc::kNoSpace while the disk has less than min_free_bytes free (committing thread).
@@ -1118,11 +1057,7 @@ class RocksStore final : public Store {
       std::lock_guard lock(health_mu_);
       write_failure_text_ = status.ToString();
     }
-    if (!db_failed_.exchange(true)) {
-      // An empty file takes no data blocks: this works on a full disk too.
-      const int fd = ::open(FailedWriteMarker().c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-      if (fd >= 0) ::close(fd);
-    }
+    if (!db_failed_.exchange(true)) MarkFailedWrite(options_.data_dir);
     if (write_failure_.exchange(static_cast<int>(errc)) == 0) {
       std::fprintf(stderr,
                    "cartwatch: error: storage write failed, writes are refused until it recovers "
@@ -1169,7 +1104,7 @@ class RocksStore final : public Store {
       return;
     }
     db_failed_.store(false);
-    RemoveFailedWriteMarker();
+    ClearFailedWriteMark(options_.data_dir);
     write_failure_.store(0);
     std::fprintf(stderr, "cartwatch: storage is writable again\n");
     FlushOnce();  // what was queued while RocksDB was reopened
