@@ -1015,6 +1015,14 @@ class RocksStore final : public Store {
     return storage::FreeBytes(options_.data_dir);
   }
 
+  // What GetHealth says while the disk has `free` bytes, below min_free_bytes.
+  void NoteLowSpace(std::uint64_t free) {
+    std::lock_guard lock(health_mu_);
+    write_failure_text_ = "the data directory's disk has " + std::to_string(free) +
+                          " bytes free, below storage.min_free_bytes (" +
+                          std::to_string(options_.min_free_bytes) + ")";
+  }
+
   // Errc::kNoSpace while the disk has less than min_free_bytes free (committing thread).
   // statvfs is asked at most every 100 ms, or sooner once an eighth of the margin may
   // have been written since, and at every commit while the disk is low.
@@ -1022,7 +1030,7 @@ class RocksStore final : public Store {
     const std::uint64_t min_free = options_.min_free_bytes;
     if (min_free == 0) return {};
     const auto now = std::chrono::steady_clock::now();
-    const std::uint64_t written = bytes_committed_.load(std::memory_order_relaxed);
+    const std::uint64_t written = bytes_committed_;
     if (now >= next_space_check_ || written - bytes_at_space_check_ > min_free / 8 ||
         free_bytes_ < min_free) {
       free_bytes_ = FreeBytes();
@@ -1030,12 +1038,7 @@ class RocksStore final : public Store {
       bytes_at_space_check_ = written;
     }
     if (free_bytes_ >= min_free) return {};
-    {
-      std::lock_guard lock(health_mu_);
-      write_failure_text_ = "the data directory's disk has " + std::to_string(free_bytes_) +
-                            " bytes free, below storage.min_free_bytes (" +
-                            std::to_string(min_free) + ")";
-    }
+    NoteLowSpace(free_bytes_);
     low_space_.store(true);
     if (write_failure_.exchange(static_cast<int>(Errc::kNoSpace)) == 0) {
       std::fprintf(stderr,
@@ -1073,13 +1076,7 @@ class RocksStore final : public Store {
   void TryToRecover() {
     if (low_space_.load()) {
       const std::uint64_t free = FreeBytes();
-      if (free < options_.min_free_bytes) {
-        std::lock_guard lock(health_mu_);
-        write_failure_text_ = "the data directory's disk has " + std::to_string(free) +
-                              " bytes free, below storage.min_free_bytes (" +
-                              std::to_string(options_.min_free_bytes) + ")";
-        return;
-      }
+      if (free < options_.min_free_bytes) return NoteLowSpace(free);
       low_space_.store(false);
     }
     rocksdb::Status s = db_ ? db_->Resume() : rocksdb::Status::IOError("RocksDB is closed");
@@ -1427,7 +1424,7 @@ class RocksStore final : public Store {
         const rocksdb::Status written = db_->Write(wo, &batch);
         ec = FromStatus(written);
         if (ec) NoteWriteFailure(written);
-        bytes_committed_.fetch_add(batch.GetDataSize(), std::memory_order_relaxed);
+        bytes_committed_ += batch.GetDataSize();
       }
     }
     if (!ec) {
@@ -1622,7 +1619,7 @@ class RocksStore final : public Store {
   std::uint64_t free_bytes_ = UINT64_MAX;
   std::chrono::steady_clock::time_point next_space_check_{};
   std::uint64_t bytes_at_space_check_ = 0;
-  std::atomic<std::uint64_t> bytes_committed_{0};  // bytes of the batches written
+  std::uint64_t bytes_committed_ = 0;  // bytes of the batches written
   std::mutex health_mu_;
   std::string write_failure_text_;  // guarded by health_mu_
   std::string wal_recovery_;        // set by Open; guarded by health_mu_
