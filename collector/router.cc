@@ -307,14 +307,21 @@ std::string_view OriginFormTarget(std::string_view target) {
 
 namespace {
 
-// "/v1/batch" -> "batch" for the ingest routes; empty for any other path.
+// The ingest route a path names, by its long name ("batch", "track", ...); empty for any
+// other path. Besides the Segment HTTP API's own paths this takes the short forms that
+// analytics.js 2.0 (@segment/analytics-next) posts to, one letter a type, and RudderStack's
+// beacon route (docs/api.md lists which SDK sends which).
 std::string_view IngestRoute(std::string_view path) {
-  constexpr std::string_view kV1 = "/v1/";
-  if (path.substr(0, kV1.size()) != kV1) return {};
-  const std::string_view rest = path.substr(kV1.size());
-  for (std::string_view route :
-       {"batch", "track", "page", "identify", "screen", "alias", "group", "import"}) {
-    if (rest == route) return rest;
+  static constexpr std::pair<std::string_view, std::string_view> kRoutes[] = {
+      {"/v1/batch", "batch"},       {"/v1/track", "track"},   {"/v1/page", "page"},
+      {"/v1/identify", "identify"}, {"/v1/screen", "screen"}, {"/v1/alias", "alias"},
+      {"/v1/group", "group"},       {"/v1/import", "batch"},  {"/v1/b", "batch"},
+      {"/v1/t", "track"},           {"/v1/p", "page"},        {"/v1/i", "identify"},
+      {"/v1/s", "screen"},          {"/v1/a", "alias"},       {"/v1/g", "group"},
+      {"/beacon/v1/batch", "batch"},
+  };
+  for (const auto& [route_path, name] : kRoutes) {
+    if (path == route_path) return name;
   }
   return {};
 }
@@ -376,16 +383,16 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
     respond(std::move(res));
   };
 
+  if (std::string_view route = IngestRoute(path); !route.empty()) {
+    if (method == http::verb::post) {
+      return HandleIngest(std::move(request), route, query, std::move(respond), client(request));
+    }
+    if (method == http::verb::options) return respond(HandlePreflight(request));
+    return not_allowed("POST, OPTIONS");
+  }
   constexpr std::string_view kV1 = "/v1/";
   if (path.substr(0, kV1.size()) == kV1) {
     std::string_view rest = path.substr(kV1.size());
-    if (!IngestRoute(path).empty()) {
-      if (method == http::verb::post) {
-        return HandleIngest(std::move(request), rest, std::move(respond), client(request));
-      }
-      if (method == http::verb::options) return respond(HandlePreflight(request));
-      return not_allowed("POST, OPTIONS");
-    }
     constexpr std::string_view kPixel = "pixel/";
     if (rest.substr(0, kPixel.size()) == kPixel) {
       if (method == http::verb::get) {
@@ -414,7 +421,8 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
   Response res = ErrorResponse(404, "not_found",
                                "no such endpoint: " + std::string(path) +
                                    " (ingest is POST /v1/batch, /v1/track, /v1/page, "
-                                   "/v1/identify, /v1/screen, /v1/alias, /v1/group)",
+                                   "/v1/identify, /v1/screen, /v1/alias, /v1/group; "
+                                   "docs/api.md lists every route)",
                                version);
   AddCors(request, nullptr, res);
   respond(std::move(res));
@@ -450,23 +458,13 @@ Response Router::HandlePreflight(const Request& request) {
   return res;
 }
 
-void Router::HandleIngest(Request&& request, std::string_view route_name, Respond respond,
-                          const boost::asio::ip::address& client) {
+void Router::HandleIngest(Request&& request, std::string_view route_name, std::string_view query,
+                          Respond respond, const boost::asio::ip::address& client) {
   const unsigned version = request.version();
   auto fail = [&](const SiteState* site, Response res) {
     AddCors(request, site, res);
     respond(std::move(res));
   };
-
-  auto content_type = request[http::field::content_type];
-  std::string_view media = Trim(content_type.substr(0, content_type.find(';')));
-  if (!media.empty() && !IEquals(media, "application/json") && !IEquals(media, "text/plain")) {
-    return fail(nullptr, ErrorResponse(415, "unsupported_media_type",
-                                       "Content-Type " + std::string(media) +
-                                           " is not accepted; send application/json or "
-                                           "text/plain",
-                                       version));
-  }
 
   // One client over its own limit is refused before it can use up its site's.
   if (client_limiter_) {
@@ -516,6 +514,17 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, Respon
     }
     return std::nullopt;
   };
+  // Else from the query ("?writeKey=", RudderStack's beacon route), else from the body.
+  if (!header_key && !query.empty()) {
+    auto params = ParseQuery(query);
+    if (!params) {
+      return fail(nullptr, ErrorResponse(400, "invalid_query",
+                                         "the query string has a malformed %-escape", version));
+    }
+    for (auto& [name, value] : *params) {
+      if (name == "writeKey") header_key = std::move(value);
+    }
+  }
   if (header_key) {
     if (auto refused = resolve_site(*header_key)) return fail(site, std::move(*refused));
   }
@@ -551,8 +560,17 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, Respon
   if (route_name != "batch" && route_name != "import") route = *RouteFromType(route_name);
   ParsedRequest parsed = ParseIngest(body, route, util::NowMs(), limits_);
   if (parsed.error) {
-    return fail(site, ErrorResponse(parsed.error->status, parsed.error->code,
-                                    parsed.error->message, version));
+    // The body is read as JSON whatever its declared type, as Segment's and RudderStack's
+    // servers do; a sender whose form or multipart body fails says so here.
+    std::string message = std::move(parsed.error->message);
+    auto content_type = request[http::field::content_type];
+    std::string_view media = Trim(content_type.substr(0, content_type.find(';')));
+    if (parsed.error->code == "malformed_json" && !media.empty() &&
+        !IEquals(media, "application/json") && !IEquals(media, "text/plain")) {
+      message += " (the body is read as JSON whatever its Content-Type; this one was declared " +
+                 std::string(media) + ")";
+    }
+    return fail(site, ErrorResponse(parsed.error->status, parsed.error->code, message, version));
   }
   if (!site) {
     if (auto refused = resolve_site(parsed.write_key)) return fail(site, std::move(*refused));
@@ -626,7 +644,7 @@ void Router::HandlePixel(Request&& request, std::string_view type, std::string_v
     if (auto v = request[field]; !v.empty()) inner.set(field, v);
   }
   inner.body() = std::move(*decoded);
-  HandleIngest(std::move(inner), type, [respond = std::move(respond)](Response&& res) {
+  HandleIngest(std::move(inner), type, {}, [respond = std::move(respond)](Response&& res) {
                  if (res.result() == http::status::ok) {
                    Response gif{http::status::ok, res.version()};
                    gif.set(http::field::content_type, "image/gif");

@@ -77,7 +77,8 @@ class Router {
   struct SiteState;  // a Site plus its rate limiter
 
   // `client`: who sent it (ClientAddress), for the per-client rate limit.
-  void HandleIngest(Request&& request, std::string_view route_name, Respond respond,
+  void HandleIngest(Request&& request, std::string_view route_name, std::string_view query,
+                    Respond respond,
                     const boost::asio::ip::address& client);
   void HandlePixel(Request&& request, std::string_view type, std::string_view query,
                    Respond respond, const boost::asio::ip::address& client);

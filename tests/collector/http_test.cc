@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "collector/server.h"
 #include "collector/session.h"
@@ -347,6 +348,79 @@ TEST_F(HttpTest, EverySingleMessageRoute) {
   }
 }
 
+// analytics.js 2.0 (@segment/analytics-next) posts to one-letter paths: the same routes.
+TEST_F(HttpTest, ShortRoutesOfAnalyticsNext) {
+  const std::vector<std::tuple<std::string, std::string, std::string>> routes = {
+      {"t", "track", R"({"event":"Signed Up","userId":"u1","messageId":"s1"})"},
+      {"p", "page", R"({"name":"Home","anonymousId":"a1","messageId":"s2"})"},
+      {"i", "identify", R"({"userId":"u1","traits":{"email":"x@example.com"},"messageId":"s3"})"},
+      {"s", "screen", R"({"name":"Cart","userId":"u1","messageId":"s4"})"},
+      {"a", "alias", R"({"previousId":"a1","userId":"u1","messageId":"s5"})"},
+      {"g", "group", R"({"groupId":"g1","userId":"u1","messageId":"s6"})"},
+      {"b", "track", R"({"batch":[{"type":"track","event":"E","userId":"u1","messageId":"s7"}]})"},
+  };
+  for (auto& [path, type, body] : routes) {
+    // As analytics-next sends them: text/plain, the write key inside the message.
+    std::string with_key = R"({"writeKey":"wk",)" + body.substr(1);
+    Response res = Post("/v1/" + path, with_key, {{"Content-Type", "text/plain"}});
+    EXPECT_EQ(res.result_int(), 200) << path << ": " << res.body();
+  }
+  // A single-message short route keeps the type check of its long form.
+  Response wrong = Post("/v1/t", R"({"type":"page","name":"Home","userId":"u1"})");
+  EXPECT_EQ(wrong.result_int(), 400) << wrong.body();
+  auto events = Events();
+  ASSERT_EQ(events.size(), routes.size());
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    EXPECT_EQ(events[i].at("type"), std::get<1>(routes[i]).c_str());
+    EXPECT_EQ(events[i].at("messageId"), ("s" + std::to_string(i + 1)).c_str());
+  }
+  EXPECT_EQ(Send(http::verb::get, "/v1/t").result_int(), 405);
+  EXPECT_EQ(Post("/v1/x", R"({"event":"E","userId":"u1"})").result_int(), 404);
+}
+
+// RudderStack's beacon route: the write key in the query, since sendBeacon sets no headers.
+TEST_F(HttpTest, RudderStackBeaconRoute) {
+  const std::string body =
+      R"({"batch":[{"type":"track","event":"E","anonymousId":"a1","messageId":"r1"}],)"
+      R"("sentAt":"2026-11-23T12:00:00Z"})";
+  Response ok = Post("/beacon/v1/batch?writeKey=wk", body, {{"Content-Type", "text/plain;charset=UTF-8"}});
+  EXPECT_EQ(ok.result_int(), 200) << ok.body();
+  Response unknown = Post("/beacon/v1/batch?writeKey=nope", body, {});
+  EXPECT_EQ(unknown.result_int(), 401);
+  EXPECT_EQ(ErrorCode(unknown), "unknown_write_key");
+  Response none = Post("/beacon/v1/batch", body, {});
+  EXPECT_EQ(ErrorCode(none), "missing_write_key");
+  Response escaped = Post("/beacon/v1/batch?writeKey=%zz", body, {});
+  EXPECT_EQ(ErrorCode(escaped), "invalid_query");
+  auto events = Events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("messageId"), "r1");
+}
+
+// A JSON body is accepted whatever its declared type, as Segment's and RudderStack's servers
+// do: RudderStack's Node SDK sends gzip declared as a form; curl -d sends a form; sendBeacon
+// sends text/plain.
+TEST_F(HttpTest, JsonBodyWhateverTheContentType) {
+  int n = 0;
+  for (std::string type : {"application/x-www-form-urlencoded", "", "text/plain",
+                           "text/plain; charset=utf-8", "application/json; charset=UTF-8",
+                           "application/octet-stream"}) {
+    std::vector<std::pair<std::string, std::string>> headers = {{"Authorization", Basic("wk")}};
+    if (!type.empty()) headers.emplace_back("Content-Type", type);
+    std::string id = "c" + std::to_string(++n);
+    Response res = Post("/v1/track", R"({"event":"E","userId":"u","messageId":")" + id + R"("})",
+                        headers);
+    EXPECT_EQ(res.result_int(), 200) << type << ": " << res.body();
+  }
+  Response gz = Post("/v1/batch", Gzip(R"({"batch":[{"type":"track","event":"E","userId":"u",)"
+                                       R"("messageId":"gz"}]})"),
+                     {{"Authorization", Basic("wk")},
+                      {"Content-Type", "application/x-www-form-urlencoded"},
+                      {"Content-Encoding", "gzip"}});
+  EXPECT_EQ(gz.result_int(), 200) << gz.body();
+  EXPECT_EQ(Events().size(), static_cast<std::size_t>(n + 1));
+}
+
 TEST_F(HttpTest, PixelAnswersGifAndStores) {
   std::string msg = R"({"event":"Email Opened","userId":"u9","writeKey":"wk"})";
   Response res = Send(http::verb::get, "/v1/pixel/track?data=" + util::Base64Encode(msg));
@@ -463,9 +537,12 @@ TEST_F(HttpTest, ErrorStatuses) {
   Response get_batch = Send(http::verb::get, "/v1/batch");
   expect(get_batch, 405, "method_not_allowed");
   EXPECT_EQ(get_batch[http::field::allow], "POST, OPTIONS");
-  expect(Post("/v1/track", kTrack,
-              {{"Authorization", Basic("wk")}, {"Content-Type", "application/x-www-form-urlencoded"}}),
-         415, "unsupported_media_type");
+  Response form = Post("/v1/track", "event=E&userId=u",
+                       {{"Authorization", Basic("wk")},
+                        {"Content-Type", "application/x-www-form-urlencoded"}});
+  expect(form, 400, "malformed_json");
+  EXPECT_NE(form.body().find("declared application/x-www-form-urlencoded"), std::string::npos)
+      << form.body();
   expect(Post("/v1/batch", std::string(limits_.max_request_bytes + 1, ' ')), 413,
          "payload_too_large");
   std::string big_message = R"({"event":"E","userId":"u","properties":{"x":")" +
