@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cassert>
 #include <climits>
 
 namespace cartwatch::collector {
@@ -79,6 +80,24 @@ InflateResult Gunzip(std::string_view in, std::size_t max_out, std::size_t extra
   out.resize(produced);
   if (out.capacity() < produced + extra_capacity) out.reserve(produced + extra_capacity);
   return InflateResult::kOk;
+}
+
+std::string GzipCompress(std::string_view in) {
+  z_stream stream{};
+  // 15 + 16: the largest window, with the gzip wrapper.
+  [[maybe_unused]] int rc =
+      deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
+  assert(rc == Z_OK);  // fails only on bad arguments or no memory
+  std::string out(deflateBound(&stream, in.size()), '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  stream.avail_in = static_cast<uInt>(in.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  rc = deflate(&stream, Z_FINISH);
+  assert(rc == Z_STREAM_END);  // deflateBound is enough for one Z_FINISH
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
 }
 
 }  // namespace cartwatch::collector

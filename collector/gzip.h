@@ -1,5 +1,6 @@
 // Gzip decoding with a cap on the output, so a small body cannot expand into a huge one
-// (a "zip bomb"). Private to collector/.
+// (a "zip bomb"), and encoding for what the collector serves compressed. Private to
+// collector/.
 #pragma once
 
 #include <cstddef>
@@ -17,5 +18,8 @@ enum class InflateResult { kOk, kTooLarge, kCorrupt };
 // (the JSON parser's padding) without reallocating.
 InflateResult Gunzip(std::string_view in, std::size_t max_out, std::size_t extra_capacity,
                      std::string& out);
+
+// `in` as one gzip member (RFC 1952) at zlib's best compression.
+std::string GzipCompress(std::string_view in);
 
 }  // namespace cartwatch::collector

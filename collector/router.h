@@ -83,6 +83,8 @@ class Router {
   void HandlePixel(Request&& request, std::string_view type, std::string_view query,
                    Respond respond, const boost::asio::ip::address& client);
   void HandleEvents(const Request& request, std::string_view query, Respond respond);
+  // GET /cartwatch.js: the embedded tracker (collector/tracker_script.h).
+  Response HandleTracker(const Request& request, std::string_view query);
   enum class Profile { kCustomer, kVisitor };
   // /healthz, /readyz, and the 404 of the admin listener.
   Response HandleHealth(const Request& request);

@@ -12,10 +12,12 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 #include <tuple>
 
+#include "collector/gzip.h"
 #include "collector/server.h"
 #include "collector/session.h"
 #include "storage/fault_injection.h"
@@ -419,6 +421,59 @@ TEST_F(HttpTest, JsonBodyWhateverTheContentType) {
                       {"Content-Encoding", "gzip"}});
   EXPECT_EQ(gz.result_int(), 200) << gz.body();
   EXPECT_EQ(Events().size(), static_cast<std::size_t>(n + 1));
+}
+
+// The storefront tracker, served by the collector itself: what sdk-js's build wrote, cached
+// by version, revalidated by ETag, gzip when asked, loadable from any origin.
+TEST_F(HttpTest, ServesTheTracker) {
+  std::ifstream file(CARTWATCH_TRACKER_JS, std::ios::binary);
+  if (!file) {
+    Response missing = Send(http::verb::get, "/cartwatch.js");
+    EXPECT_EQ(missing.result_int(), 404);
+    EXPECT_EQ(ErrorCode(missing), "tracker_not_built");
+    GTEST_SKIP() << "no " << CARTWATCH_TRACKER_JS << ": npm run --prefix sdk-js build";
+  }
+  const std::string script{std::istreambuf_iterator<char>(file), {}};
+
+  Response plain = Send(http::verb::get, "/cartwatch.js");
+  ASSERT_EQ(plain.result_int(), 200);
+  EXPECT_EQ(plain.body(), script);
+  EXPECT_EQ(plain[http::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_EQ(plain[http::field::cache_control], "public, max-age=3600");
+  EXPECT_EQ(plain[http::field::access_control_allow_origin], "*");
+  EXPECT_EQ(plain[http::field::vary], "Accept-Encoding");
+  EXPECT_TRUE(plain[http::field::content_encoding].empty());
+  const std::string etag(plain[http::field::etag]);
+  const std::string version(plain["Cartwatch-Tracker-Version"]);
+  EXPECT_EQ(etag, "\"" + version + "\"");
+  EXPECT_EQ(version.size(), 16u);
+
+  Response gz = Send(http::verb::get, "/cartwatch.js", "", {{"Accept-Encoding", "br, gzip;q=0.8"}});
+  ASSERT_EQ(gz.result_int(), 200);
+  EXPECT_EQ(gz[http::field::content_encoding], "gzip");
+  EXPECT_LT(gz.body().size(), script.size());
+  std::string inflated;
+  ASSERT_EQ(Gunzip(gz.body(), 1 << 20, 0, inflated), InflateResult::kOk);
+  EXPECT_EQ(inflated, script);
+  Response refused = Send(http::verb::get, "/cartwatch.js", "", {{"Accept-Encoding", "gzip;q=0"}});
+  EXPECT_TRUE(refused[http::field::content_encoding].empty());
+  EXPECT_EQ(refused.body(), script);
+
+  Response cached = Send(http::verb::get, "/cartwatch.js", "", {{"If-None-Match", etag}});
+  EXPECT_EQ(cached.result_int(), 304);
+  EXPECT_TRUE(cached.body().empty());
+  EXPECT_EQ(cached[http::field::etag], etag);
+  EXPECT_EQ(Send(http::verb::get, "/cartwatch.js", "", {{"If-None-Match", "\"stale\""}}).result_int(),
+            200);
+
+  Response pinned = Send(http::verb::get, "/cartwatch.js?v=" + version);
+  EXPECT_EQ(pinned[http::field::cache_control], "public, max-age=31536000, immutable");
+  Response other = Send(http::verb::get, "/cartwatch.js?v=0000000000000000");
+  EXPECT_EQ(other[http::field::cache_control], "public, max-age=3600");
+
+  Response post = Send(http::verb::post, "/cartwatch.js", "x");
+  EXPECT_EQ(post.result_int(), 405);
+  EXPECT_EQ(post[http::field::allow], "GET, OPTIONS");
 }
 
 TEST_F(HttpTest, PixelAnswersGifAndStores) {
