@@ -16,7 +16,8 @@ constexpr char kCustomerRecord = 'C';
 constexpr char kThresholdsRecord = 'T';
 // Byte 1. A new field is appended at the end of its record and read only when the
 // record's version is at least the one that added it; older records get its default.
-constexpr std::uint8_t kFormatVersion = 1;
+// Version 2 added the customer's merge fields (merged_user_ids, merged_into, merged_at).
+constexpr std::uint8_t kFormatVersion = 2;
 
 class ProfilesErrorCategory : public boost::system::error_category {
  public:
@@ -461,6 +462,10 @@ void EncodeTo(std::string& out, const Customer& c) {
     w.Signed(start - previous);
     previous = start;
   }
+  w.Size(c.merged_user_ids.size());
+  for (const std::string& id : c.merged_user_ids) w.String(id);
+  w.String(c.merged_into);
+  w.Signed(c.merged_at);
 }
 
 std::string Encode(const SiteThresholds& t) {
@@ -500,7 +505,7 @@ boost::system::result<Visitor> DecodeVisitor(std::string_view bytes) {
 boost::system::result<Customer> DecodeCustomer(std::string_view bytes) {
   Reader r(bytes);
   Customer c;
-  if (Header(r, kCustomerRecord) != 0) {
+  if (const std::uint8_t version = Header(r, kCustomerRecord); version != 0) {
     r.String(c.user_id);
     Get(r, c.traits);
     GetAll(r, c.anonymous_ids, [&r](std::string& id) { r.String(id); });
@@ -517,6 +522,11 @@ boost::system::result<Customer> DecodeCustomer(std::string_view bytes) {
                                    static_cast<std::uint64_t>(r.Signed()));
       previous = start;
     });
+    if (version >= 2) {
+      GetAll(r, c.merged_user_ids, [&r](std::string& id) { r.String(id); });
+      r.String(c.merged_into);
+      c.merged_at = r.Signed();
+    }
   }
   return Finish(r, std::move(c));
 }

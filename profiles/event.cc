@@ -132,7 +132,8 @@ std::optional<EventType> Classify(std::string_view type, std::string_view event)
   }
   if (type == "page" || type == "screen") return EventType::kPage;
   if (type == "identify") return EventType::kIdentify;
-  if (type == "alias" || type == "group") return EventType::kActivity;
+  if (type == "alias") return EventType::kAlias;  // kActivity without previousId (Finish)
+  if (type == "group") return EventType::kActivity;
   return std::nullopt;
 }
 
@@ -151,6 +152,7 @@ Need NeedOf(EventType type) {
       return Need::kOrder;
     case EventType::kActivity:
     case EventType::kIdentify:
+    case EventType::kAlias:
       return Need::kNothing;
   }
   return Need::kNothing;
@@ -184,6 +186,7 @@ void Clear(Event& e) {
   e.message_id.clear();
   e.anonymous_id.clear();
   e.user_id.clear();
+  e.previous_id.clear();
   e.at = 0;
   e.received_at = 0;
   e.url.clear();
@@ -466,6 +469,9 @@ bool ReadMessage(od::object& root, Walk& w) {
           if (!ReadProperties(v, w)) return false;
         } else if (key == "receivedAt") {
           w.received_at = GetTime(v);
+        } else if (key == "previousId") {
+          w.event().previous_id.clear();
+          GetText(v, w.event().previous_id);
         }
         break;
       case 11:
@@ -514,6 +520,10 @@ bool Finish(Walk& w) {
   if (e.anonymous_id.empty() && e.user_id.empty()) return false;
   if (!w.timestamp && !w.received_at) return false;
   e.type = *type;
+  if (e.type == EventType::kAlias && (e.previous_id.empty() || e.user_id.empty())) {
+    e.type = EventType::kActivity;
+  }
+  if (e.type != EventType::kAlias) e.previous_id.clear();
   e.at = w.timestamp ? *w.timestamp : *w.received_at;
   e.received_at = w.received_at ? *w.received_at : e.at;
 

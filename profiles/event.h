@@ -77,6 +77,7 @@ enum class EventType : std::uint8_t {
   kCartReplaced,     // Cart Viewed, Cart Updated: products[] is the whole cart
   kCheckoutStarted,  // checkout stage reached
   kOrderCompleted,   // an order; empties the cart
+  kAlias,            // alias with both `previousId` and `userId`: two identities become one
 };
 
 // What state needs from one message. Strings are copies: an Event outlives the JSON.
@@ -85,6 +86,7 @@ struct Event {
   std::string message_id;
   std::string anonymous_id;  // empty: none
   std::string user_id;       // empty: none
+  std::string previous_id;   // kAlias: `previousId` (never empty then); empty otherwise
   EpochMs at = 0;            // event time: the stored (skew-corrected) `timestamp`
   EpochMs received_at = 0;   // `receivedAt`; equals `at` when missing
 
@@ -111,7 +113,8 @@ struct Event {
 // `timestamp` nor `receivedAt`, a `type` that is not a Segment type, or a track without
 // `event`. Fields of the wrong type are treated as absent; numbers given as strings
 // ("19.90") are accepted. Other track events, alias and group are kActivity: their
-// properties are skipped unread (the cheap path). Never throws. The full mapping is in
+// properties are skipped unread (the cheap path); an alias with both `previousId` and
+// `userId` is kAlias, else kActivity. Never throws. The full mapping is in
 // docs/profiles.md, "Events".
 std::optional<Event> ParseEvent(std::string_view stored_json);
 

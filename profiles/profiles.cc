@@ -497,6 +497,28 @@ void Archive(OrderArchive& archive, const Order& order) {
   TrimSpends(archive.brands);
 }
 
+// Two customers' archived orders as one archive.
+void MergeArchive(OrderArchive& into, const OrderArchive& from) {
+  if (from.count == 0) return;
+  if (into.count == 0 || from.first_at < into.first_at) into.first_at = from.first_at;
+  if (into.count == 0 || from.last_at > into.last_at) into.last_at = from.last_at;
+  into.count += from.count;
+  for (const CurrencyTotal& t : from.revenue) {
+    auto it = std::find_if(into.revenue.begin(), into.revenue.end(),
+                           [&t](const CurrencyTotal& u) { return u.currency == t.currency; });
+    if (it == into.revenue.end()) {
+      into.revenue.push_back(t);
+    } else {
+      it->orders += t.orders;
+      it->revenue = AddAmounts(it->revenue, t.revenue);
+    }
+  }
+  for (const Spend& s : from.categories) AddSpend(into.categories, s.currency, s.name, s.amount);
+  for (const Spend& s : from.brands) AddSpend(into.brands, s.currency, s.name, s.amount);
+  TrimSpends(into.categories);
+  TrimSpends(into.brands);
+}
+
 void AddCustomerOrder(Customer& c, Order order, const Options& options) {
   InsertOrder(c.orders, std::move(order));
   while (c.orders.size() > options.max_orders) {
@@ -665,6 +687,7 @@ Outcome Apply(const Event& e, Visitor* visitor, Customer* customer, const Option
     case EventType::kActivity:
     case EventType::kPage:
     case EventType::kIdentify:
+    case EventType::kAlias:  // linked above, as an identify (the store passes previousId)
       break;
   }
   return out;
@@ -672,6 +695,44 @@ Outcome Apply(const Event& e, Visitor* visitor, Customer* customer, const Option
 
 void ForgetVisitor(Customer& customer, std::string_view anonymous_id) {
   std::erase(customer.anonymous_ids, anonymous_id);
+}
+
+bool MergeCustomers(Customer& into, Customer& from, EpochMs at, const Options& options,
+                    Outcome& out) {
+  assert(!into.user_id.empty() && !from.user_id.empty() && into.user_id != from.user_id);
+  assert(!into.merged() && !from.merged());
+  // `from`, then the customers merged into it before, after into's own.
+  std::vector<std::string> merged_ids = into.merged_user_ids;
+  merged_ids.push_back(from.user_id);
+  for (const std::string& id : from.merged_user_ids) {
+    if (std::find(merged_ids.begin(), merged_ids.end(), id) == merged_ids.end()) {
+      merged_ids.push_back(id);
+    }
+  }
+  if (merged_ids.size() > options.max_merged_customers) return false;
+
+  MergeTraits(into.traits, from.traits);
+  if (MergeCart(into.cart, from.cart, options)) out.cart_changed = true;
+  MergeViewed(into.viewed, from.viewed, options);
+  for (Order& order : from.orders) {
+    if (HasOrder(into.orders, order.order_id)) continue;
+    AddCustomerOrder(into, std::move(order), options);
+    out.order_added = true;
+  }
+  MergeArchive(into.archived, from.archived);
+  for (const EpochMs start : from.visits) AddVisit(into, start, options);
+  for (const std::string& id : from.anonymous_ids) AddLinkedVisitor(into, id, options);
+  if (from.first_seen != 0) Seen(into.first_seen, into.last_seen, from.first_seen);
+  if (from.last_seen != 0) Seen(into.first_seen, into.last_seen, from.last_seen);
+  Seen(into.first_seen, into.last_seen, at);
+  into.merged_user_ids = std::move(merged_ids);
+
+  Customer merged;
+  merged.user_id = std::move(from.user_id);
+  merged.merged_into = into.user_id;
+  merged.merged_at = at;
+  from = std::move(merged);
+  return true;
 }
 
 }  // namespace cartwatch::profiles

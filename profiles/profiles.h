@@ -40,6 +40,9 @@ struct Options {
   std::size_t max_visits = 200;
   // Anonymous ids listed per customer (the most recently linked). Default 50.
   std::size_t max_linked_visitors = 50;
+  // Other customers an alias may merge into one (Customer::merged_user_ids); an alias
+  // beyond it merges nothing. Default 50.
+  std::size_t max_merged_customers = 50;
   // Expected customer lifetime in years, the last factor of the LTV estimate. Default 3.
   double expected_lifetime_years = 3.0;
 };
@@ -214,6 +217,15 @@ struct Customer {
   std::vector<Order> orders;          // by time, oldest first
   OrderArchive archived;
   std::vector<EpochMs> visits;  // session starts of all linked visitors, ascending
+  // Customers an alias merged into this one (their ids, in merge order); each keeps a
+  // record that says so (merged_into), so that their later messages reach this one.
+  std::vector<std::string> merged_user_ids;
+  // Set: an alias merged this customer into that one, at merged_at; the record holds
+  // nothing else (its data moved there), and its messages belong to that customer.
+  std::string merged_into;
+  EpochMs merged_at = 0;
+
+  bool merged() const { return !merged_into.empty(); }
 
   friend bool operator==(const Customer&, const Customer&) = default;
 };
@@ -251,6 +263,16 @@ Outcome Apply(const Event& event, Visitor* visitor, Customer* customer,
 
 // Drops `anonymous_id` from the customer's linked visitors (after Outcome::previous_user_id).
 void ForgetVisitor(Customer& customer, std::string_view anonymous_id);
+
+// An alias of two customers (`previousId` is a customer): merges `from` into `into` as of
+// the alias's time `at`: traits (the newer value wins), cart (as a visitor's cart merges at
+// its link), viewed products, orders (an order id both have counts once), archived orders,
+// visits, linked visitors and merged ids; `from` becomes a record that says it was merged
+// into `into` (Customer::merged_into). Returns false and changes nothing when `into` would
+// then list more than options.max_merged_customers merged ids.
+// REQUIRES: both have their user_id set, differ, and neither is merged().
+bool MergeCustomers(Customer& into, Customer& from, EpochMs at, const Options& options,
+                    Outcome& out);
 
 // ---- Statistics and scores ----
 

@@ -346,6 +346,10 @@ std::string RenderCustomer(const Customer& c, const SiteThresholds* thresholds, 
   j.BeginArray();
   for (const std::string& id : c.anonymous_ids) j.String(id);
   j.EndArray();
+  j.Key("merged_user_ids");
+  j.BeginArray();
+  for (const std::string& id : c.merged_user_ids) j.String(id);
+  j.EndArray();
   j.Key("first_seen");
   j.Time(c.first_seen);
   j.Key("last_seen");

@@ -18,6 +18,16 @@ boost::system::result<profiles::Customer> Decode(std::string_view bytes, profile
   return profiles::DecodeCustomer(bytes);
 }
 
+// Merges rewrite the records merged before to point at the newest customer, so a chain is
+// one hop long; longer ones only come from damaged records.
+constexpr int kMaxMergeHops = 8;
+
+// A result<bool> cannot be made from an error_code implicitly (bool is constructible from
+// it too).
+boost::system::result<bool> BoolFailure(boost::system::error_code ec) {
+  return {boost::system::in_place_error, ec};
+}
+
 template <typename Record>
 constexpr const char* kNoun = std::is_same_v<Record, profiles::Visitor> ? "visitor" : "customer";
 
@@ -93,7 +103,95 @@ boost::system::result<std::optional<profiles::Visitor>> StateWriter::PeekVisitor
 
 boost::system::result<std::optional<profiles::Customer>> StateWriter::PeekCustomer(
     std::string_view site_prefix, std::string_view id) {
-  return Peek(customers_, site_prefix, id);
+  auto customer = Peek(customers_, site_prefix, id);
+  for (int hop = 0; customer && *customer && (*customer)->merged(); ++hop) {
+    if (hop == kMaxMergeHops) return std::optional<profiles::Customer>();
+    const std::string into = std::move((*customer)->merged_into);
+    customer = Peek(customers_, site_prefix, into);
+  }
+  return customer;
+}
+
+boost::system::result<StateWriter::Entry<profiles::Customer>*> StateWriter::Follow(
+    std::string_view site_prefix, Entry<profiles::Customer>* merged) {
+  assert(merged->present && merged->record.merged());
+  Entry<profiles::Customer>* entry = merged;
+  for (int hop = 0; entry->present && entry->record.merged(); ++hop) {
+    if (hop == kMaxMergeHops) return nullptr;
+    auto loaded = Load(customers_, site_prefix, entry->record.merged_into);
+    if (!loaded) return loaded.error();
+    entry = *loaded;
+  }
+  return entry->present ? entry : nullptr;
+}
+
+boost::system::result<bool> StateWriter::ApplyCustomerAlias(std::string_view site_prefix,
+                                                           std::uint64_t event_id) {
+  const profiles::Event& event = event_;
+  auto previous = Load(customers_, site_prefix, event.previous_id);
+  if (!previous) return BoolFailure(previous.error());
+  Entry<profiles::Customer>* from = *previous;
+  if (!from->present) return false;
+  if (from->record.merged()) {
+    auto target = Follow(site_prefix, from);
+    if (!target) return BoolFailure(target.error());
+    if (*target == nullptr) return false;  // merged into a customer since erased
+    from = *target;
+  }
+  auto loaded = Load(customers_, site_prefix, event.user_id);
+  if (!loaded) return BoolFailure(loaded.error());
+  Entry<profiles::Customer>* into = *loaded;
+  if (into->present && into->record.merged()) {
+    auto target = Follow(site_prefix, into);
+    if (!target) return BoolFailure(target.error());
+    if (*target != nullptr) {
+      into = *target;
+    } else {
+      into->present = false;  // merged into a customer since erased: starts afresh
+    }
+  }
+  if (from == into) return true;  // already one person
+  // Records changed together are written together: when one holds this event (a replay
+  // after a crash), all of them do.
+  if (from->applied >= event_id || (into->present && into->applied >= event_id)) return true;
+  if (!into->present) {
+    into->record = profiles::Customer();
+    into->record.user_id = event.user_id;
+    into->present = true;
+  }
+  const std::string from_id = from->record.user_id;
+  const std::vector<std::string> visitors = from->record.anonymous_ids;
+  const std::vector<std::string> merged_before = from->record.merged_user_ids;
+  profiles::Outcome outcome;
+  if (!profiles::MergeCustomers(into->record, from->record, event.at, options_.profiles,
+                                outcome)) {
+    return true;  // over max_merged_customers: the alias merges nothing (docs/profiles.md)
+  }
+  Touch(*into, event_id);
+  Touch(*from, event_id);
+  Join(*into, *from);
+  // The merged customer's devices are the merged-into customer's now; its list of them is
+  // bounded, and a device beyond it finds its way there through the merged record.
+  for (const std::string& id : visitors) {
+    auto visitor = Load(visitors_, site_prefix, id);
+    if (!visitor) return BoolFailure(visitor.error());
+    Entry<profiles::Visitor>* v = *visitor;
+    if (!v->present || v->record.user_id != from_id) continue;
+    v->record.user_id = into->record.user_id;
+    Touch(*v, event_id);
+    Join(*v, *into);
+  }
+  // Customers merged into `from` before now point where it does: chains stay one hop long.
+  for (const std::string& id : merged_before) {
+    auto merged = Load(customers_, site_prefix, id);
+    if (!merged) return BoolFailure(merged.error());
+    Entry<profiles::Customer>* m = *merged;
+    if (!m->present || m->record.merged_into != from_id) continue;
+    m->record.merged_into = into->record.user_id;
+    Touch(*m, event_id);
+    Join(*m, *into);
+  }
+  return true;
 }
 
 void StateWriter::Touch(EntryBase& entry, std::uint64_t event_id) {
@@ -131,6 +229,13 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
   // Parsed into the writer's own Event, which keeps its strings' memory for the next one.
   if (!profiles::ParseEventInto(json, event_)) return {};
   const profiles::Event& event = event_;
+  if (event.type == profiles::EventType::kAlias) {
+    auto merged = ApplyCustomerAlias(site_prefix, event_id);
+    if (!merged) return merged.error();
+    if (*merged) return {};
+    // previousId is no customer: an anonymous id, linked to userId as an identify links.
+    event_.anonymous_id = event_.previous_id;
+  }
 
   Entry<profiles::Visitor>* visitor = nullptr;
   if (!event.anonymous_id.empty()) {
@@ -150,7 +255,22 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     auto loaded = Load(customers_, site_prefix, user_id);
     if (!loaded) return loaded.error();
     customer = *loaded;
+    bool stale_link = false;  // the visitor is linked to a customer merged into another
+    if (customer->present && customer->record.merged()) {
+      // An alias merged this customer into another: the message is that customer's.
+      auto target = Follow(site_prefix, customer);
+      if (!target) return target.error();
+      if (*target != nullptr) {
+        customer = *target;
+        user_id = customer->record.user_id;
+        if (!event.user_id.empty()) event_.user_id = user_id;
+        stale_link = event.user_id.empty();
+      } else {
+        customer->present = false;  // merged into a customer since erased: starts afresh
+      }
+    }
     if (customer->present && customer->applied >= event_id) return {};
+    if (stale_link) visitor->record.user_id = user_id;
     if (!customer->present && event.user_id.empty()) {
       // The visitor is linked to a customer that has no record: one that was erased (a
       // device beyond the customer's list of linked visitors). Its anonymous messages must
@@ -220,16 +340,42 @@ boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view s
   if (!loaded) return loaded.error();
   Entry<profiles::Customer>* customer = *loaded;
   Erased erased;
+  auto erase = [this](Entry<profiles::Customer>& entry) {
+    entry.record = profiles::Customer();
+    entry.present = false;
+    Touch(entry, entry.applied);
+  };
+  if (customer->present && customer->record.merged()) {
+    auto target = Follow(site_prefix, customer);
+    if (!target) return target.error();
+    if (*target == nullptr) {  // merged into a customer since erased: only this record
+      erased.found = true;
+      erased.user_ids.emplace_back(user_id);
+      erase(*customer);
+      return erased;
+    }
+    customer = *target;
+  }
   erased.found = customer->present;
-  if (customer->present) {
-    // A copy: loading visitors does not touch the customer, but the list is cleared below.
-    const std::vector<std::string> listed = customer->record.anonymous_ids;
-    auto visitors = EraseVisitors(site_prefix, user_id, listed);
-    if (!visitors) return visitors.error();
-    erased.anonymous_ids = std::move(*visitors);
-    customer->record = profiles::Customer();
-    customer->present = false;
-    Touch(*customer, customer->applied);
+  if (!customer->present) {
+    erased.user_ids.emplace_back(user_id);
+    return erased;
+  }
+  // Copies: the record is cleared below.
+  const std::string id = customer->record.user_id;
+  const std::vector<std::string> listed = customer->record.anonymous_ids;
+  const std::vector<std::string> merged = customer->record.merged_user_ids;
+  erased.user_ids.push_back(id);
+  auto visitors = EraseVisitors(site_prefix, id, listed);
+  if (!visitors) return visitors.error();
+  erased.anonymous_ids = std::move(*visitors);
+  erase(*customer);
+  for (const std::string& merged_id : merged) {
+    auto loaded_merged = Load(customers_, site_prefix, merged_id);
+    if (!loaded_merged) return loaded_merged.error();
+    Entry<profiles::Customer>* m = *loaded_merged;
+    erased.user_ids.push_back(merged_id);
+    if (m->present && m->record.merged()) erase(*m);
   }
   return erased;
 }

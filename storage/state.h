@@ -69,11 +69,17 @@ class StateWriter {
 
   struct Erased {
     bool found = false;                       // the customer had a record
+    // The customers erased: the one that held the data first, then those an alias had
+    // merged into it (`user_id` itself when it had no record).
+    std::vector<std::string> user_ids;
     std::vector<std::string> anonymous_ids;   // the visitors erased with it
   };
-  // Erases the customer `user_id` and every visitor linked to it. Later messages for them
-  // start new records, also within the same commit. The commit then writes every unwritten
-  // record (a replay must never run over an erase), so replay_from() is past it.
+  // Erases the customer `user_id` and every visitor linked to it; when an alias merged
+  // customers, the person they became: the customer that holds the data (also when
+  // `user_id` is one merged into it) and the records of every customer merged into it.
+  // Later messages for them start new records, also within the same commit. The commit
+  // then writes every unwritten record (a replay must never run over an erase), so
+  // replay_from() is past it.
   boost::system::result<Erased> Erase(std::string_view site_prefix, std::string_view user_id);
 
   // Erases those of `anonymous_ids` whose visitor record is still linked to `user_id`;
@@ -103,7 +109,8 @@ class StateWriter {
   void Discard();
 
   // The record as the messages applied so far left it (unwritten changes included): from
-  // memory, else read from RocksDB (not cached). nullopt when there is none.
+  // memory, else read from RocksDB (not cached). nullopt when there is none. A customer an
+  // alias merged into another is read as that other customer (docs/profiles.md, "Alias").
   boost::system::result<std::optional<profiles::Visitor>> PeekVisitor(std::string_view site_prefix,
                                                                       std::string_view id);
   boost::system::result<std::optional<profiles::Customer>> PeekCustomer(
@@ -152,6 +159,15 @@ class StateWriter {
   boost::system::result<std::optional<Record>> Peek(Table<Record>& table,
                                                     std::string_view site_prefix,
                                                     std::string_view id);
+  // The customer that holds the data of `merged` (a record an alias merged into another):
+  // the end of its merged_into chain. nullptr when the chain ends at no record or runs
+  // over kMaxMergeHops. REQUIRES: merged->present && merged->record.merged().
+  boost::system::result<Entry<profiles::Customer>*> Follow(std::string_view site_prefix,
+                                                           Entry<profiles::Customer>* merged);
+  // The kAlias event_ whose previousId is a customer: merges that customer into userId's.
+  // false (nothing done) when previousId has no customer record: it is an anonymous id.
+  boost::system::result<bool> ApplyCustomerAlias(std::string_view site_prefix,
+                                                 std::uint64_t event_id);
   // Marks the entry changed by event `event_id`.
   void Touch(EntryBase& entry, std::uint64_t event_id);
   static EntryBase* Root(EntryBase* e);

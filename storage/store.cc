@@ -1364,11 +1364,15 @@ class RocksStore final : public Store {
         }
         erased[i].found = erase->found;
         erased[i].visitors = erase->anonymous_ids.size();
-        // Events stored so far, this commit's included, have ids up to next_id.
-        jobs.push_back(EraseJob{.site_prefix = prefix,
-                                .up_to_event_id = next_id,
-                                .user_id = work[i].erase_user,
-                                .anonymous_ids = std::move(erase->anonymous_ids)});
+        // Events stored so far, this commit's included, have ids up to next_id. One job a
+        // customer erased (more than one when an alias had merged customers).
+        for (std::string& user : erase->user_ids) {
+          jobs.push_back(EraseJob{.site_prefix = prefix,
+                                  .up_to_event_id = next_id,
+                                  .user_id = std::move(user),
+                                  .anonymous_ids = std::move(erase->anonymous_ids)});
+          erase->anonymous_ids.clear();  // moved-from: the first job has them
+        }
         continue;
       }
       for (const Message& m : work[i].messages) {

@@ -54,7 +54,7 @@ TEST_F(ShopDay, VisitorRoundTrips) {
   ASSERT_EQ(v.sessions.size(), 1u);
   const std::string bytes = Encode(v);
   EXPECT_EQ(bytes[0], 'V');
-  EXPECT_EQ(bytes[1], 1);
+  EXPECT_EQ(bytes[1], 2);
   const auto decoded = DecodeVisitor(bytes);
   ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
   EXPECT_EQ(*decoded, v);
@@ -105,6 +105,32 @@ TEST_F(ShopDay, CustomerRoundTrips) {
   std::string out = "prefix";
   EncodeTo(out, c);
   EXPECT_EQ(out, "prefix" + Encode(c));
+
+  // The merge fields (format version 2), both kinds: a customer others were merged into,
+  // and one merged into another.
+  c.merged_user_ids = {"old-1", "old-2"};
+  const auto with_merges = DecodeCustomer(Encode(c));
+  ASSERT_TRUE(with_merges.has_value()) << with_merges.error().message();
+  EXPECT_EQ(*with_merges, c);
+  Customer merged;
+  merged.user_id = "old-1";
+  merged.merged_into = "ada";
+  merged.merged_at = kT0;
+  EXPECT_EQ(*DecodeCustomer(Encode(merged)), merged);
+}
+
+// A record written before version 2 (no merge fields) still reads, with none.
+TEST_F(ShopDay, CustomerOfVersion1Decodes) {
+  const Customer c = w_.customer("ada");
+  std::string bytes = Encode(c);
+  // Version 2 appended: a count of merged ids (0), an empty merged_into, merged_at (0): one
+  // byte each as varints.
+  ASSERT_EQ(bytes.substr(bytes.size() - 3), std::string(3, '\0'));
+  bytes.resize(bytes.size() - 3);
+  bytes[1] = 1;
+  const auto decoded = DecodeCustomer(bytes);
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
+  EXPECT_EQ(*decoded, c);
 }
 
 TEST(CodecTest, ThresholdsRoundTrip) {
@@ -151,7 +177,7 @@ TEST(CodecTest, RefusesOtherRecordsNewerVersionsAndGarbage) {
   EXPECT_EQ(DecodeCustomer(visitor).error(), Errc::kWrongRecord);
   EXPECT_EQ(DecodeThresholds(visitor).error(), Errc::kWrongRecord);
   std::string newer = visitor;
-  newer[1] = 2;
+  newer[1] = 3;
   EXPECT_EQ(DecodeVisitor(newer).error(), Errc::kUnknownVersion);
   EXPECT_EQ(DecodeVisitor(visitor + "x").error(), Errc::kCorrupt);  // trailing bytes
   // A length far beyond the input: refused before allocating.

@@ -222,10 +222,29 @@ TEST(ParseEventTest, MessagesThatChangeNothing) {
   EXPECT_FALSE(ParseEvent(R"({"type":"page","anonymousId":"a","timestamp":"yesterday"})"));
   EXPECT_FALSE(ParseEvent(R"({"type":"track","anonymousId":"a","timestamp":"2026-11-23"})"));
   EXPECT_FALSE(ParseEvent(R"({"anonymousId":"a","timestamp":"2026-11-23"})"));
-  // alias and group are activity of the person they name.
-  const Event alias = Parse(R"({"type":"alias","previousId":"a","userId":"u",
+  // group is activity of the person it names; so is an alias without both of its ids.
+  const Event group = Parse(R"({"type":"group","groupId":"g","userId":"u",
     "timestamp":"2026-11-23"})");
-  EXPECT_EQ(alias.type, EventType::kActivity);
+  EXPECT_EQ(group.type, EventType::kActivity);
+  const Event half_alias = Parse(R"({"type":"alias","anonymousId":"a","userId":"u",
+    "timestamp":"2026-11-23"})");
+  EXPECT_EQ(half_alias.type, EventType::kActivity);
+  EXPECT_EQ(half_alias.previous_id, "");
+}
+
+TEST(ParseEventTest, AliasJoinsTwoIdentities) {
+  const Event alias = Parse(R"({"type":"alias","previousId":"a-1","userId":"u-1",
+    "timestamp":"2026-11-23"})");
+  EXPECT_EQ(alias.type, EventType::kAlias);
+  EXPECT_EQ(alias.previous_id, "a-1");
+  EXPECT_EQ(alias.user_id, "u-1");
+  const Event numeric = Parse(R"({"type":"alias","previousId":42,"userId":"u-1",
+    "timestamp":"2026-11-23"})");
+  EXPECT_EQ(numeric.previous_id, "42");
+  // previousId means nothing on other types.
+  const Event page = Parse(R"({"type":"page","previousId":"a-1","userId":"u-1",
+    "timestamp":"2026-11-23"})");
+  EXPECT_EQ(page.previous_id, "");
 }
 
 // The committing thread parses every message into the same Event (ParseEventInto), which

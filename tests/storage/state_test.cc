@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -26,6 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace h = profiles::helpers;
+using profiles::helpers::kHour;
 using profiles::helpers::kMinute;
 using profiles::helpers::kT0;
 
@@ -541,6 +543,155 @@ TEST_F(StateTest, AVisitorUnlinkedFromAMissingCustomerSurvivesACrashWhateverIsWr
   EXPECT_EQ(dev.user_id, "");
   EXPECT_EQ(dev.cart.lines.size(), 1u);
   EXPECT_EQ(CustomerOf("shop", "gone").anonymous_ids, (std::vector<std::string>{"v2"}));
+}
+
+// alias(previousId -> userId) with an anonymous previousId: that visitor's cart and history
+// become the customer's, as an identify would make them.
+TEST_F(StateTest, AnAliasOfAnAnonymousIdLinksItToTheCustomer) {
+  Reopen();
+  ASSERT_FALSE(Send("shop", {h::Page("a:anon-1", kT0, "/shoes"),
+                             h::Track("a:anon-1", "Product Added", kT0 + kMinute,
+                                      h::ProductProps("boot", 80, 1)),
+                             h::Message("alias", "u:cust-1", kT0 + 2 * kMinute,
+                                        {{"previousId", "anon-1"}})})
+                   .error);
+  const profiles::Customer c = CustomerOf("shop", "cust-1");
+  ASSERT_EQ(c.cart.lines.size(), 1u);
+  EXPECT_EQ(c.cart.lines[0].key, "boot");
+  EXPECT_EQ(c.anonymous_ids, std::vector<std::string>{"anon-1"});
+  EXPECT_EQ(c.visits.size(), 1u);
+  const profiles::Visitor v = VisitorOf("shop", "anon-1");
+  EXPECT_EQ(v.user_id, "cust-1");
+  EXPECT_TRUE(v.cart.empty());
+  // Its later anonymous messages are the customer's.
+  ASSERT_FALSE(Send("shop", {h::Track("a:anon-1", "Product Added", kT0 + 3 * kMinute,
+                                      h::ProductProps("sock", 5, 2))})
+                   .error);
+  EXPECT_EQ(CustomerOf("shop", "cust-1").cart.lines.size(), 2u);
+}
+
+// The steps of a merge of two customers; `old_id` ends merged into `new_id`.
+class AliasMergeTest : public StateTest {
+ protected:
+  void SendTwoCustomersAndTheAlias() {
+    boost::json::object first = h::Products({h::ProductProps("boot", 80, 1)});
+    first["order_id"] = "order-1";
+    first["total"] = 80;
+    boost::json::object second = h::Products({h::ProductProps("hat", 20, 1)});
+    second["order_id"] = "order-2";
+    second["total"] = 20;
+    ASSERT_FALSE(Send("shop", {h::Identify("a:dev-old,u:old-id", kT0, {{"email", "p@example.com"}}),
+                               h::Track("u:old-id", "Order Completed", kT0 + kMinute, first),
+                               h::Page("a:dev-new,u:new-id", kT0 + 2 * kMinute, "/"),
+                               h::Track("u:new-id", "Order Completed", kT0 + 3 * kMinute, second),
+                               h::Track("a:dev-new", "Product Added", kT0 + 4 * kMinute,
+                                        h::ProductProps("sock", 5, 1))})
+                     .error);
+    ASSERT_FALSE(Send("shop", {h::Message("alias", "u:new-id", kT0 + 5 * kMinute,
+                                          {{"previousId", "old-id"}})})
+                     .error);
+  }
+  void ExpectMerged(std::size_t orders) {
+    const profiles::Customer c = CustomerOf("shop", "new-id");
+    EXPECT_EQ(c.user_id, "new-id");
+    EXPECT_EQ(c.orders.size(), orders);
+    EXPECT_EQ(c.traits.email.value, "p@example.com");
+    EXPECT_EQ(c.cart.lines.size(), 1u);
+    EXPECT_EQ(c.merged_user_ids, std::vector<std::string>{"old-id"});
+    std::vector<std::string> devices = c.anonymous_ids;
+    std::sort(devices.begin(), devices.end());
+    EXPECT_EQ(devices, (std::vector<std::string>{"dev-new", "dev-old"}));
+    // The merged id reads as the customer it became; its devices are that customer's.
+    EXPECT_EQ(CustomerOf("shop", "old-id").user_id, "new-id");
+    EXPECT_EQ(VisitorOf("shop", "dev-old").user_id, "new-id");
+    const profiles::CustomerStats stats = profiles::ComputeStats(c, kT0 + kHour);
+    EXPECT_EQ(stats.orders, static_cast<std::int64_t>(orders));
+  }
+};
+
+TEST_F(AliasMergeTest, TwoCustomersBecomeOneAndTheOldIdReachesIt) {
+  Reopen();
+  SendTwoCustomersAndTheAlias();
+  ExpectMerged(2);
+  // Later messages for the old id, by userId or from its device, reach the merged customer.
+  boost::json::object third = h::Products({h::ProductProps("cap", 10, 1)});
+  third["order_id"] = "order-3";
+  ASSERT_FALSE(Send("shop", {h::Track("u:old-id", "Order Completed", kT0 + 6 * kMinute, third),
+                             h::Track("a:dev-old", "Product Viewed", kT0 + 7 * kMinute,
+                                      h::ProductProps("cap", 10, 1))})
+                   .error);
+  const profiles::Customer c = CustomerOf("shop", "new-id");
+  EXPECT_EQ(c.orders.size(), 3u);
+  EXPECT_EQ(c.viewed.size(), 1u);
+  // A repeated alias, either way round, changes nothing.
+  ASSERT_FALSE(Send("shop", {h::Message("alias", "u:new-id", kT0 + 8 * kMinute, {{"previousId", "old-id"}}),
+                             h::Message("alias", "u:old-id", kT0 + 9 * kMinute, {{"previousId", "new-id"}})})
+                   .error);
+  EXPECT_EQ(CustomerOf("shop", "new-id").orders.size(), 3u);
+  EXPECT_EQ(CustomerOf("shop", "new-id").merged_user_ids, std::vector<std::string>{"old-id"});
+}
+
+TEST_F(AliasMergeTest, AChainOfMergesEndsAtTheNewestCustomer) {
+  Reopen();
+  SendTwoCustomersAndTheAlias();
+  ASSERT_FALSE(Send("shop", {h::Message("alias", "u:newest-id", kT0 + 6 * kMinute,
+                                        {{"previousId", "new-id"}})})
+                   .error);
+  const profiles::Customer c = CustomerOf("shop", "newest-id");
+  EXPECT_EQ(c.orders.size(), 2u);
+  EXPECT_EQ(c.merged_user_ids, (std::vector<std::string>{"new-id", "old-id"}));
+  EXPECT_EQ(CustomerOf("shop", "old-id").user_id, "newest-id");
+  EXPECT_EQ(CustomerOf("shop", "new-id").user_id, "newest-id");
+  EXPECT_EQ(VisitorOf("shop", "dev-old").user_id, "newest-id");
+}
+
+// Replayed from the event log after a crash, the merge gives the same records.
+TEST_F(AliasMergeTest, TheMergeIsReplayedAfterACrash) {
+  options_.state_write_delay = std::chrono::hours(1);
+  options_.write_state_on_close = false;  // the stop loses every unwritten record
+  Reopen();
+  SendTwoCustomersAndTheAlias();
+  Reopen();
+  ExpectMerged(2);
+  Reopen();  // and once more, with the replayed records written or not
+  ExpectMerged(2);
+}
+
+TEST_F(AliasMergeTest, AnEraseOfEitherIdErasesThePersonTheyBecame) {
+  Reopen();
+  SendTwoCustomersAndTheAlias();
+  const EraseResult erased = Erase("shop", "old-id");
+  ASSERT_FALSE(erased.error);
+  EXPECT_TRUE(erased.found);
+  EXPECT_EQ(erased.visitors, 2u);
+  EXPECT_FALSE(store_->ReadCustomer("shop", "new-id")->has_value());
+  EXPECT_FALSE(store_->ReadCustomer("shop", "old-id")->has_value());
+  ASSERT_FALSE(store_->PurgeErasedEvents());
+  store_->Close();
+  for (const auto& [key, value] : ScanEverything()) {
+    for (const std::string trace : {"old-id", "new-id", "dev-old", "dev-new", "p@example"}) {
+      EXPECT_EQ(key.find(trace), std::string::npos) << "key " << key;
+      EXPECT_EQ(value.find(trace), std::string::npos) << "value of " << key;
+    }
+  }
+  // A later message for the old id starts a new, empty customer of its own.
+  Reopen();
+  ASSERT_FALSE(Send("shop", {h::Page("u:old-id", kT0 + kHour, "/back")}).error);
+  const profiles::Customer fresh = CustomerOf("shop", "old-id");
+  EXPECT_EQ(fresh.user_id, "old-id");
+  EXPECT_TRUE(fresh.orders.empty());
+  EXPECT_TRUE(fresh.merged_into.empty());
+}
+
+TEST_F(StateTest, AnAliasBeyondMaxMergedCustomersMergesNothing) {
+  options_.profiles.max_merged_customers = 1;
+  Reopen();
+  ASSERT_FALSE(Send("shop", {h::Identify("u:a", kT0), h::Identify("u:b", kT0), h::Identify("u:c", kT0),
+                             h::Message("alias", "u:c", kT0 + kMinute, {{"previousId", "a"}}),
+                             h::Message("alias", "u:c", kT0 + 2 * kMinute, {{"previousId", "b"}})})
+                   .error);
+  EXPECT_EQ(CustomerOf("shop", "c").merged_user_ids, std::vector<std::string>{"a"});
+  EXPECT_EQ(CustomerOf("shop", "b").user_id, "b");
 }
 
 TEST_F(StateTest, AnEraseWritesEveryUnwrittenRecordInItsCommit) {
