@@ -333,3 +333,69 @@ test('records still unwritten at kill -9 are rebuilt from the event log', async 
   assert.doesNotMatch(third.stderr(), /rebuilt the unwritten/);
   assert.deepEqual((await get(third, paths[0])).json, before[0]);
 });
+
+// alias over HTTP (/v1/alias and analytics.js's /v1/a): an anonymous cart aliased to a
+// customer shows on the customer; two customers aliased have one history, also after kill -9
+// (the records rebuilt from the event log); an erase of the merged id leaves nothing of
+// either.
+test('alias links an anonymous cart and merges two customers, across kill -9 and erase', async (t) => {
+  const cw = await startCartwatch(t);
+  const zoeTablet = { anonymousId: 'zoe-tablet' };
+  await post(cw, [
+    page(zoeTablet, 0, 'https://shop.example/boots', 'Boots'),
+    track(zoeTablet, 1, 'Product Added', { ...boot, quantity: 1 }),
+    msg('identify', { anonymousId: 'zoe-laptop', userId: 'zoe-old' }, 2, { traits: { email: 'zoe@example.com' } }),
+    track({ userId: 'zoe-old' }, 3, 'Order Completed', { order_id: 'z-1', total: 40, currency: 'EUR' }),
+    track({ userId: 'zoe' }, 4, 'Order Completed', { order_id: 'z-2', total: 60, currency: 'EUR' }),
+  ]);
+  const alias = async (path, body) => {
+    const res = await request('POST', `${cw.publicUrl}${path}`, {
+      headers: { Authorization: basicAuth(DEFAULT_SITE.writeKey), 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(res.status, 200, res.body);
+  };
+  await alias('/v1/alias', { previousId: 'zoe-tablet', userId: 'zoe', messageId: 'alias-1', timestamp: at(5) });
+  await alias('/v1/a', { type: 'alias', previousId: 'zoe-old', userId: 'zoe', messageId: 'alias-2', timestamp: at(6) });
+
+  const check = async (instance) => {
+    const zoe = await get(instance, '/v1/customers/zoe');
+    assert.equal(zoe.status, 200);
+    assert.deepEqual(zoe.json.cart.lines.map((l) => l.product_id), ['boot']);
+    assert.equal(zoe.json.stats.orders, 2);
+    assert.equal(zoe.json.stats.revenue, 100);
+    assert.equal(zoe.json.stats.average_order_value, 50);
+    assert.equal(zoe.json.traits.email, 'zoe@example.com');
+    assert.deepEqual([...zoe.json.anonymous_ids].sort(), ['zoe-laptop', 'zoe-tablet']);
+    assert.deepEqual(zoe.json.merged_user_ids, ['zoe-old']);
+    const old = await get(instance, '/v1/customers/zoe-old');
+    assert.deepEqual(old.json, zoe.json); // the merged id answers with the person it became
+    assert.equal((await get(instance, '/v1/visitors/zoe-laptop')).json.user_id, 'zoe');
+    return zoe.json;
+  };
+  const before = await check(cw);
+  // A later order under the old id reaches the merged customer.
+  await post(cw, [track({ userId: 'zoe-old' }, 7, 'Order Completed', { order_id: 'z-3', total: 20, currency: 'EUR' })]);
+  assert.equal((await get(cw, '/v1/customers/zoe')).json.stats.orders, 3);
+
+  await cw.kill('SIGKILL');
+  const again = await startCartwatch(t, { dir: cw.dir });
+  assert.equal((await get(again, '/v1/customers/zoe')).json.stats.orders, 3);
+  assert.deepEqual((await get(again, '/v1/customers/zoe')).json.merged_user_ids, before.merged_user_ids);
+
+  const erase = await request('DELETE', `${again.publicUrl}/v1/customers/zoe-old`, {
+    headers: { Authorization: `Bearer ${DEFAULT_SITE.secretKey}` },
+  });
+  assert.equal(erase.status, 202, erase.body);
+  for (const path of ['/v1/customers/zoe', '/v1/customers/zoe-old', '/v1/visitors/zoe-laptop', '/v1/visitors/zoe-tablet']) {
+    assert.equal((await get(again, path)).status, 404, path);
+  }
+  const mentionsZoe = (e) => [e.userId, e.anonymousId, e.previousId].some((id) => String(id).startsWith('zoe'));
+  let events;
+  for (let i = 0; i < 100; i++) {
+    ({ events } = await fetchAllEvents(again.publicUrl, DEFAULT_SITE.secretKey));
+    if (!events.some(mentionsZoe)) break;
+    await sleep(100);
+  }
+  assert.deepEqual(events.filter(mentionsZoe), [], 'the event log still mentions zoe after 10 s');
+});
