@@ -1,6 +1,7 @@
-// The async snippet: paste it into the page's <head> with your script URL, write key and
-// collector. It defines window.cartwatch at once, so calls made before cartwatch.min.js has
-// loaded are queued and run, in order, when it has.
+// The async snippet: paste it into the page's <head> with your collector and write key. The
+// collector serves the tracker itself at {host}/cartwatch.js, so the script src and `host`
+// name the same origin. It defines window.cartwatch at once, so calls made before the script
+// has loaded are queued and run, in order, when it has.
 !function (w, d, src) {
   var c = (w.cartwatch = w.cartwatch || {});
   if (c.load || c.anonymousId) return; // already set up, or already loaded
@@ -20,6 +21,6 @@
     s.src = src;
     d.head.appendChild(s);
   };
-}(window, document, '/cartwatch.min.js');
+}(window, document, 'https://collect.example/cartwatch.js');
 cartwatch.load({ writeKey: 'YOUR_WRITE_KEY', host: 'https://collect.example' });
 cartwatch.page();
