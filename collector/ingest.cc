@@ -460,8 +460,17 @@ Verdict BuildMessage(const MessageRec& msg, const Scratch& scratch, const Shared
   const bool add_sent_at = !sent_at && shared.sent_at_ms.has_value();
   if (!sent_at) sent_at = shared.sent_at_ms;
 
+  // The client's time: "timestamp", else "originalTimestamp" (all that RudderStack's SDKs
+  // send; one that is not ISO-8601 is kept as it came and ignored here).
+  std::optional<util::EpochMs> client_time = timestamp;
+  if (const FieldRec* original = get(Field::kOriginalTimestamp);
+      !client_time && original != nullptr && original->value.type == od::json_type::string) {
+    client_time = util::ParseIso8601(original->value.str);
+  }
   util::EpochMs corrected = shared.received_at_ms;
-  if (timestamp) corrected = sent_at ? shared.received_at_ms - (*sent_at - *timestamp) : *timestamp;
+  if (client_time) {
+    corrected = sent_at ? shared.received_at_ms - (*sent_at - *client_time) : *client_time;
+  }
 
   // The message's context, when the batch has one to merge in.
   const FieldRec* ctx_field = get(Field::kContext);

@@ -351,6 +351,30 @@ TEST(IngestSkewTest, MissingOrNullTimestampBecomesReceivedAt) {
   }
 }
 
+// RudderStack's SDKs send the client time only as "originalTimestamp": it is corrected like a
+// "timestamp" and kept as sent; one that is not a date is kept and not used.
+TEST(IngestSkewTest, OriginalTimestampIsTheClientTimeWhenThereIsNoTimestamp) {
+  ParsedRequest r = Parse(Batch({R"({"type":"track","event":"E","anonymousId":"a",)"
+                                 R"("originalTimestamp":"2026-11-23T12:00:05.000Z",)"
+                                 R"("sentAt":"2026-11-23T12:00:10.000Z"})",
+                                 R"({"type":"track","event":"E","anonymousId":"a",)"
+                                 R"("originalTimestamp":"soon"})",
+                                 R"({"type":"track","event":"E","anonymousId":"a",)"
+                                 R"("originalTimestamp":"2026-11-01T00:00:00Z",)"
+                                 R"("timestamp":"2026-11-23T11:00:00Z"})"}));
+  ASSERT_EQ(r.accepted.size(), 3u);
+  json::object skewed = Doc(r.accepted[0]);
+  EXPECT_EQ(Str(skewed, "timestamp"), "2026-11-23T11:59:55.000Z");
+  EXPECT_EQ(Str(skewed, "originalTimestamp"), "2026-11-23T12:00:05.000Z");
+  json::object not_a_date = Doc(r.accepted[1]);
+  EXPECT_EQ(Str(not_a_date, "timestamp"), "2026-11-23T12:00:00.000Z");  // receivedAt
+  EXPECT_EQ(Str(not_a_date, "originalTimestamp"), "soon");
+  json::object both = Doc(r.accepted[2]);  // "timestamp" wins, and becomes the original
+  EXPECT_EQ(Str(both, "timestamp"), "2026-11-23T11:00:00.000Z");
+  EXPECT_EQ(Str(both, "originalTimestamp"), "2026-11-23T11:00:00Z");
+  EXPECT_EQ(Count(r.accepted[2].json, "originalTimestamp"), 1u);
+}
+
 TEST(IngestSkewTest, InvalidBatchSentAtRefusesTheRequest) {
   // Every message's skew correction would depend on it, as docs/api.md says of any sentAt.
   for (std::string sent_at : {R"("soon")", "42", "{}"}) {
