@@ -13,6 +13,7 @@
 
 #include "app/config.h"
 #include "collector/server.h"
+#include "metrics/metrics.h"
 #include "storage/store.h"
 
 namespace {
@@ -102,10 +103,11 @@ int main(int argc, char** argv) {
     std::cerr << "cartwatch: " << error << "\n";
     return 1;
   }
+  cartwatch::metrics::Metrics metrics;
   std::unique_ptr<cartwatch::collector::Server> server;
   try {
     server = cartwatch::collector::Server::Start(config.server, config.limits, config.sites,
-                                                 **store);
+                                                 **store, &metrics);
   } catch (const std::system_error& e) {
     std::cerr << "cartwatch: " << e.what() << "\n";
     return 1;

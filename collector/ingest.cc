@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -298,7 +299,7 @@ class Scanner {
   int message_offset_ = 0;
 };
 
-constexpr std::string_view kTypes[] = {"track", "page", "identify", "screen", "alias", "group"};
+constexpr const auto& kTypes = kMessageTypes;
 
 bool IsKnownType(std::string_view type) {
   for (const std::string_view t : kTypes) {
@@ -328,6 +329,7 @@ constexpr std::size_t kAddedFieldsAllowance = 256;
 struct Verdict {
   const char* code = nullptr;  // null: accepted
   std::string message;
+  std::size_t type = 0;        // accepted: the index of its type in kMessageTypes
 };
 
 Verdict Reject(const char* code, std::string message) { return {code, std::move(message)}; }
@@ -612,7 +614,10 @@ Verdict BuildMessage(const MessageRec& msg, const Scratch& scratch, const Shared
     json.assign(compact.data(), compact_size);
   }
   out.received_at_ms = shared.received_at_ms;
-  return {};
+  Verdict accepted;
+  accepted.type = static_cast<std::size_t>(
+      std::find(std::begin(kTypes), std::end(kTypes), type) - std::begin(kTypes));
+  return accepted;
 }
 
 int HexValue(char c) {
@@ -911,6 +916,7 @@ ParsedRequest ParseIngest(std::string& body, Route route, util::EpochMs received
     Verdict verdict = BuildMessage(msg, scratch, shared, accepted);
     if (verdict.code == nullptr) {
       result.accepted.push_back(std::move(accepted));
+      ++result.accepted_by_type[verdict.type];
     } else if (route != Route::kBatch) {
       const unsigned status = std::string_view(verdict.code) == "message_too_large" ? 413 : 400;
       result.error = RequestError{status, verdict.code, std::move(verdict.message)};

@@ -5,7 +5,9 @@
 // Private to collector/; tests call it directly.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,11 +40,17 @@ struct Rejection {
   std::string message;    // sentence, e.g. "a track message needs an \"event\""
 };
 
+// The Segment message types, in the order of ParsedRequest::accepted_by_type.
+inline constexpr std::array<std::string_view, 6> kMessageTypes = {
+    "track", "page", "identify", "screen", "alias", "group"};
+
 struct ParsedRequest {
   std::optional<RequestError> error;  // set: the request is refused as a whole
   std::string write_key;              // body "writeKey" (batch level, else of the message)
   std::vector<storage::Message> accepted;
   std::vector<Rejection> rejected;
+  // How many of `accepted` have each type (indexes of kMessageTypes).
+  std::array<std::uint32_t, kMessageTypes.size()> accepted_by_type{};
 };
 
 // Parses and validates `body` (JSON, already decompressed). Lone surrogate escapes are

@@ -24,6 +24,7 @@ namespace net = boost::asio;
 
 struct Router::SiteState {
   Site site;
+  const CollectorMetrics::SiteCounters* counters = nullptr;  // null without metrics
   // Token bucket of Site::rate_limit; guarded by mu.
   mutable std::mutex mu;
   mutable double tokens = 0;
@@ -211,8 +212,43 @@ Response ErrorResponse(unsigned status, std::string_view code, std::string_view 
                       version);
 }
 
-Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& store)
-    : limits_(limits), store_(store) {
+namespace {
+
+// The store's figures, read at each scrape.
+class StoreFigures final : public prometheus::Collectable {
+ public:
+  explicit StoreFigures(storage::Store& store) : store_(store) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const storage::Store::Health health = store_.GetHealth();
+    return {
+        metrics::GaugeFamily("cartwatch_storage_writable",
+                             "1 while RocksDB takes writes (what /readyz reports); 0 while it is "
+                             "stalled, read-only after an I/O error, out of space or closed.",
+                             health.writable ? 0 : 1),
+        metrics::CounterFamily("cartwatch_storage_wal_damage_recoveries_total",
+                               "Opens that recovered from a damaged write-ahead log by dropping "
+                               "what came after the damage (docs/operations.md).",
+                               static_cast<double>(health.wal_damage_recoveries)),
+    };
+  }
+
+ private:
+  storage::Store& store_;
+};
+
+// The route label of a request to the public listener.
+RouteLabel PublicRouteLabel(std::string_view path);
+
+}  // namespace
+
+Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& store,
+               metrics::Metrics* metrics)
+    : metrics_(metrics), limits_(limits), store_(store) {
+  if (metrics_ != nullptr) {
+    counters_ = std::make_unique<CollectorMetrics>(metrics_->registry(), sites);
+    store_figures_ = std::make_shared<StoreFigures>(store_);
+    metrics_->Register(store_figures_);
+  }
   for (const std::string& block : limits.trusted_proxies) {
     // The config loader refused anything else.
     if (auto parsed = ParseAddressBlock(block)) trusted_proxies_.push_back(*parsed);
@@ -231,6 +267,7 @@ Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& st
     burst = std::max(1.0, burst > 0 ? burst : state->site.rate_limit);
     state->tokens = state->site.rate_burst;
     state->refilled_at = now;
+    if (counters_) state->counters = counters_->ForSite(state->site.name);
     by_write_key_[state->site.write_key] = state.get();
     by_secret_key_[state->site.secret_key] = state.get();
     sites_.push_back(std::move(state));
@@ -364,6 +401,14 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
   std::string_view query =
       path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view();
   const http::verb method = request.method();
+  if (counters_) {
+    counters_->ReceivedBytes(request.body().size());
+    respond = [counters = counters_.get(), route = PublicRouteLabel(path),
+               respond = std::move(respond)](Response&& res) {
+      counters->Request(route, res.result_int());
+      respond(std::move(res));
+    };
+  }
 
   auto client = [&](const Request& r) {
     if (trusted_proxies_.empty()) return peer;
@@ -555,7 +600,9 @@ Response Router::HandlePreflight(const Request& request) {
 void Router::HandleIngest(Request&& request, std::string_view route_name, std::string_view query,
                           Respond respond, const boost::asio::ip::address& client) {
   const unsigned version = request.version();
+  const auto arrived = std::chrono::steady_clock::now();
   auto fail = [&](const SiteState* site, Response res) {
+    NoteRefused(site, route_name, res, client);
     AddCors(request, site, res);
     respond(std::move(res));
   };
@@ -669,6 +716,7 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, std::s
   if (!site) {
     if (auto refused = resolve_site(parsed.write_key)) return fail(site, std::move(*refused));
   }
+  if (!parsed.rejected.empty()) NoteRejected(*site, route_name, parsed.rejected, client);
   if (parsed.accepted.empty()) {
     // Only a batch gets here (a single bad message is parsed.error): nothing to store.
     boost::json::object body_json{
@@ -691,15 +739,63 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, std::s
                 R"(,"rejected":)" + RejectionsJson(parsed.rejected) + "}";
   }
   store_.Append(site->site.name, std::move(parsed.accepted),
-                [ok = std::move(ok), respond = std::move(respond),
-                 version](const storage::AppendResult& result) mutable {
+                [ok = std::move(ok), respond = std::move(respond), version, arrived,
+                 counters = counters_.get(), site_counters = site->counters,
+                 by_type = parsed.accepted_by_type](const storage::AppendResult& result) mutable {
                   if (result.error) {
                     Response res = StorageErrorResponse(result.error, version);
                     CopyCors(ok, res);
                     return respond(std::move(res));
                   }
+                  if (site_counters != nullptr) {
+                    for (std::size_t t = 0; t < by_type.size(); ++t) {
+                      if (by_type[t] > 0) site_counters->accepted[t]->Increment(by_type[t]);
+                    }
+                    if (result.duplicates > 0) {
+                      site_counters->duplicates->Increment(static_cast<double>(result.duplicates));
+                    }
+                  }
+                  if (counters != nullptr) {
+                    counters->IngestDuration(std::chrono::steady_clock::now() - arrived);
+                  }
                   respond(std::move(ok));
                 });
+}
+
+void Router::NoteRefused(const SiteState* site, std::string_view route, const Response& response,
+                         const boost::asio::ip::address& client) {
+  refusals_.Write([&] {
+    // The error body is ours: {"error": {"code": ..., ...}}.
+    std::string code;
+    boost::system::error_code ec;
+    const boost::json::value doc = boost::json::parse(response.body(), ec);
+    if (const auto* error = doc.is_object() ? doc.as_object().if_contains("error") : nullptr;
+        error && error->is_object()) {
+      if (const auto* c = error->as_object().if_contains("code"); c && c->is_string()) {
+        code = c->as_string();
+      }
+    }
+    return "level=warn msg=\"request refused\" site=" +
+           LogfmtValue(site ? std::string_view(site->site.name) : "") +
+           " route=" + std::string(route) + " status=" + std::to_string(response.result_int()) +
+           " reason=" + LogfmtValue(code) + " client=" + client.to_string();
+  });
+}
+
+void Router::NoteRejected(const SiteState& site, std::string_view route,
+                          const std::vector<Rejection>& rejected,
+                          const boost::asio::ip::address& client) {
+  if (site.counters != nullptr) {
+    for (const Rejection& r : rejected) counters_->Rejected(*site.counters, r.code);
+  }
+  // One line a request, naming its first refusal and how many there were.
+  refusals_.Write([&] {
+    const Rejection& first = rejected.front();
+    return "level=warn msg=\"messages rejected\" site=" + LogfmtValue(site.site.name) +
+           " route=" + std::string(route) + " rejected=" + std::to_string(rejected.size()) +
+           " reason=" + LogfmtValue(first.code) + " index=" + std::to_string(first.index) +
+           " detail=" + LogfmtValue(first.message) + " client=" + client.to_string();
+  });
 }
 
 void Router::HandlePixel(Request&& request, std::string_view type, std::string_view query,
@@ -938,12 +1034,68 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
   });
 }
 
+namespace {
+
+RouteLabel PublicRouteLabel(std::string_view path) {
+  static constexpr std::pair<std::string_view, RouteLabel> kIngest[] = {
+      {"batch", RouteLabel::kBatch},       {"track", RouteLabel::kTrack},
+      {"page", RouteLabel::kPage},         {"identify", RouteLabel::kIdentify},
+      {"screen", RouteLabel::kScreen},     {"alias", RouteLabel::kAlias},
+      {"group", RouteLabel::kGroup}};
+  if (const std::string_view route = IngestRoute(path); !route.empty()) {
+    for (const auto& [name, label] : kIngest) {
+      if (name == route) return label;
+    }
+  }
+  if (path == "/cartwatch.js") return RouteLabel::kTracker;
+  if (path == "/v1/events") return RouteLabel::kEvents;
+  if (path.starts_with("/v1/pixel/")) return RouteLabel::kPixel;
+  if (path.starts_with("/v1/customers/")) return RouteLabel::kCustomers;
+  if (path.starts_with("/v1/visitors/")) return RouteLabel::kVisitors;
+  return RouteLabel::kOther;
+}
+
+RouteLabel AdminRouteLabel(std::string_view path) {
+  if (path == "/healthz") return RouteLabel::kHealthz;
+  if (path == "/readyz") return RouteLabel::kReadyz;
+  if (path == "/metrics") return RouteLabel::kMetrics;
+  if (path == "/checkpoint") return RouteLabel::kCheckpoint;
+  return RouteLabel::kOther;
+}
+
+}  // namespace
+
 void Router::HandleAdmin(const Request& request, Respond respond) {
+  if (counters_) {
+    std::string_view target = OriginFormTarget(request.target());
+    respond = [counters = counters_.get(),
+               route = AdminRouteLabel(target.substr(0, target.find('?'))),
+               respond = std::move(respond)](Response&& res) {
+      counters->Request(route, res.result_int());
+      respond(std::move(res));
+    };
+  }
+  HandleAdminRoute(request, std::move(respond));
+}
+
+void Router::HandleAdminRoute(const Request& request, Respond respond) {
   std::string_view target = OriginFormTarget(request.target());
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view query =
       path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view();
   const unsigned version = request.version();
+  if (path == "/metrics" && metrics_ != nullptr) {
+    if (request.method() != http::verb::get) {
+      Response res = ErrorResponse(405, "method_not_allowed", "use GET", version);
+      res.set(http::field::allow, "GET");
+      return respond(std::move(res));
+    }
+    Response res{http::status::ok, version};
+    res.set(http::field::content_type, metrics::kContentType);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = metrics_->Exposition();
+    return respond(std::move(res));
+  }
   if (path != "/checkpoint") return respond(HandleHealth(request));
   if (request.method() != http::verb::post) {
     Response res = ErrorResponse(405, "method_not_allowed", "use POST", version);
@@ -1010,7 +1162,7 @@ Response Router::HandleHealth(const Request& request) {
     return JsonResponse(health.writable ? 503 : 200, boost::json::serialize(body), version);
   }
   return ErrorResponse(404, "not_found",
-                       "no such endpoint: " + std::string(path) + " (admin serves /healthz, "
+                       "no such endpoint: " + std::string(path) + " (admin serves /healthz, /metrics, "
                        "/readyz, POST /checkpoint)",
                        version);
 }

@@ -23,7 +23,10 @@
 #include <boost/beast/http.hpp>
 
 #include "collector/client_limiter.h"
+#include "collector/collector_metrics.h"
+#include "collector/ingest.h"
 #include "collector/options.h"
+#include "metrics/metrics.h"
 #include "storage/store.h"
 
 namespace cartwatch::collector {
@@ -50,7 +53,10 @@ std::string_view OriginFormTarget(std::string_view target);
 
 class Router {
  public:
-  Router(const Limits& limits, std::vector<Site> sites, storage::Store& store);
+  // `metrics` (may be null: nothing is counted, and /metrics answers 404) must outlive the
+  // router.
+  Router(const Limits& limits, std::vector<Site> sites, storage::Store& store,
+         metrics::Metrics* metrics = nullptr);
   ~Router();
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -65,8 +71,9 @@ class Router {
   // Basic auth names no site gets its 401 here. nullopt: read the body and Handle it.
   std::optional<Response> CheckHeader(const Request& header) const;
 
-  // The admin listener: GET /healthz, GET /readyz, POST /checkpoint?dir=<absolute path>
-  // (Store::Checkpoint, run off the calling thread).
+  // The admin listener: GET /healthz, GET /readyz, GET /metrics (Prometheus text format
+  // 0.0.4), POST /checkpoint?dir=<absolute path> (Store::Checkpoint, run off the calling
+  // thread).
   void HandleAdmin(const Request& request, Respond respond);
 
   // Waits for the exports and profile reads in progress to answer. Call after the listeners
@@ -74,7 +81,15 @@ class Router {
   void Stop();
 
  private:
-  struct SiteState;  // a Site plus its rate limiter
+  struct SiteState;  // a Site plus its rate limiter and its counters
+
+  void HandleAdminRoute(const Request& request, Respond respond);
+  // Counts the refusal of a whole ingest request and logs it (sampled).
+  void NoteRefused(const SiteState* site, std::string_view route, const Response& response,
+                   const boost::asio::ip::address& client);
+  // Counts and logs (sampled) the messages refused inside an accepted ingest request.
+  void NoteRejected(const SiteState& site, std::string_view route,
+                    const std::vector<Rejection>& rejected, const boost::asio::ip::address& client);
 
   // `client`: who sent it (ClientAddress), for the per-client rate limit.
   void HandleIngest(Request&& request, std::string_view route_name, std::string_view query,
@@ -114,6 +129,11 @@ class Router {
   };
   using KeyMap = std::unordered_map<std::string, const SiteState*, KeyHash, std::equal_to<>>;
 
+  metrics::Metrics* const metrics_;                   // null: no metrics
+  std::unique_ptr<CollectorMetrics> counters_;         // set with metrics_
+  std::shared_ptr<prometheus::Collectable> store_figures_;  // registered with metrics_
+  // Refused requests and messages, logged at most 5 lines/s (bursts of 20).
+  mutable SampledLog refusals_{5, 20};
   const Limits limits_;
   std::vector<AddressBlock> trusted_proxies_;     // Limits::trusted_proxies, parsed
   std::unique_ptr<ClientLimiter> client_limiter_;  // null: no per-client limit

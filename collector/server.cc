@@ -163,8 +163,8 @@ std::size_t PublicConnectionCap(const ServerOptions& options) {
 class AsioServer final : public Server {
  public:
   AsioServer(const ServerOptions& options, const Limits& limits, std::vector<Site> sites,
-             storage::Store& store)
-      : options_(options), store_(store), router_(limits, std::move(sites), store) {
+             storage::Store& store, metrics::Metrics* metrics)
+      : options_(options), store_(store), router_(limits, std::move(sites), store, metrics) {
     int threads = options.io_threads > 0 ? options.io_threads
                                          : static_cast<int>(std::thread::hardware_concurrency());
     threads = std::max(threads, 1);
@@ -282,8 +282,9 @@ class AsioServer final : public Server {
 }  // namespace
 
 std::unique_ptr<Server> Server::Start(const ServerOptions& options, const Limits& limits,
-                                      std::vector<Site> sites, storage::Store& store) {
-  return std::make_unique<AsioServer>(options, limits, std::move(sites), store);
+                                      std::vector<Site> sites, storage::Store& store,
+                                      metrics::Metrics* metrics) {
+  return std::make_unique<AsioServer>(options, limits, std::move(sites), store, metrics);
 }
 
 }  // namespace cartwatch::collector

@@ -1,5 +1,5 @@
 // Server: the collector's HTTP front end. A public listener (Segment HTTP Tracking API
-// ingest and the query API) and an admin listener (/healthz, /readyz), served by a pool of
+// ingest and the query API) and an admin listener (/healthz, /readyz, /metrics), served by a pool of
 // I/O threads, each running its own event loop; connections are spread over them.
 //
 // Thread safety: Start, ports and Stop may be called from any thread but the server's own
@@ -10,16 +10,19 @@
 #include <vector>
 
 #include "collector/options.h"
+#include "metrics/metrics.h"
 #include "storage/store.h"
 
 namespace cartwatch::collector {
 
 class Server {
  public:
-  // Binds both listeners and starts serving. `store` must outlive the server.
+  // Binds both listeners and starts serving. `store` and `metrics` (null: no metrics, and
+  // the admin listener has no /metrics) must outlive the server.
   // Throws std::system_error naming the address when a listener cannot be bound.
   static std::unique_ptr<Server> Start(const ServerOptions& options, const Limits& limits,
-                                       std::vector<Site> sites, storage::Store& store);
+                                       std::vector<Site> sites, storage::Store& store,
+                                       metrics::Metrics* metrics = nullptr);
 
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

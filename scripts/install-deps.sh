@@ -3,14 +3,15 @@
 # is already installed is left alone, and apt is not touched when nothing is missing.
 # Usage: scripts/install-deps.sh [--demo | --test]
 #   --demo adds Node.js and npm (the demo shop and the tracker's build);
-#   --test adds those, Debian's chromium (the tracker's browser tests) and clang with its
-#   sanitizer and libFuzzer runtimes (scripts/fuzz.sh, run by scripts/test.sh when CI is set).
+#   --test adds those, Debian's chromium (the tracker's browser tests), clang with its
+#   sanitizer and libFuzzer runtimes (scripts/fuzz.sh, run by scripts/test.sh when CI is set)
+#   and promtool (the metrics tests' checker) in build/tools/promtool.
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ pkg-config
       libboost1.81-dev libboost-json1.81-dev
       librocksdb-dev libsimdjson-dev libtomlplusplus-dev libkainjow-mustache-dev
-      libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev)
+      libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev prometheus-cpp-dev)
 want_node=0 want_browser=0
 [[ "${1:-}" == "--demo" ]] && want_node=1
 [[ "${1:-}" == "--test" ]] && want_node=1 want_browser=1 && pkgs+=(clang libclang-rt-14-dev)
@@ -35,4 +36,25 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   "${as_root[@]}" apt-get update -qq
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# promtool, Prometheus's own checker of /metrics, from Debian's prometheus package: unpacked
+# into build/tools rather than installed, since installing the package would also start a
+# Prometheus server.
+root_dir="$(cd "$(dirname "$0")/.." && pwd)"
+if ((want_browser)) && ! command -v promtool >/dev/null 2>&1 &&
+   [[ ! -x "$root_dir/build/tools/promtool" ]]; then
+  echo "install-deps: unpacking promtool from Debian's prometheus package into build/tools"
+  as_root=()
+  [[ $(id -u) -eq 0 ]] || as_root=(sudo)
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  chmod 755 "$tmp"
+  if ! (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null); then
+    "${as_root[@]}" apt-get update -qq
+    (cd "$tmp" && apt-get download -qq prometheus)
+  fi
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
+  mkdir -p "$root_dir/build/tools"
+  mv "$tmp/usr/bin/promtool" "$root_dir/build/tools/promtool"
 fi

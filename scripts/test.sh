@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# The metrics tests check /metrics with promtool, which install-deps put in build/tools.
+export CARTWATCH_REQUIRE_PROMTOOL=1
 npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 npm ci --prefix sdk-js --no-audit --no-fund --loglevel=error
 npm run --prefix sdk-js --silent build

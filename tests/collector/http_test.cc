@@ -1,6 +1,7 @@
 // Integration tests: the real Server on 127.0.0.1:0 with a real RocksDB in a temp dir,
 // spoken to over loopback HTTP.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <boost/asio/connect.hpp>
@@ -11,14 +12,18 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
 #include "collector/gzip.h"
 #include "collector/server.h"
+#include "metrics/metrics.h"
 #include "collector/session.h"
 #include "storage/fault_injection.h"
 #include "storage/store.h"
@@ -123,6 +128,24 @@ class SwitchableStore final : public storage::Store {
   std::vector<std::thread> late_;  // touched by the committing thread only
 };
 
+// promtool: $PROMTOOL, else build/tools/promtool, else on the PATH; empty when none (an
+// error when CARTWATCH_REQUIRE_PROMTOOL is set, as on CI).
+std::string FindPromtool() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("PROMTOOL")) candidates.emplace_back(env);
+  candidates.emplace_back(CARTWATCH_TOOLS_DIR "/promtool");
+  if (const char* path = std::getenv("PATH")) {
+    std::istringstream dirs(path);
+    for (std::string dir; std::getline(dirs, dir, ':');) candidates.push_back(dir + "/promtool");
+  }
+  for (const std::string& c : candidates) {
+    if (!c.empty() && access(c.c_str(), X_OK) == 0) return c;
+  }
+  EXPECT_EQ(std::getenv("CARTWATCH_REQUIRE_PROMTOOL"), nullptr)
+      << "no promtool: scripts/install-deps.sh --test puts it in build/tools/promtool";
+  return "";
+}
+
 class HttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -154,13 +177,13 @@ class HttpTest : public ::testing::Test {
                  .allowed_origins = {}, .rate_limit = 0.01,
                  .rate_burst = 1};
     sites_ = {shop, limited};
-    server_ = Server::Start(options, limits_, sites_, *store_);
+    server_ = Server::Start(options, limits_, sites_, *store_, &metrics_);
   }
 
   // Starts the server again with options_ and limits_ as the test changed them.
   void RestartServer() {
     server_.reset();
-    server_ = Server::Start(options_, limits_, sites_, *store_);
+    server_ = Server::Start(options_, limits_, sites_, *store_, &metrics_);
   }
 
   void TearDown() override {
@@ -238,6 +261,7 @@ class HttpTest : public ::testing::Test {
   std::shared_ptr<storage::FaultInjection> faults_ = std::make_shared<storage::FaultInjection>();
   Limits limits_;
   std::unique_ptr<SwitchableStore> store_;
+  metrics::Metrics metrics_;  // before server_: the server records into it
   std::unique_ptr<Server> server_;
 };
 
@@ -474,6 +498,58 @@ TEST_F(HttpTest, ServesTheTracker) {
   Response post = Send(http::verb::post, "/cartwatch.js", "x");
   EXPECT_EQ(post.result_int(), 405);
   EXPECT_EQ(post[http::field::allow], "GET, OPTIONS");
+}
+
+// GET /metrics on the admin listener: what the requests above did, in Prometheus's text
+// format, clean under promtool (when there is one; CI has it).
+TEST_F(HttpTest, MetricsCountRequestsMessagesAndRejections) {
+  ASSERT_EQ(Post("/v1/batch", R"({"batch":[)" + kTrack +
+                                  R"(,{"type":"track","userId":"u1"},{"type":"page","name":"P","userId":"u1","messageId":"m9"}]})")
+                .result_int(),
+            200);
+  ASSERT_EQ(Post("/v1/t", kTrack).result_int(), 200);  // a duplicate of m1, by the short route
+  ASSERT_EQ(Post("/v1/track", kTrack, {{"Authorization", Basic("nope")}}).result_int(), 401);
+  Response res = Send(http::verb::get, "/metrics", "", {}, /*admin=*/true);
+  ASSERT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+  const std::string& text = res.body();
+  for (const std::string line : {
+           R"(cartwatch_messages_accepted_total{site="shop",type="track"} 2)",
+           R"(cartwatch_messages_accepted_total{site="shop",type="page"} 1)",
+           R"(cartwatch_messages_duplicate_total{site="shop"} 1)",
+           R"(cartwatch_messages_rejected_total{reason="missing_event",site="shop"} 1)",
+           R"(cartwatch_http_requests_total{code="200",route="batch"} 1)",
+           R"(cartwatch_http_requests_total{code="200",route="track"} 1)",
+           R"(cartwatch_http_requests_total{code="401",route="track"} 1)",
+           "cartwatch_ingest_duration_seconds_count 2",
+           "cartwatch_storage_writable 1",
+           "cartwatch_storage_wal_damage_recoveries_total 0",
+       }) {
+    EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line << "\n" << text;
+  }
+  for (const std::string family : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                                   "process_open_fds", "process_max_fds",
+                                   "process_start_time_seconds", "cartwatch_received_bytes_total"}) {
+    EXPECT_NE(text.find("\n# TYPE " + family + " "), std::string::npos) << family;
+  }
+  // The scrape itself is counted by the next one.
+  Response again = Send(http::verb::get, "/metrics", "", {}, true);
+  EXPECT_NE(again.body().find(R"(cartwatch_http_requests_total{code="200",route="metrics"} 1)"),
+            std::string::npos);
+  EXPECT_EQ(Send(http::verb::post, "/metrics", "x", {}, true).result_int(), 405);
+
+  const std::string promtool = FindPromtool();
+  if (promtool.empty()) GTEST_SKIP() << "no promtool (scripts/install-deps.sh --test extracts it)";
+  const fs::path file = dir_ / "metrics.txt";
+  std::ofstream(file) << text;
+  const std::string command = promtool + " check metrics < " + file.string() + " 2>&1";
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+  EXPECT_EQ(pclose(pipe), 0) << output;
+  EXPECT_EQ(output, "") << "promtool found problems";
 }
 
 TEST_F(HttpTest, PixelAnswersGifAndStores) {

@@ -18,6 +18,7 @@ import {
   postBatch,
   request,
   runToExit,
+  scrapeMetrics,
   sleep,
   startCartwatch,
 } from './lib/cartwatch.mjs';
@@ -96,6 +97,8 @@ test('a damaged write-ahead log after kill -9 is never silent', async (t) => {
   const health = await readyz(accepted);
   assert.equal(health.status, 200);
   assert.match(health.json.wal_recovery, /may be lost/);
+  // Counted for Prometheus, so that an alert can page on it.
+  assert.match(await scrapeMetrics(accepted), /^cartwatch_storage_wal_damage_recoveries_total 1$/m);
   const kept = await storedIds(accepted);
   assert.ok(kept.length > 0 && kept.length < acknowledged.length, `${kept.length} kept`);
   assert.deepEqual(kept, acknowledged.slice(0, kept.length), 'what is kept is what came before the damage');
@@ -110,6 +113,7 @@ test('a damaged write-ahead log after kill -9 is never silent', async (t) => {
   const restarted = await startCartwatch(t, { dir: loose.dir });
   assert.match(restarted.stderr(), /error: the write-ahead log was damaged .*truncated/);
   assert.match((await readyz(restarted)).json.wal_recovery, /damaged/);
+  assert.match(await scrapeMetrics(restarted), /^cartwatch_storage_wal_damage_recoveries_total 1$/m);
   const looseKept = await storedIds(restarted);
   assert.deepEqual(looseKept, looseAcked.slice(0, looseKept.length));
   assert.ok(looseKept.length < looseAcked.length);

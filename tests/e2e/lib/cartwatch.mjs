@@ -8,7 +8,8 @@
 //   await cw.kill('SIGKILL');
 //   const again = await startCartwatch(t, { dir: cw.dir });   // same config and data dir
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -458,4 +459,39 @@ export async function fetchAllEvents(publicUrl, secretKey, { limit = 10_000, max
     after = page.cursor;
   }
   throw new Error(`GET /v1/events: still not done after ${maxPages} pages`);
+}
+
+// Prometheus's own checker: PROMTOOL, else build/tools/promtool (scripts/install-deps.sh
+// --test extracts it from Debian's prometheus package), else promtool on the PATH; null
+// when there is none (CARTWATCH_REQUIRE_PROMTOOL makes that an error).
+export function findPromtool() {
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  const candidates = [process.env.PROMTOOL, path.join(here, '../../../build/tools/promtool')];
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir) candidates.push(path.join(dir, 'promtool'));
+  for (const c of candidates) {
+    if (!c) continue;
+    try {
+      fsSync.accessSync(c, fsSync.constants.X_OK);
+      return c;
+    } catch {}
+  }
+  if (process.env.CARTWATCH_REQUIRE_PROMTOOL) {
+    throw new Error('no promtool: scripts/install-deps.sh --test puts it in build/tools/promtool');
+  }
+  return null;
+}
+
+// GET /metrics of an instance, checked by `promtool check metrics` when there is one (the
+// exposition must be clean: no lint problem at all). Resolves to the text.
+export async function scrapeMetrics(instance) {
+  const res = await request('GET', `${instance.adminUrl}/metrics`);
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${res.body}`);
+  const promtool = findPromtool();
+  if (promtool) {
+    const checked = spawnSync(promtool, ['check', 'metrics'], { input: res.body, encoding: 'utf8' });
+    if (checked.status !== 0) {
+      throw new Error(`promtool check metrics failed:\n${checked.stdout}${checked.stderr}`);
+    }
+  }
+  return res.body;
 }

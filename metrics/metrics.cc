@@ -1,0 +1,69 @@
+#include "metrics/metrics.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <prometheus/text_serializer.h>
+
+#include "metrics/process.h"
+
+namespace cartwatch::metrics {
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()), process_(MakeProcessCollector()) {}
+
+Metrics::~Metrics() = default;
+
+void Metrics::Register(std::weak_ptr<prometheus::Collectable> collectable) {
+  std::lock_guard lock(mu_);
+  collectables_.push_back(std::move(collectable));
+}
+
+std::string Metrics::Exposition() {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  auto append = [&families](const prometheus::Collectable& c) {
+    for (auto& family : c.Collect()) families.push_back(std::move(family));
+  };
+  std::vector<std::shared_ptr<prometheus::Collectable>> alive;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(collectables_, [](const auto& weak) { return weak.expired(); });
+    for (const auto& weak : collectables_) {
+      if (auto c = weak.lock()) alive.push_back(std::move(c));
+    }
+  }
+  // Collected outside the lock: a collectable may take locks of its own.
+  for (const auto& c : alive) append(*c);
+  append(*process_);
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+namespace {
+
+prometheus::MetricFamily Family(std::string name, std::string help, prometheus::MetricType type,
+                                double value) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = type;
+  prometheus::ClientMetric metric;
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(std::move(metric));
+  return family;
+}
+
+}  // namespace
+
+prometheus::MetricFamily CounterFamily(std::string name, std::string help, double value) {
+  return Family(std::move(name), std::move(help), prometheus::MetricType::Counter, value);
+}
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help, double value) {
+  return Family(std::move(name), std::move(help), prometheus::MetricType::Gauge, value);
+}
+
+}  // namespace cartwatch::metrics
