@@ -113,6 +113,7 @@ const EXPECTED_ADA = {
   user_id: 'ada',
   traits: { email: 'ada@example.com', phone: null, first_name: 'Ada', last_name: 'Lovelace', name: null },
   anonymous_ids: ['ada-laptop', 'ada-phone'],
+  merged_user_ids: [],
   first_seen: at(0),
   last_seen: at(303),
   cart: {
