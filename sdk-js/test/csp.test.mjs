@@ -5,28 +5,18 @@
 // policy is really enforced, so the first case proves the documented one is enough.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
+import { CHROMIUM, CHROMIUM_ARGS, browserSkip } from '../../tests/e2e/lib/browser.mjs';
+
 import { DEFAULT_SITE, fetchAllEvents, freePort, sleep, startCartwatch } from '../../tests/e2e/lib/cartwatch.mjs';
 import { snippetFor } from '../demo/serve.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-if (process.env.CARTWATCH_REQUIRE_BROWSER && !existsSync(CHROMIUM)) {
-  throw new Error(`no browser at ${CHROMIUM}: scripts/install-deps.sh --test installs Debian's chromium`);
-}
-const skip = !process.env.CARTWATCH_BIN
-  ? 'CARTWATCH_BIN is not set (ctest sets it)'
-  : !existsSync(CHROMIUM)
-    ? `no browser at ${CHROMIUM} (scripts/install-deps.sh --test installs Debian's chromium)`
-    : false;
-
-// Flags for a closed network (docs/testing.md): no background connections, no sandbox (root).
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const skip = browserSkip;
+const ARGS = CHROMIUM_ARGS;
 const NONCE = 'c2hvcC1ub25jZS0x';
 
 // One page: the snippet (with the nonce), a page view and an Product Added, and a record of

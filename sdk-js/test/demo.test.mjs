@@ -12,29 +12,20 @@
 // instead, for a collector that does not serve /cartwatch.js.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
+import { CHROMIUM, CHROMIUM_ARGS, browserSkip } from '../../tests/e2e/lib/browser.mjs';
+
 import { DEFAULT_SITE, fetchAllEvents, freePort, startCartwatch } from '../../tests/e2e/lib/cartwatch.mjs';
 import { startDemo } from '../demo/serve.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-if (process.env.CARTWATCH_REQUIRE_BROWSER && !existsSync(CHROMIUM)) {
-  throw new Error(`no browser at ${CHROMIUM}: scripts/install-deps.sh --test installs Debian's chromium`);
-}
-const skip = !process.env.CARTWATCH_BIN
-  ? 'CARTWATCH_BIN is not set (ctest sets it)'
-  : !existsSync(CHROMIUM)
-    ? `no browser at ${CHROMIUM} (scripts/install-deps.sh --test installs Debian's chromium)`
-    : false;
-
-// Flags for a closed network (docs/testing.md): no background connections, no sandbox (root).
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const skip = browserSkip;
+const ARGS = CHROMIUM_ARGS;
 
 const ARTEFACTS = process.env.CARTWATCH_ARTEFACTS ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'artefacts');
 const EMAIL = 'ada@example.com';

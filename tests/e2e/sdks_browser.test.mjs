@@ -9,7 +9,6 @@
 // the path, Content-Type and write key against docs/sdks.md.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
+
+import { CHROMIUM, CHROMIUM_ARGS, browserSkip } from './lib/browser.mjs';
 
 import { DEFAULT_SITE, basicAuth, fetchAllEvents, sleep, startCartwatch } from './lib/cartwatch.mjs';
 import {
@@ -28,19 +29,8 @@ import {
 } from './sdk_pages/shop_visit.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-if (process.env.CARTWATCH_REQUIRE_BROWSER && !existsSync(CHROMIUM)) {
-  throw new Error(`no browser at ${CHROMIUM}: scripts/install-deps.sh --test installs Debian's chromium`);
-}
-const skip = !process.env.CARTWATCH_BIN
-  ? 'CARTWATCH_BIN is not set (ctest sets it)'
-  : !existsSync(CHROMIUM)
-    ? `no browser at ${CHROMIUM} (scripts/install-deps.sh --test installs Debian's chromium)`
-    : false;
-
-// Flags for a closed network (docs/testing.md): no background connections, no sandbox (root).
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const skip = browserSkip;
+const ARGS = CHROMIUM_ARGS;
 
 // The page scripts, bundled once for the whole file: name -> JavaScript text.
 async function bundlePages() {
