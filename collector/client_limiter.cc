@@ -122,9 +122,10 @@ ip::address ClientAddress(const ip::address& peer, std::string_view forwarded_fo
 }
 
 ClientLimiter::ClientLimiter(double rate, double burst, std::size_t cells)
-    : rate_(rate), burst_(std::max(1.0, burst)), cells_(std::max<std::size_t>(cells, 2)) {
-  for (Cell& c : cells_) c.tokens = burst_;
-}
+    : rate_(rate),
+      burst_(std::max(1.0, burst)),
+      cell_count_(std::max<std::size_t>(cells, 2)),
+      cells_(cell_count_, Cell{.tokens = burst_}) {}
 
 void ClientLimiter::Refill(Cell& cell, std::chrono::steady_clock::time_point now) const {
   const double elapsed = std::chrono::duration<double>(now - cell.refilled).count();
@@ -134,11 +135,11 @@ void ClientLimiter::Refill(Cell& cell, std::chrono::steady_clock::time_point now
 
 long ClientLimiter::Take(const ip::address& client, std::chrono::steady_clock::time_point now) {
   const std::uint64_t key = ClientKey(client);
-  const std::size_t n = cells_.size();
+  const std::size_t n = cell_count_;
   const std::size_t a = Mix(key) % n;
   std::size_t b = Mix(key ^ 0x9e3779b97f4a7c15ULL) % n;
   if (b == a) b = (a + 1) % n;
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   Cell& first = cells_[a];
   Cell& second = cells_[b];
   Refill(first, now);

@@ -8,13 +8,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
+
+#include "util/mutex.h"
 
 namespace cartwatch::collector {
 
@@ -58,12 +59,13 @@ class ClientLimiter {
     double tokens = 0;
     std::chrono::steady_clock::time_point refilled{};
   };
-  void Refill(Cell& cell, std::chrono::steady_clock::time_point now) const;
+  void Refill(Cell& cell, std::chrono::steady_clock::time_point now) const REQUIRES(mu_);
 
   const double rate_;
   const double burst_;
-  std::mutex mu_;
-  std::vector<Cell> cells_;  // guarded by mu_
+  const std::size_t cell_count_;  // cells_.size(), which never changes
+  util::Mutex mu_;
+  std::vector<Cell> cells_ GUARDED_BY(mu_);
 };
 
 }  // namespace cartwatch::collector

@@ -99,7 +99,7 @@ void CollectorMetrics::Rejected(const SiteCounters& site, std::string_view reaso
 }
 
 bool SampledLog::Admit(std::chrono::steady_clock::time_point now, std::uint64_t& suppressed) {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   if (now > refilled_at_) {
     if (refilled_at_ != std::chrono::steady_clock::time_point{}) {
       tokens_ = std::min(burst_, tokens_ + std::chrono::duration<double>(now - refilled_at_).count() *

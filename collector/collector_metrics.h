@@ -14,7 +14,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +25,7 @@
 
 #include "collector/ingest.h"
 #include "collector/options.h"
+#include "util/mutex.h"
 
 namespace cartwatch::collector {
 
@@ -92,14 +92,14 @@ class SampledLog {
  private:
   // Takes a token; false when there is none (the line is counted as suppressed). On true,
   // `suppressed` is how many lines were dropped since the last one written.
-  bool Admit(std::chrono::steady_clock::time_point now, std::uint64_t& suppressed);
+  bool Admit(std::chrono::steady_clock::time_point now, std::uint64_t& suppressed) EXCLUDES(mu_);
   static void Emit(const std::string& fields, std::uint64_t suppressed);
 
   const double per_second_, burst_;
-  std::mutex mu_;
-  double tokens_;
-  std::chrono::steady_clock::time_point refilled_at_{};  // none yet: the burst is full
-  std::uint64_t suppressed_ = 0;
+  util::Mutex mu_;
+  double tokens_ GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point refilled_at_ GUARDED_BY(mu_){};  // none yet: full
+  std::uint64_t suppressed_ GUARDED_BY(mu_) = 0;
 };
 
 // `value` as a logfmt value: bare when it is a plain word, else in quotes with `"` and `\`

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "collector/options.h"
-#include "storage/store.h"
+#include "storage/types.h"
 #include "util/time.h"
 
 namespace cartwatch::collector {

@@ -15,6 +15,7 @@
 #include "collector/ingest.h"
 #include "collector/tracker_script.h"
 #include "util/base64.h"
+#include "util/mutex.h"
 #include "util/time.h"
 #include "util/utf8.h"
 
@@ -25,10 +26,10 @@ namespace net = boost::asio;
 struct Router::SiteState {
   Site site;
   const CollectorMetrics::SiteCounters* counters = nullptr;  // null without metrics
-  // Token bucket of Site::rate_limit; guarded by mu.
-  mutable std::mutex mu;
-  mutable double tokens = 0;
-  mutable std::chrono::steady_clock::time_point refilled_at;
+  // Token bucket of Site::rate_limit.
+  mutable util::Mutex mu;
+  mutable double tokens GUARDED_BY(mu) = 0;
+  mutable std::chrono::steady_clock::time_point refilled_at GUARDED_BY(mu);
 };
 
 static_assert(kBodyPadding >= simdjson::SIMDJSON_PADDING);
@@ -265,8 +266,11 @@ Router::Router(const Limits& limits, std::vector<Site> sites, storage::Store& st
     // At least one whole request must fit in the bucket, or the site could never send.
     double& burst = state->site.rate_burst;
     burst = std::max(1.0, burst > 0 ? burst : state->site.rate_limit);
-    state->tokens = state->site.rate_burst;
-    state->refilled_at = now;
+    {
+      util::MutexLock lock(state->mu);  // not shared yet; the analysis wants it held
+      state->tokens = state->site.rate_burst;
+      state->refilled_at = now;
+    }
     if (counters_) state->counters = counters_->ForSite(state->site.name);
     by_write_key_[state->site.write_key] = state.get();
     by_secret_key_[state->site.secret_key] = state.get();
@@ -317,7 +321,7 @@ void Router::AddCors(const Request& request, const SiteState* site, Response& re
 
 long Router::TakeToken(const SiteState& s) const {
   if (s.site.rate_limit <= 0) return 0;
-  std::lock_guard lock(s.mu);
+  util::MutexLock lock(s.mu);
   auto now = std::chrono::steady_clock::now();
   double elapsed = std::chrono::duration<double>(now - s.refilled_at).count();
   s.tokens = std::min(s.site.rate_burst, s.tokens + elapsed * s.site.rate_limit);

@@ -194,9 +194,9 @@ class AsioServer final : public Server {
     });
     // A query or the store's maintenance thread that committed one round hands what the
     // loops queued meanwhile back to the first loop (Store::SetFlushRequester).
-    store_.SetFlushRequester([loop = loops_[0].get(), commits = commits_[0].get()] {
-      net::post(*loop, [commits] { commits->Request(); });
-    });
+    flush_requester_.loop = loops_[0].get();
+    flush_requester_.commits = commits_[0].get();
+    store_.SetFlushRequester(&flush_requester_);
     for (auto& loop : loops_) {
       threads_.emplace_back([&loop] { loop->run(); });
     }
@@ -270,6 +270,17 @@ class AsioServer final : public Server {
   SessionContext admin_context_;
   std::vector<std::unique_ptr<net::io_context>> loops_;
   std::vector<std::unique_ptr<CommitScheduler>> commits_;  // commits_[i] serves loops_[i]
+  // Hands what the store's own threads leave queued to the first loop, which commits it
+  // behind the requests of its pass (Store::SetFlushRequester).
+  class FirstLoopFlush final : public storage::FlushRequester {
+   public:
+    void RequestFlush() override {
+      net::post(*loop, [commits = commits] { commits->Request(); });
+    }
+    net::io_context* loop = nullptr;
+    CommitScheduler* commits = nullptr;
+  };
+  FirstLoopFlush flush_requester_;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
   std::unique_ptr<Listener> public_;
   std::unique_ptr<Listener> admin_;

@@ -15,7 +15,7 @@ Metrics::Metrics()
 Metrics::~Metrics() = default;
 
 void Metrics::Register(std::weak_ptr<prometheus::Collectable> collectable) {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   collectables_.push_back(std::move(collectable));
 }
 
@@ -26,7 +26,7 @@ std::string Metrics::Exposition() {
   };
   std::vector<std::shared_ptr<prometheus::Collectable>> alive;
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     std::erase_if(collectables_, [](const auto& weak) { return weak.expired(); });
     for (const auto& weak : collectables_) {
       if (auto c = weak.lock()) alive.push_back(std::move(c));

@@ -11,13 +11,14 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
+
+#include "util/mutex.h"
 
 namespace cartwatch::metrics {
 
@@ -44,8 +45,8 @@ class Metrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> process_;
-  std::mutex mu_;  // guards collectables_
-  std::vector<std::weak_ptr<prometheus::Collectable>> collectables_;
+  util::Mutex mu_;
+  std::vector<std::weak_ptr<prometheus::Collectable>> collectables_ GUARDED_BY(mu_);
 };
 
 // One family of one unlabelled sample, for collectables.

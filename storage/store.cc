@@ -29,7 +29,6 @@
 #include <atomic>
 #include <cassert>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <cstdio>
 #include <limits>
@@ -37,11 +36,12 @@
 #include <unordered_map>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <future>
 #include <thread>
 
 #include <filesystem>
+
+#include "util/mutex.h"
 
 namespace cartwatch::storage {
 namespace {
@@ -351,7 +351,7 @@ class RocksStore final : public Store {
   // level and on /readyz (GetHealth).
   void ReportWalDamage(std::string report) {
     std::fprintf(stderr, "cartwatch: error: %s\n", report.c_str());
-    std::lock_guard lock(health_mu_);
+    util::MutexLock lock(health_mu_);
     wal_recovery_ = std::move(report);
     ++wal_damage_recoveries_;
   }
@@ -362,7 +362,7 @@ class RocksStore final : public Store {
       return;
     }
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (!closing_) {
         Pending p;
         p.site = std::move(site);
@@ -376,12 +376,12 @@ class RocksStore final : public Store {
   }
 
   boost::system::error_code PurgeErasedEvents() override {
-    std::lock_guard purge(purge_mu_);
+    util::MutexLock purge(purge_mu_);
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (closing_) return Errc::kClosed;
     }
-    std::shared_lock db_lock(db_mu_);
+    util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     std::vector<std::pair<std::string, EraseJob>> jobs;
     {
@@ -430,10 +430,10 @@ class RocksStore final : public Store {
       std::string_view site) override {
     if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (closing_) return boost::system::error_code(Errc::kClosed);
     }
-    std::shared_lock db_lock(db_mu_);
+    util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     std::string value;
     rocksdb::Status s =
@@ -450,7 +450,7 @@ class RocksStore final : public Store {
     if (auto ec = WriteAllState()) return ec;
     // Taken after WriteAllState: a reopen (ReopenDb) holds the commit while it waits for
     // this lock.
-    std::shared_lock db_lock(db_mu_);
+    util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;  // a full scan would evict the hot records
@@ -496,7 +496,7 @@ class RocksStore final : public Store {
     for (const Message& m : messages) bytes += m.json.size() + m.message_id.size();
     boost::system::error_code refused;
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       const bool idle = queued_messages_ == 0;  // one request alone is never refused
       if (closing_) {
         refused = Errc::kClosed;
@@ -518,27 +518,27 @@ class RocksStore final : public Store {
   }
 
   void Flush() override {
-    std::unique_lock lock(mu_);
+    util::MutexLock lock(mu_);
     // That thread commits what we queued once its write is done, or (a round of
     // FlushOnce) has the flush requester call us again.
     if (committing_) return;
-    CommitQueued(lock, /*bounded=*/false);
-    lock.unlock();
+    CommitQueued(/*bounded=*/false);
+    lock.Unlock();
     MaybeApplyRetention();
   }
 
-  void SetFlushRequester(std::function<void()> request) override {
-    std::lock_guard lock(requester_mu_);
-    flush_requester_ = std::move(request);
+  void SetFlushRequester(FlushRequester* requester) override {
+    util::MutexLock lock(requester_mu_);
+    flush_requester_ = requester;
   }
 
   boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) override {
     if (received_before_ms <= 0) return {};
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (closing_) return Errc::kClosed;
     }
-    std::shared_lock db_lock(db_mu_);
+    util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     // Never an event whose change to the records may be unwritten: a replay needs it.
     const std::uint64_t cutoff = std::min(static_cast<std::uint64_t>(received_before_ms) * 1000,
@@ -566,10 +566,10 @@ class RocksStore final : public Store {
                                               std::size_t max_bytes) override {
     if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (closing_) return boost::system::error_code(Errc::kClosed);
     }
-    std::shared_lock db_lock(db_mu_);
+    util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     std::uint64_t start = 0;
     if (!after.empty()) {
@@ -605,11 +605,11 @@ class RocksStore final : public Store {
 
   boost::system::error_code CheckWritable() override {
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (closing_) return Errc::kClosed;
     }
     if (const int failure = write_failure_.load()) return static_cast<Errc>(failure);
-    std::shared_lock db_lock(db_mu_);
+    util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     std::uint64_t stopped = 0, background_errors = 0;
     db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &stopped);
@@ -624,10 +624,10 @@ class RocksStore final : public Store {
     std::error_code exists_error;
     if (std::filesystem::exists(dir, exists_error)) return Errc::kInvalidArgument;
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (closing_) return Errc::kClosed;
     }
-    std::shared_lock db_lock(db_mu_);
+    util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     rocksdb::Checkpoint* raw = nullptr;
     if (auto ec = FromStatus(rocksdb::Checkpoint::Create(db_.get(), &raw))) return ec;
@@ -639,7 +639,7 @@ class RocksStore final : public Store {
   Health GetHealth() override {
     Health health;
     health.writable = CheckWritable();
-    std::lock_guard lock(health_mu_);
+    util::MutexLock lock(health_mu_);
     if (write_failure_.load()) health.write_failure = write_failure_text_;
     health.wal_recovery = wal_recovery_;
     health.wal_damage_recoveries = wal_damage_recoveries_;
@@ -648,16 +648,16 @@ class RocksStore final : public Store {
 
   void Close() override {
     {
-      std::lock_guard lock(maintenance_mu_);
+      util::MutexLock lock(maintenance_mu_);
       stopping_ = true;
     }
-    maintenance_wake_.notify_all();
+    maintenance_wake_.SignalAll();
     if (maintenance_.joinable()) maintenance_.join();
     {
-      std::unique_lock lock(mu_);
+      util::MutexLock lock(mu_);
       closing_ = true;
-      committed_.wait(lock, [&] { return !committing_; });
-      CommitQueued(lock, /*bounded=*/false);
+      while (committing_) committed_.Wait(mu_);
+      CommitQueued(/*bounded=*/false);
     }
     // After a failed write RocksDB may refuse to write or sync its log again: it is closed
     // without writing (the log files are fsync'ed by name) unless it can resume.
@@ -738,7 +738,7 @@ class RocksStore final : public Store {
   bool QueueAndCommit(Pending p) {
     p.own = true;
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       if (closing_) return false;
       if (IsQuery(p)) {
         queries_.push_back(std::move(p));
@@ -961,7 +961,7 @@ class RocksStore final : public Store {
   // committed, and the thresholds every StoreOptions::thresholds_interval (first at once).
   void MaintenanceLoop() {
     using Clock = std::chrono::steady_clock;
-    std::unique_lock lock(maintenance_mu_);
+    util::MutexLock lock(maintenance_mu_);
     // Thresholds are stored, so a restart needs no new ones at once; a first computation a
     // minute after opening (or sooner, with a shorter interval) serves a new database.
     Clock::time_point next_thresholds =
@@ -972,9 +972,9 @@ class RocksStore final : public Store {
       if (purge_requested_ || now >= next_purge) {
         purge_requested_ = false;
         next_purge = Clock::time_point::max();
-        lock.unlock();
+        lock.Unlock();
         auto ec = PurgeErasedEvents();
-        lock.lock();
+        lock.Lock();
         if (ec && !stopping_) {
           std::fprintf(stderr, "cartwatch: deleting erased events failed (%s); retrying in 10 s\n",
                        ec.message().c_str());
@@ -983,9 +983,9 @@ class RocksStore final : public Store {
         continue;
       }
       if (now >= next_thresholds) {
-        lock.unlock();
+        lock.Unlock();
         auto ec = RecomputeThresholds(util::NowMs());
-        lock.lock();
+        lock.Lock();
         if (ec && !stopping_) {
           std::fprintf(stderr, "cartwatch: recomputing RFM/ABC thresholds failed (%s)\n",
                        ec.message().c_str());
@@ -994,15 +994,15 @@ class RocksStore final : public Store {
         continue;
       }
       if (write_failure_.load()) {
-        lock.unlock();
+        lock.Unlock();
         TryToRecover();
-        lock.lock();
+        lock.Lock();
         if (write_failure_.load()) {
-          maintenance_wake_.wait_for(lock, options_.recovery_interval);
+          maintenance_wake_.WaitUntil(maintenance_mu_, Clock::now() + options_.recovery_interval);
           continue;
         }
       }
-      maintenance_wake_.wait_until(lock, std::min(next_thresholds, next_purge));
+      maintenance_wake_.WaitUntil(maintenance_mu_, std::min(next_thresholds, next_purge));
     }
   }
 
@@ -1017,7 +1017,7 @@ class RocksStore final : public Store {
 
   // What GetHealth says while the disk has `free` bytes, below min_free_bytes.
   void NoteLowSpace(std::uint64_t free) {
-    std::lock_guard lock(health_mu_);
+    util::MutexLock lock(health_mu_);
     write_failure_text_ = "the data directory's disk has " + std::to_string(free) +
                           " bytes free, below storage.min_free_bytes (" +
                           std::to_string(options_.min_free_bytes) + ")";
@@ -1046,7 +1046,7 @@ class RocksStore final : public Store {
                    "storage.min_free_bytes (%llu): writes are refused until there is\n",
                    static_cast<unsigned long long>(free_bytes_),
                    static_cast<unsigned long long>(min_free));
-      maintenance_wake_.notify_all();
+      maintenance_wake_.SignalAll();
     }
     return Errc::kNoSpace;
   }
@@ -1057,7 +1057,7 @@ class RocksStore final : public Store {
     const Errc errc = status.IsNoSpace() ? Errc::kNoSpace : Errc::kIoError;
     if (!status.IsNoSpace() && !status.IsIOError() && !status.IsCorruption()) return;
     {
-      std::lock_guard lock(health_mu_);
+      util::MutexLock lock(health_mu_);
       write_failure_text_ = status.ToString();
     }
     if (!db_failed_.exchange(true)) MarkFailedWrite(options_.data_dir);
@@ -1067,7 +1067,7 @@ class RocksStore final : public Store {
                    "(checked every %lld ms): %s\n",
                    static_cast<long long>(options_.recovery_interval.count()),
                    status.ToString().c_str());
-      maintenance_wake_.notify_all();
+      maintenance_wake_.SignalAll();
     }
   }
 
@@ -1095,7 +1095,7 @@ class RocksStore final : public Store {
     if (!s.ok()) {
       // "Busy" (RocksDB recovering by itself) says less than the failure it follows.
       if (s.IsIOError() || s.IsCorruption()) {
-        std::lock_guard lock(health_mu_);
+        util::MutexLock lock(health_mu_);
         write_failure_text_ = s.ToString();
       }
       return;
@@ -1130,14 +1130,14 @@ class RocksStore final : public Store {
   // it is closed. On failure (the disk still full) it stays closed; the next call retries.
   rocksdb::Status ReopenDb() {
     {
-      std::unique_lock lock(mu_);
-      committed_.wait(lock, [&] { return !committing_; });
+      util::MutexLock lock(mu_);
+      while (committing_) committed_.Wait(mu_);
       if (closing_) return rocksdb::Status::ShutdownInProgress();
       committing_ = true;
     }
     rocksdb::Status s;
     {
-      std::unique_lock db_lock(db_mu_);
+      util::WriterLock db_lock(db_mu_);
       if (db_) CloseDbAfterFailure();
       std::string error;
       s = OpenDb(rocksdb::WALRecoveryMode::kPointInTimeRecovery, &error);
@@ -1152,15 +1152,15 @@ class RocksStore final : public Store {
         CloseDbAfterFailure();
       }
       if (!s.ok()) {
-        std::lock_guard lock(health_mu_);
+        util::MutexLock lock(health_mu_);
         write_failure_text_ = "reopening RocksDB after a failed write: " + s.ToString();
       }
     }
     {
-      std::lock_guard lock(mu_);
+      util::MutexLock lock(mu_);
       committing_ = false;
     }
-    committed_.notify_all();
+    committed_.SignalAll();
     return s;
   }
 
@@ -1183,53 +1183,53 @@ class RocksStore final : public Store {
   // never commits the event loops' requests on and on, nor any at all for a query alone:
   // what is left is handed to a loop (SetFlushRequester). Without one it commits the queue.
   void FlushOnce() {
-    std::unique_lock lock(mu_);
+    util::MutexLock lock(mu_);
     if (committing_) return;
     bool bounded;
     {
-      std::lock_guard requester(requester_mu_);
-      bounded = static_cast<bool>(flush_requester_);
+      util::MutexLock requester(requester_mu_);
+      bounded = flush_requester_ != nullptr;
     }
-    if (!bounded) return CommitQueued(lock, /*bounded=*/false);
+    if (!bounded) return CommitQueued(/*bounded=*/false);
     if (own_writes_ > 0) {
-      CommitQueued(lock, /*bounded=*/true);
+      CommitQueued(/*bounded=*/true);
     } else {
       // Only queries of threads like this one: answered here, the event loops' requests
       // left queued.
       committing_ = true;
       std::vector<Pending> work;
       work.swap(queries_);
-      lock.unlock();
+      lock.Unlock();
       AnswerQueries(work);
-      lock.lock();
+      lock.Lock();
       committing_ = false;
-      committed_.notify_all();
+      committed_.SignalAll();
     }
     if (QueueEmpty()) return;
-    lock.unlock();
+    lock.Unlock();
     {
       // Never mu_ while holding requester_mu_ (the order is mu_, then requester_mu_).
-      std::lock_guard requester(requester_mu_);
-      if (flush_requester_) {
-        flush_requester_();
+      util::MutexLock requester(requester_mu_);
+      if (flush_requester_ != nullptr) {
+        flush_requester_->RequestFlush();
         return;
       }
     }
     // The requester went away meanwhile (the server stopping): commit the rest here.
-    lock.lock();
-    if (!committing_) CommitQueued(lock, /*bounded=*/false);
+    lock.Lock();
+    if (!committing_) CommitQueued(/*bounded=*/false);
   }
 
-  // Nothing waits for a commit. REQUIRES: mu_ held.
-  bool QueueEmpty() const { return queries_.empty() && queue_head_ == queue_.size(); }
+  // Nothing waits for a commit.
+  bool QueueEmpty() const REQUIRES(mu_) { return queries_.empty() && queue_head_ == queue_.size(); }
 
   // Moves the next round into `work`: every query, and the requests from the front of the
   // queue, whole and in order, while they stay within StoreOptions::max_round_messages and
   // max_round_bytes (at least one). Takes time in proportion to the round, not to the
   // queue: under overload the queue holds up to storage.max_queued_messages requests, and
   // every Append waits for mu_ meanwhile.
-  // REQUIRES: mu_ held; `work` empty.
-  void TakeRound(std::vector<Pending>& work) {
+  // REQUIRES: `work` empty.
+  void TakeRound(std::vector<Pending>& work) REQUIRES(mu_) {
     // queued_messages_ and queued_bytes_ count exactly what waits in queue_ here: what
     // earlier rounds took was subtracted when they were written.
     if (queue_head_ == 0 && queued_messages_ <= options_.max_round_messages &&
@@ -1268,8 +1268,8 @@ class RocksStore final : public Store {
   // round), with this
   // thread as the one committer. Appends queued meanwhile by other threads are committed
   // here too.
-  // REQUIRES: `lock` holds mu_ and no other thread is committing.
-  void CommitQueued(std::unique_lock<std::mutex>& lock, bool bounded) {
+  // REQUIRES: no other thread is committing.
+  void CommitQueued(bool bounded) REQUIRES(mu_) {
     committing_ = true;
     // Swapped with queue_ when a round takes the whole queue (unless the queue is over the
     // round cap), so both keep their capacity: appends do not grow a new vector every
@@ -1278,7 +1278,7 @@ class RocksStore final : public Store {
     assert(work.empty());
     while (!QueueEmpty()) {
       TakeRound(work);
-      lock.unlock();
+      mu_.unlock();
       AnswerQueries(work);
       if (!work.empty()) Commit(work);
       // Released only now: the bound covers what is being written, not just what waits.
@@ -1288,13 +1288,13 @@ class RocksStore final : public Store {
         bytes += p.bytes;
       }
       work.clear();
-      lock.lock();
+      mu_.lock();
       queued_messages_ -= messages;
       queued_bytes_ -= bytes;
       if (bounded) break;
     }
     committing_ = false;
-    committed_.notify_all();
+    committed_.SignalAll();
   }
 
   // Answers every request of `work` with `ec`, writing nothing.
@@ -1466,10 +1466,10 @@ class RocksStore final : public Store {
     if (!ec) ExpireRecentIds();
     if (!ec && !jobs.empty()) {
       {
-        std::lock_guard lock(maintenance_mu_);
+        util::MutexLock lock(maintenance_mu_);
         purge_requested_ = true;
       }
-      maintenance_wake_.notify_all();
+      maintenance_wake_.SignalAll();
     }
   }
 
@@ -1589,26 +1589,26 @@ class RocksStore final : public Store {
   std::int64_t oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
   std::atomic<std::int64_t> retention_applied_at_{0};
 
-  std::mutex mu_;
-  std::condition_variable committed_;  // signalled when committing_ turns false
+  util::Mutex mu_;
+  util::CondVar committed_;  // signalled when committing_ turns false
   // Requests that write, in arrival order, from queue_[queue_head_] on (TakeRound); the
   // queries (IsQuery), answered at the start of the next round whatever their place.
-  std::vector<Pending> queue_;       // guarded by mu_
-  std::size_t queue_head_ = 0;       // guarded by mu_
-  std::vector<Pending> queries_;     // guarded by mu_
-  std::size_t own_writes_ = 0;  // requests with `own` in queue_[queue_head_..]; guarded by mu_
-  std::size_t queued_messages_ = 0;  // guarded by mu_
-  std::size_t queued_bytes_ = 0;     // guarded by mu_
-  bool closing_ = false;             // guarded by mu_
-  bool committing_ = false;          // a thread is in CommitQueued; guarded by mu_
-  std::mutex requester_mu_;               // held while flush_requester_ is set or called
-  std::function<void()> flush_requester_;  // guarded by requester_mu_
+  std::vector<Pending> queue_ GUARDED_BY(mu_);
+  std::size_t queue_head_ GUARDED_BY(mu_) = 0;
+  std::vector<Pending> queries_ GUARDED_BY(mu_);
+  std::size_t own_writes_ GUARDED_BY(mu_) = 0;  // requests with `own` in queue_[queue_head_..]
+  std::size_t queued_messages_ GUARDED_BY(mu_) = 0;
+  std::size_t queued_bytes_ GUARDED_BY(mu_) = 0;
+  bool closing_ GUARDED_BY(mu_) = false;
+  bool committing_ GUARDED_BY(mu_) = false;  // a thread is in CommitQueued
+  util::Mutex requester_mu_;  // held while flush_requester_ is set or called; after mu_
+  FlushRequester* flush_requester_ GUARDED_BY(requester_mu_) = nullptr;
 
-  std::mutex purge_mu_;  // one PurgeErasedEvents at a time
+  util::Mutex purge_mu_;  // one PurgeErasedEvents at a time
   std::thread maintenance_;
-  std::mutex maintenance_mu_;
-  std::condition_variable maintenance_wake_;
-  bool purge_requested_ = false;        // guarded by maintenance_mu_
+  util::Mutex maintenance_mu_;
+  util::CondVar maintenance_wake_;
+  bool purge_requested_ GUARDED_BY(maintenance_mu_) = false;
   std::atomic<bool> stopping_{false};   // set under maintenance_mu_; read anywhere
 
   // The Errc of the write that failed (NoteWriteFailure), 0 while writes succeed.
@@ -1618,16 +1618,16 @@ class RocksStore final : public Store {
   // Held shared by the threads that read RocksDB outside the commit (exports, thresholds,
   // purges, retention, CheckWritable), exclusively by ReopenDb while db_ is replaced; the
   // committing thread needs none (ReopenDb holds the commit).
-  mutable std::shared_mutex db_mu_;
+  mutable util::SharedMutex db_mu_;
   // CheckDiskSpace's last reading; used by the committing thread only.
   std::uint64_t free_bytes_ = UINT64_MAX;
   std::chrono::steady_clock::time_point next_space_check_{};
   std::uint64_t bytes_at_space_check_ = 0;
   std::uint64_t bytes_committed_ = 0;  // bytes of the batches written
-  std::mutex health_mu_;
-  std::string write_failure_text_;  // guarded by health_mu_
-  std::string wal_recovery_;        // set by Open; guarded by health_mu_
-  std::uint64_t wal_damage_recoveries_ = 0;  // guarded by health_mu_
+  util::Mutex health_mu_;
+  std::string write_failure_text_ GUARDED_BY(health_mu_);
+  std::string wal_recovery_ GUARDED_BY(health_mu_);  // set by Open
+  std::uint64_t wal_damage_recoveries_ GUARDED_BY(health_mu_) = 0;
 };
 
 }  // namespace

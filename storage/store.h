@@ -34,6 +34,7 @@
 #include <boost/system/result.hpp>
 
 #include "profiles/profiles.h"
+#include "storage/types.h"
 #include "util/time.h"
 
 namespace cartwatch::storage {
@@ -118,47 +119,13 @@ struct StoreOptions {
   std::shared_ptr<FaultInjection> faults;
 };
 
-enum class Errc {
-  kOverloaded = 1,    // queue full or RocksDB is stalling writes: retry later
-  kClosed,            // Close() has begun
-  kIoError,           // RocksDB reported an I/O error
-  kNoSpace,           // the disk of the data directory is full
-  kCorruption,        // RocksDB reported corruption
-  kInvalidArgument,   // e.g. a malformed cursor
-  kInternal,          // any other RocksDB failure
-};
-const boost::system::error_category& StoreCategory();
-boost::system::error_code make_error_code(Errc e);
-
-// One message as the collector accepted it, ready to store.
-struct Message {
-  std::string message_id;           // dedup key within the site
-  std::int64_t received_at_ms = 0;  // when the collector received it (Unix ms, UTC)
-  std::string json;                 // the document to store and export, as accepted
-};
-
-struct AppendResult {
-  boost::system::error_code error;  // empty on success; then everything below is durable
-  std::size_t stored = 0;           // messages written to the event log
-  std::size_t duplicates = 0;       // messages skipped because their messageId was seen
-};
-using AppendCallback = std::function<void(const AppendResult&)>;
-
-struct EraseResult {
-  boost::system::error_code error;  // empty on success; then the erase is durable
-  bool found = false;               // the customer had a record
-  std::size_t visitors = 0;         // linked visitors erased with it
-};
-using EraseCallback = std::function<void(const EraseResult&)>;
-
-struct StoredEvent {
-  std::string cursor;  // resume after this event with ReadEvents(site, cursor, ...)
-  std::string json;
-};
-struct EventPage {
-  std::vector<StoredEvent> events;
-  // Where to resume: the cursor of the last event, or `after` when there were none.
-  std::string next_cursor;
+// Makes an event loop call Store::Flush soon: how the store's own threads hand the event
+// loops' requests back to them (Store::SetFlushRequester).
+class FlushRequester {
+ public:
+  virtual ~FlushRequester() = default;
+  // Called from the store's threads; must not block, nor call into the store.
+  virtual void RequestFlush() = 0;
 };
 
 class Store {
@@ -181,14 +148,14 @@ class Store {
   // Commits everything queued (see above). Errors of the write reach the callbacks.
   virtual void Flush() = 0;
 
-  // `request` (empty: none) must make an event loop call Flush soon, without blocking (the
-  // collector posts one to its first loop). The store calls it, from its own threads, when
-  // one of them answered its queries (or committed a round of the maintenance thread's
+  // `requester` (nullptr: none) must make an event loop call Flush soon, without blocking
+  // (the collector posts one to its first loop). The store calls it, from its own threads,
+  // when one of them answered its queries (or committed a round of the maintenance thread's
   // writes) and left requests queued by event loops: such a thread then stops instead of
   // committing the event loops' requests. Without a requester it commits on until the
-  // queue is empty.
-  // Once this returns, the previous requester is not running and is not called again.
-  virtual void SetFlushRequester(std::function<void()> request) = 0;
+  // queue is empty. `requester` must stay valid until it is replaced; once this returns,
+  // the previous requester is not running and is not called again.
+  virtual void SetFlushRequester(FlushRequester* requester) = 0;
 
   // The site's stored messages in arrival order, strictly after `after` (empty: from the
   // start), at most `limit` of them and stopping once `max_bytes` of JSON is reached (at
@@ -270,8 +237,3 @@ class Store {
 };
 
 }  // namespace cartwatch::storage
-
-namespace boost::system {
-template <>
-struct is_error_code_enum<cartwatch::storage::Errc> : std::true_type {};
-}  // namespace boost::system

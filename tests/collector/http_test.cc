@@ -82,8 +82,8 @@ class SwitchableStore final : public storage::Store {
     for (auto& t : late_) t.join();
   }
   void Flush() override { real_->Flush(); }
-  void SetFlushRequester(std::function<void()> request) override {
-    real_->SetFlushRequester(std::move(request));
+  void SetFlushRequester(storage::FlushRequester* requester) override {
+    real_->SetFlushRequester(requester);
   }
   boost::system::error_code DeleteEventsBefore(std::int64_t before) override {
     return real_->DeleteEventsBefore(before);

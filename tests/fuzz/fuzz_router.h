@@ -148,7 +148,7 @@ class FakeStore final : public storage::Store {
     done(result);
   }
   void Flush() override {}
-  void SetFlushRequester(std::function<void()>) override {}
+  void SetFlushRequester(storage::FlushRequester*) override {}
 
   boost::system::result<storage::EventPage> ReadEvents(std::string_view site,
                                                        std::string_view after, std::size_t limit,

@@ -38,6 +38,19 @@ Message ToMessage(const std::string& json) {
                  *util::ParseIso8601(v["receivedAt"].as_string()), json};
 }
 
+// A flush requester that posts Store::Flush to an event loop, as the collector's does.
+class PostFlush final : public FlushRequester {
+ public:
+  PostFlush(boost::asio::io_context& loop, Store& store) : loop_(loop), store_(store) {}
+  void RequestFlush() override {
+    boost::asio::post(loop_, [this] { store_.Flush(); });
+  }
+
+ private:
+  boost::asio::io_context& loop_;
+  Store& store_;
+};
+
 class StateTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -741,7 +754,8 @@ TEST_F(StateTest, ReadsDuringTrafficAreAnsweredAndLeaveNoRequestUncommitted) {
   boost::asio::io_context loop;
   auto work = boost::asio::make_work_guard(loop);
   std::thread loop_thread([&] { loop.run(); });
-  store_->SetFlushRequester([&] { boost::asio::post(loop, [&] { store_->Flush(); }); });
+  PostFlush requester(loop, *store_);
+  store_->SetFlushRequester(&requester);
   ASSERT_FALSE(Send("shop", {h::Page("a:reader", kT0, "/")}).error);
   // Two event loops' threads: each queues a batch and flushes, without pause, until the
   // reads are done (or, as a bound, 5 s have passed).
@@ -785,7 +799,8 @@ TEST_F(StateTest, AQueryIsAnsweredWithoutCommittingMessagesStillWaitingForTheirC
   Reopen();
   // An event loop that has not yet run: what the query hands on waits there.
   boost::asio::io_context loop;
-  store_->SetFlushRequester([&] { boost::asio::post(loop, [&] { store_->Flush(); }); });
+  PostFlush requester(loop, *store_);
+  store_->SetFlushRequester(&requester);
   bool answered = false;
   StoreOneThenQueueAPageOfReader(answered);
   // Queued, not acknowledged: the query shows the state without it, and does not commit it.
