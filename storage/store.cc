@@ -6,21 +6,18 @@
 #include "storage/fault_injection.h"
 #include "storage/info_log.h"
 #include "storage/keys.h"
+#include "storage/schema.h"
 #include "storage/state.h"
 #include "storage/status.h"
 
 #include "profiles/codec.h"
 
-#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
-#include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
-#include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
-#include <rocksdb/utilities/options_util.h>
 #include <rocksdb/write_batch.h>
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -69,19 +66,12 @@ std::int64_t WallNowMs() {
       .count();
 }
 
-constexpr char kEventsCf[] = "events";
-constexpr char kDedupLogCf[] = "dedup_log";
-constexpr char kMetaCf[] = "meta";
-constexpr char kVisitorsCf[] = "visitors";
-constexpr char kCustomersCf[] = "customers";
 constexpr char kLastEventIdKey[] = "last_event_id";
 // Written by TryToRecover to prove that the disk takes writes again; never read.
 constexpr char kWritableProbeKey[] = "writable_probe";
 // At most this many visitor and customer records (and the rest of their group) in one
 // batch when the store writes all unwritten records (erase, scans, replay, close).
 constexpr std::size_t kStateBatchRecords = 4096;
-// The random-key dedup index of earlier versions; dropped when found (docs/storage.md).
-constexpr char kLegacyDedupCf[] = "dedup";
 
 // IdHash is already a uniformly distributed hash: use its first word as is.
 struct IdHashHasher {
@@ -110,133 +100,31 @@ class RocksStore final : public Store {
   ~RocksStore() override { Close(); }
 
   // Opens RocksDB (db_ and the column family handles) with `recovery` for its write-ahead
-  // log. On failure db_ is null and *error_message says why.
+  // log (storage/schema.h). On failure db_ is null and *error_message says why.
   rocksdb::Status OpenDb(rocksdb::WALRecoveryMode recovery, std::string* error_message) {
-    auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
-
-    // Flushes and compactions yield to the I/O threads that commit and answer requests: on
-    // a busy core a background job otherwise takes whole scheduler slices (milliseconds) and
-    // every request waiting meanwhile sees it in its latency. When they fall far behind,
-    // RocksDB's write slowdown paces the committers and the background gets the CPU.
-    rocksdb::Env* env = rocksdb::Env::Default();
-    env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow)
-        .PermitUncheckedError();
-    env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow)
-        .PermitUncheckedError();
-
-    rocksdb::DBOptions db_options;
+    OpenHooks hooks;
     if (options_.faults) {
       fault_env_ = NewFaultInjectionEnv(options_.faults);
-      db_options.env = fault_env_.get();
+      hooks.env = fault_env_.get();
     }
-    db_options.listeners.push_back(std::make_shared<WriteFailureListener>(
-        [this](const rocksdb::Status& status) { NoteWriteFailure(status); }));
-    db_options.create_if_missing = true;
-    db_options.wal_recovery_mode = recovery;
+    hooks.listener = std::make_shared<WriteFailureListener>(
+        [this](const rocksdb::Status& status) { NoteWriteFailure(status); });
     // RocksDB's own LOG, written so that a full disk loses lines instead of aborting.
     if (!info_log_) info_log_ = InfoLog::Open(options_.data_dir);
-    db_options.info_log = info_log_;
-    db_options.create_missing_column_families = true;
-    db_options.max_background_jobs = options_.max_background_jobs;
-    db_options.bytes_per_sync = 1 << 20;
-    // Commits are serialised (one committing thread at a time).
-    db_options.allow_concurrent_memtable_write = false;
-    // The event log is the only big writer; keep total WAL bounded so restarts are quick.
-    db_options.max_total_wal_size = 4 * options_.write_buffer_bytes;
-
-    auto table_options = [&](bool bloom) {
-      rocksdb::BlockBasedTableOptions t;
-      t.block_cache = cache;
-      if (bloom) {
-        t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-        t.whole_key_filtering = true;
-      }
-      // Debian's RocksDB is built portable: its CRC32c is the slow software one, so SST
-      // blocks are checksummed with XXH3 instead (the WAL always uses CRC32c).
-      t.checksum = rocksdb::kXXH3;
-      return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(t));
-    };
-    auto supported = rocksdb::GetSupportedCompressions();
-    auto has = [&](rocksdb::CompressionType c) {
-      return std::find(supported.begin(), supported.end(), c) != supported.end();
-    };
-    rocksdb::CompressionType compression =
-        has(rocksdb::kLZ4Compression)      ? rocksdb::kLZ4Compression
-        : has(rocksdb::kSnappyCompression) ? rocksdb::kSnappyCompression
-                                           : rocksdb::kNoCompression;
-
-    // Flushes and the first compactions write uncompressed: compressing every byte on its
-    // way into L0 and L1 cost the flush thread more than anything else it did.
-    std::vector<rocksdb::CompressionType> per_level = {rocksdb::kNoCompression,
-                                                       rocksdb::kNoCompression};
-    per_level.resize(7, compression);
-
-    rocksdb::ColumnFamilyOptions events;
-    events.compression_per_level = per_level;
-    events.write_buffer_size = options_.write_buffer_bytes;
-    // Room for memtables waiting to be flushed, so a slow flush does not stop writes.
-    events.max_write_buffer_number = 4;
-    events.table_factory = table_options(false);
-
-    // Appended in commit order and read back only at start-up and when ids expire.
-    rocksdb::ColumnFamilyOptions dedup_log;
-    dedup_log.write_buffer_size = options_.write_buffer_bytes / 4;
-    dedup_log.max_write_buffer_number = 4;
-    dedup_log.compression_per_level = per_level;
-    dedup_log.table_factory = table_options(false);
-
-    rocksdb::ColumnFamilyOptions meta;
-    meta.table_factory = table_options(false);
-
-    // Point lookups by id, many of them misses (a new visitor): bloom filters answer those
-    // without reading a block.
-    rocksdb::ColumnFamilyOptions people;
-    people.compression_per_level = per_level;
-    people.write_buffer_size = options_.write_buffer_bytes;
-    people.max_write_buffer_number = 4;
-    people.table_factory = table_options(true);
-    // A new visitor's first message looks up a key that is nowhere: the memtable bloom
-    // filter answers that without searching the memtables' skip lists.
-    people.memtable_prefix_bloom_size_ratio = 0.05;
-    people.memtable_whole_key_filtering = true;
-
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-        {rocksdb::kDefaultColumnFamilyName, meta},
-        {kEventsCf, events},
-        {kDedupLogCf, dedup_log},
-        {kMetaCf, meta},
-        {kVisitorsCf, people},
-        {kCustomersCf, people},
-    };
-    std::vector<std::string> existing;
-    bool legacy_dedup = false;
-    if (rocksdb::DB::ListColumnFamilies(db_options, options_.data_dir, &existing).ok()) {
-      legacy_dedup = std::find(existing.begin(), existing.end(), kLegacyDedupCf) != existing.end();
-      if (legacy_dedup) cfs.push_back({kLegacyDedupCf, rocksdb::ColumnFamilyOptions()});
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Status s = rocksdb::DB::Open(db_options, options_.data_dir, cfs, &handles, &raw);
+    hooks.info_log = info_log_;
+    Database opened;
+    rocksdb::Status s = OpenDatabase(options_, recovery, hooks, opened, error_message);
     if (!s.ok()) {
-      *error_message = "cannot open RocksDB in \"" + options_.data_dir + "\": " + s.ToString();
+      opened.Close();
       return s;
     }
-    db_.reset(raw);
-    for (auto* h : handles) handles_.emplace_back(h);
-    events_ = handles[1];
-    dedup_log_ = handles[2];
-    meta_ = handles[3];
-    visitors_ = handles[4];
-    customers_ = handles[5];
-    if (legacy_dedup) {
-      s = db_->DropColumnFamily(handles.back());
-      if (!s.ok()) {
-        *error_message = "cannot drop the old dedup index in \"" + options_.data_dir +
-                         "\": " + s.ToString();
-        return s;
-      }
-      handles_.pop_back();
-    }
+    db_ = std::move(opened.db);
+    handles_ = std::move(opened.handles);
+    events_ = opened.events;
+    dedup_log_ = opened.dedup_log;
+    meta_ = opened.meta;
+    visitors_ = opened.visitors;
+    customers_ = opened.customers;
     return s;
   }
 
@@ -523,8 +411,6 @@ class RocksStore final : public Store {
     // FlushOnce) has the flush requester call us again.
     if (committing_) return;
     CommitQueued(/*bounded=*/false);
-    lock.Unlock();
-    MaybeApplyRetention();
   }
 
   void SetFlushRequester(FlushRequester* requester) override {
@@ -958,7 +844,8 @@ class RocksStore final : public Store {
   }
 
   // The store's background thread: event purges of erase jobs as soon as they are
-  // committed, and the thresholds every StoreOptions::thresholds_interval (first at once).
+  // committed, retention every StoreOptions::retention_interval, and the thresholds every
+  // StoreOptions::thresholds_interval (first at once).
   void MaintenanceLoop() {
     using Clock = std::chrono::steady_clock;
     util::MutexLock lock(maintenance_mu_);
@@ -967,6 +854,10 @@ class RocksStore final : public Store {
     Clock::time_point next_thresholds =
         Clock::now() + std::min<Clock::duration>(options_.thresholds_interval, std::chrono::minutes(1));
     Clock::time_point next_purge = Clock::now();  // jobs left by an earlier run, at once
+    // Retention every StoreOptions::retention_interval, first at once: here, off the event
+    // loops, which only commit.
+    const bool retention = options_.retention.count() > 0;
+    Clock::time_point next_retention = retention ? Clock::now() : Clock::time_point::max();
     while (!stopping_) {
       const Clock::time_point now = Clock::now();
       if (purge_requested_ || now >= next_purge) {
@@ -980,6 +871,14 @@ class RocksStore final : public Store {
                        ec.message().c_str());
           next_purge = Clock::now() + std::chrono::seconds(10);
         }
+        continue;
+      }
+      if (now >= next_retention) {
+        lock.Unlock();
+        // A failure is retried at the next turn.
+        (void)DeleteEventsBefore(WallNowMs() - options_.retention.count());
+        lock.Lock();
+        next_retention = Clock::now() + options_.retention_interval;
         continue;
       }
       if (now >= next_thresholds) {
@@ -1002,7 +901,8 @@ class RocksStore final : public Store {
           continue;
         }
       }
-      maintenance_wake_.WaitUntil(maintenance_mu_, std::min(next_thresholds, next_purge));
+      maintenance_wake_.WaitUntil(maintenance_mu_,
+                                  std::min({next_thresholds, next_purge, next_retention}));
     }
   }
 
@@ -1164,15 +1064,7 @@ class RocksStore final : public Store {
     return s;
   }
 
-  // Applies StoreOptions::retention at most once a minute; cheap otherwise.
-  void MaybeApplyRetention() {
-    if (options_.retention.count() <= 0) return;
-    const std::int64_t now = WallNowMs();
-    std::int64_t last = retention_applied_at_.load(std::memory_order_relaxed);
-    if (now - last < 60'000) return;
-    if (!retention_applied_at_.compare_exchange_strong(last, now)) return;  // another thread
-    (void)DeleteEventsBefore(now - options_.retention.count());  // a failure: retried next minute
-  }
+
 
   // For a thread that is not an event loop's (a query, the maintenance thread), after it
   // queued its request: unless another thread is committing, which then takes it (or hands
@@ -1587,7 +1479,6 @@ class RocksStore final : public Store {
   boost::unordered_flat_map<IdHash, std::int64_t, IdHashHasher> recent_;
   std::int64_t dedup_clock_ms_ = 0;  // time of the newest record written
   std::int64_t oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
-  std::atomic<std::int64_t> retention_applied_at_{0};
 
   util::Mutex mu_;
   util::CondVar committed_;  // signalled when committing_ turns false

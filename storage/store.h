@@ -80,9 +80,11 @@ struct StoreOptions {
   std::size_t write_buffer_bytes = 64u << 20;
   // RocksDB flush and compaction threads. Default 2.
   int max_background_jobs = 2;
-  // Events received longer ago than this are deleted (checked about once a minute by the
-  // committing thread, one range delete per site). 0 = keep forever. Default 0.
+  // Events received longer ago than this are deleted (every retention_interval by the
+  // store's background thread, one range delete per site). 0 = keep forever. Default 0.
   std::chrono::milliseconds retention = std::chrono::milliseconds(0);
+  // How often retention runs. Default 1 min. Not in the config file (tests shorten it).
+  std::chrono::milliseconds retention_interval = std::chrono::minutes(1);
   // Visitor and customer records kept decoded in memory by the committing thread, so that a
   // returning visitor's next message does not read RocksDB (each costs about 1-3 KB).
   // Records not yet written (below) are kept in memory besides these. Default 200,000.
