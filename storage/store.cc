@@ -2,6 +2,7 @@
 #include "storage/store.h"
 
 #include "storage/data_dir.h"
+#include "storage/dedup_index.h"
 #include "storage/fault_fs.h"
 #include "storage/fault_injection.h"
 #include "storage/info_log.h"
@@ -19,8 +20,6 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
-
-#include <boost/unordered/unordered_flat_map.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -72,12 +71,6 @@ constexpr char kWritableProbeKey[] = "writable_probe";
 // At most this many visitor and customer records (and the rest of their group) in one
 // batch when the store writes all unwritten records (erase, scans, replay, close).
 constexpr std::size_t kStateBatchRecords = 4096;
-
-// IdHash is already a uniformly distributed hash: use its first word as is.
-struct IdHashHasher {
-  using is_avalanching = std::true_type;
-  std::size_t operator()(const IdHash& h) const noexcept { return static_cast<std::size_t>(h.h1); }
-};
 
 // What the store learns from RocksDB's own threads: a flush or compaction that failed.
 // Its callbacks run on RocksDB's threads; it only records.
@@ -191,9 +184,6 @@ class RocksStore final : public Store {
   // event id, the dedup index, the erase job numbers and the replay point.
   // REQUIRES: the committing thread, or before the store is shared.
   bool LoadFromDb(std::string* error_message) {
-    recent_.clear();
-    dedup_clock_ms_ = 0;
-    oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
     last_event_id_ = 0;
     next_erase_seq_ = 0;
     rocksdb::Status s;
@@ -205,7 +195,7 @@ class RocksStore final : public Store {
       *error_message = "cannot read \"" + options_.data_dir + "\": " + s.ToString();
       return false;
     }
-    if (auto ec = LoadRecentIds()) {
+    if (auto ec = dedup_.Load(*db_, dedup_log_)) {
       *error_message = "cannot read the dedup log in \"" + options_.data_dir + "\": " +
                        ec.message();
       return false;
@@ -1213,9 +1203,7 @@ class RocksStore final : public Store {
 
     rocksdb::WriteBatch& batch = sc.batch;
     batch.Clear();
-    sc.record.clear();
-    AppendDedupLogTime(sc.record, commit_time);
-    sc.undo.clear();
+    dedup_.Begin(commit_time);
     std::vector<AppendResult>& results = sc.results;
     results.assign(work.size(), AppendResult{});
     std::vector<EraseResult>& erased = sc.erased;
@@ -1223,7 +1211,6 @@ class RocksStore final : public Store {
     std::vector<EraseJob> jobs;
     std::uint64_t next_id = last_event_id_;
     std::size_t stored = 0;
-    const std::int64_t window = options_.dedup_window.count();
     // A failed commit dropped the records in memory: rebuilt first, or this one fails too.
     // Refused before anything is applied: the records in memory stay as they are.
     if (auto refused = db_ ? CheckDiskSpace() : DbUnavailable()) return RefuseRound(work, refused);
@@ -1270,22 +1257,13 @@ class RocksStore final : public Store {
       for (const Message& m : work[i].messages) {
         // Checked and entered one message at a time, so a messageId repeated within this
         // commit is a duplicate of its first occurrence.
-        const IdHash h = MessageIdHash(prefix, m.message_id);
-        auto [it, inserted] = recent_.try_emplace(h, commit_time);
-        if (!inserted) {
-          if (m.received_at_ms - it->second < window) {
-            ++results[i].duplicates;
-            continue;
-          }
-          sc.undo.push_back(Undo{h, it->second});  // expired: seen again, a new entry
-          it->second = commit_time;
-        } else {
-          sc.undo.push_back(Undo{h, kAbsent});
+        if (!dedup_.Enter(MessageIdHash(prefix, m.message_id), m.received_at_ms)) {
+          ++results[i].duplicates;
+          continue;
         }
         next_id = std::max(next_id + 1, static_cast<std::uint64_t>(m.received_at_ms) * 1000);
         EventKeyInto(sc.event_key, prefix, next_id);
         batch.Put(events_, sc.event_key, m.json);
-        AppendDedupLogHash(sc.record, h);
         ++results[i].stored;
         ++stored;
         // The state this message implies goes into the same batch: both or neither.
@@ -1303,7 +1281,7 @@ class RocksStore final : public Store {
         batch.Put(meta_, kStateReplayFromKey, value);
       }
       if (stored > 0) {
-        batch.Put(dedup_log_, DedupLogKey(next_id), sc.record);
+        batch.Put(dedup_log_, DedupLogKey(next_id), dedup_.record());
         std::string last;
         PutBigEndian64(last, next_id);
         batch.Put(meta_, kLastEventIdKey, last);
@@ -1324,21 +1302,12 @@ class RocksStore final : public Store {
       }
     }
     if (!ec) {
-      if (stored > 0) {
-        last_event_id_ = next_id;
-        dedup_clock_ms_ = std::max(dedup_clock_ms_, commit_time);
-        oldest_record_ms_ = std::min(oldest_record_ms_, commit_time);
-      }
+      if (stored > 0) last_event_id_ = next_id;
       next_erase_seq_ += jobs.size();
       state_replay_from_ = replay_from;
       replay_floor_ = replay_from;
-    } else {
-      // Nothing was written: forget the ids entered above, so a retry stores them.
-      for (auto u = sc.undo.rbegin(); u != sc.undo.rend(); ++u) {
-        if (u->previous == kAbsent) recent_.erase(u->hash);
-        else recent_[u->hash] = u->previous;
-      }
     }
+    dedup_.End(/*written=*/!ec, /*stored=*/stored > 0);
     if (state_) state_->Finish(/*written=*/!ec);
     if (ec) state_needs_replay_ = true;
     for (std::size_t i = 0; i < work.size(); ++i) {
@@ -1355,7 +1324,9 @@ class RocksStore final : public Store {
       if (!p.read) continue;  // write_state: queries were answered before (AnswerQueries)
       p.read(ec ? ec : state_needs_replay_ ? ReplayState() : boost::system::error_code());
     }
-    if (!ec) ExpireRecentIds();
+    // A failure leaves records past the window in the log: harmless (Load skips them), and
+    // retried after the next commit.
+    if (!ec && db_) (void)dedup_.Expire(*db_, dedup_log_);
     if (!ec && !jobs.empty()) {
       {
         util::MutexLock lock(maintenance_mu_);
@@ -1365,89 +1336,10 @@ class RocksStore final : public Store {
     }
   }
 
-  // Fills recent_ from the dedup log at start-up; records that have left the window are
-  // deleted. The window is measured back from the newest record (the receive clock of
-  // the last commit), as Commit measures it.
-  boost::system::error_code LoadRecentIds() {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dedup_log_));
-    it->SeekToLast();
-    if (!it->Valid()) return FromStatus(it->status());
-    auto newest = ForEachDedupLogHash(it->value().ToStringView(), [](const IdHash&) {});
-    if (newest) dedup_clock_ms_ = *newest;
-    return ExpireRecentIds(/*loading=*/true);
-  }
-
-  // Drops ids that have left the dedup window (or, past StoreOptions::dedup_max_ids, the
-  // oldest ids) from recent_ and deletes their dedup log records. Walks the log from its
-  // oldest record; runs when the oldest record is a minute past the window, so that it
-  // is one sequential pass a minute rather than work on every commit. With `loading`,
-  // enters the records that are kept instead.
-  // REQUIRES: called by the committing thread (or before the store is shared).
-  boost::system::error_code ExpireRecentIds(bool loading = false) {
-    const std::int64_t window = options_.dedup_window.count();
-    const std::int64_t cutoff = dedup_clock_ms_ - window;  // records at or before: expired
-    constexpr std::int64_t kSlackMs = 60'000;
-    const bool over_limit = recent_.size() > options_.dedup_max_ids;
-    if (!loading && !over_limit && oldest_record_ms_ > cutoff - kSlackMs) return {};
-
-    // Past the limit, forget the oldest ids until a tenth of the limit is free again.
-    const std::size_t keep_at_most =
-        over_limit ? options_.dedup_max_ids - options_.dedup_max_ids / 10 : SIZE_MAX;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dedup_log_));
-    std::string delete_until;  // exclusive end of the records to delete
-    std::int64_t forgotten_until = 0;
-    oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      const std::string_view record = it->value().ToStringView();
-      auto time = ForEachDedupLogHash(record, [](const IdHash&) {});
-      const bool expired = !time || *time <= cutoff;
-      if (!expired && recent_.size() <= keep_at_most) {
-        if (!loading) {
-          oldest_record_ms_ = *time;
-          break;
-        }
-        ForEachDedupLogHash(record, [&](const IdHash& h) {
-          auto [entry, inserted] = recent_.try_emplace(h, *time);
-          if (!inserted) entry->second = std::max(entry->second, *time);
-        });
-        oldest_record_ms_ = std::min(oldest_record_ms_, *time);
-        continue;
-      }
-      if (time && !loading) {
-        ForEachDedupLogHash(record, [&](const IdHash& h) {
-          auto entry = recent_.find(h);
-          if (entry != recent_.end() && entry->second == *time) recent_.erase(entry);
-        });
-      }
-      if (time && !expired) forgotten_until = *time;
-      delete_until = it->key().ToString();
-      delete_until.push_back('\0');  // the next key after this one
-    }
-    if (auto ec = FromStatus(it->status())) return ec;
-    it.reset();
-    if (forgotten_until != 0) {
-      std::fprintf(stderr,
-                   "cartwatch: dedup index at storage.dedup_max_ids (%zu): message ids received "
-                   "up to %lld ms ago are no longer deduplicated\n",
-                   options_.dedup_max_ids,
-                   static_cast<long long>(dedup_clock_ms_ - forgotten_until));
-    }
-    if (delete_until.empty()) return {};
-    return FromStatus(db_->DeleteRange(rocksdb::WriteOptions(), dedup_log_, "", delete_until));
-  }
-
-  static constexpr std::int64_t kAbsent = std::numeric_limits<std::int64_t>::min();
-  struct Undo {
-    IdHash hash;
-    std::int64_t previous;  // kAbsent: the commit added it
-  };
-
   // Commit's working memory, kept between commits so a commit allocates little. Used by
   // the committing thread only.
   struct Scratch {
     std::string event_key;
-    std::string record;      // this commit's dedup log record
-    std::vector<Undo> undo;  // dedup entries this commit made, to revert if it fails
     rocksdb::WriteBatch batch;
     std::vector<Pending> round;  // the round being committed (CommitQueued)
     std::vector<AppendResult> results;
@@ -1474,11 +1366,8 @@ class RocksStore final : public Store {
   // state_replay_from_ as it was when the replay point last moved, for other threads.
   std::atomic<std::uint64_t> replay_floor_{0};
   Scratch scratch_;                  // used by the committing thread only
-  // Recently stored (site, messageId) hashes and their dedup log record's time; exactly
-  // the ids of the records in the dedup log. Used by the committing thread only.
-  boost::unordered_flat_map<IdHash, std::int64_t, IdHashHasher> recent_;
-  std::int64_t dedup_clock_ms_ = 0;  // time of the newest record written
-  std::int64_t oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
+  // The messageId dedup index. Used by the committing thread only.
+  DedupIndex dedup_{options_.dedup_window, options_.dedup_max_ids};
 
   util::Mutex mu_;
   util::CondVar committed_;  // signalled when committing_ turns false

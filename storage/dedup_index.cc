@@ -1,0 +1,118 @@
+#include "storage/dedup_index.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include "storage/status.h"
+
+namespace cartwatch::storage {
+
+boost::system::error_code DedupIndex::Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log) {
+  ids_.clear();
+  clock_ms_ = 0;
+  oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), log));
+  it->SeekToLast();
+  if (!it->Valid()) return FromStatus(it->status());
+  auto newest = ForEachDedupLogHash(it->value().ToStringView(), [](const IdHash&) {});
+  if (newest) clock_ms_ = *newest;
+  it.reset();
+  return Walk(db, log, /*loading=*/true);
+}
+
+void DedupIndex::Begin(std::int64_t commit_time) {
+  commit_time_ = commit_time;
+  record_.clear();
+  AppendDedupLogTime(record_, commit_time);
+  undo_.clear();
+}
+
+bool DedupIndex::Enter(const IdHash& hash, std::int64_t received_at_ms) {
+  auto [it, inserted] = ids_.try_emplace(hash, commit_time_);
+  if (!inserted) {
+    if (received_at_ms - it->second < window_ms_) return false;
+    undo_.push_back(Undo{hash, it->second});  // expired: seen again, a new entry
+    it->second = commit_time_;
+  } else {
+    undo_.push_back(Undo{hash, kAbsent});
+  }
+  AppendDedupLogHash(record_, hash);
+  return true;
+}
+
+void DedupIndex::End(bool written, bool stored) {
+  if (written) {
+    if (stored) {
+      clock_ms_ = std::max(clock_ms_, commit_time_);
+      oldest_record_ms_ = std::min(oldest_record_ms_, commit_time_);
+    }
+  } else {
+    // Nothing was written: forget the ids entered, so a retry stores them.
+    for (auto u = undo_.rbegin(); u != undo_.rend(); ++u) {
+      if (u->previous == kAbsent) {
+        ids_.erase(u->hash);
+      } else {
+        ids_[u->hash] = u->previous;
+      }
+    }
+  }
+  undo_.clear();
+}
+
+boost::system::error_code DedupIndex::Expire(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log) {
+  return Walk(db, log, /*loading=*/false);
+}
+
+boost::system::error_code DedupIndex::Walk(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log,
+                                           bool loading) {
+  const std::int64_t cutoff = clock_ms_ - window_ms_;  // records at or before: expired
+  constexpr std::int64_t kSlackMs = 60'000;
+  const bool over_limit = ids_.size() > max_ids_;
+  if (!loading && !over_limit && oldest_record_ms_ > cutoff - kSlackMs) return {};
+
+  // Past the limit, forget the oldest ids until a tenth of the limit is free again.
+  const std::size_t keep_at_most = over_limit ? max_ids_ - max_ids_ / 10 : SIZE_MAX;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), log));
+  std::string delete_until;  // exclusive end of the records to delete
+  std::int64_t forgotten_until = 0;
+  oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string_view record = it->value().ToStringView();
+    auto time = ForEachDedupLogHash(record, [](const IdHash&) {});
+    const bool expired = !time || *time <= cutoff;
+    if (!expired && ids_.size() <= keep_at_most) {
+      if (!loading) {
+        oldest_record_ms_ = *time;
+        break;
+      }
+      ForEachDedupLogHash(record, [&](const IdHash& h) {
+        auto [entry, inserted] = ids_.try_emplace(h, *time);
+        if (!inserted) entry->second = std::max(entry->second, *time);
+      });
+      oldest_record_ms_ = std::min(oldest_record_ms_, *time);
+      continue;
+    }
+    if (time && !loading) {
+      ForEachDedupLogHash(record, [&](const IdHash& h) {
+        auto entry = ids_.find(h);
+        if (entry != ids_.end() && entry->second == *time) ids_.erase(entry);
+      });
+    }
+    if (time && !expired) forgotten_until = *time;
+    delete_until = it->key().ToString();
+    delete_until.push_back('\0');  // the next key after this one
+  }
+  if (auto ec = FromStatus(it->status())) return ec;
+  it.reset();
+  if (forgotten_until != 0) {
+    std::fprintf(stderr,
+                 "cartwatch: dedup index at storage.dedup_max_ids (%zu): message ids received "
+                 "up to %lld ms ago are no longer deduplicated\n",
+                 max_ids_, static_cast<long long>(clock_ms_ - forgotten_until));
+  }
+  if (delete_until.empty()) return {};
+  return FromStatus(db.DeleteRange(rocksdb::WriteOptions(), log, "", delete_until));
+}
+
+}  // namespace cartwatch::storage

@@ -1,0 +1,96 @@
+// DedupIndex: the (site, messageId) hashes stored within the dedup window, in memory, made
+// durable by the dedup_log column family: each commit that stores messages writes one
+// record of their hashes, in its own WriteBatch, and Load rebuilds the index from those
+// records at start. docs/storage.md, "The dedup index is in memory".
+//
+// A commit uses it in three steps: Begin, then Enter for each message in order (a repeat
+// within the commit is a duplicate of its first occurrence), then End with whether the
+// batch was written: when it was not, every id the commit entered is forgotten again, so
+// that a retry stores them.
+//
+// Private to storage/. Not thread-safe: used by the committing thread only (or before the
+// store is shared).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <boost/system/error_code.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <rocksdb/db.h>
+
+#include "storage/keys.h"
+
+namespace cartwatch::storage {
+
+class DedupIndex {
+ public:
+  // `window`: how long an id is remembered, in receive time; `max_ids`: beyond this many
+  // the oldest are forgotten early (with a warning on stderr).
+  DedupIndex(std::chrono::milliseconds window, std::size_t max_ids)
+      : window_ms_(window.count()), max_ids_(max_ids) {}
+
+  // Empties the index, then fills it from the dedup log `log` of `db`, deleting the
+  // records that have left the window (measured back from the newest record, as commits
+  // measure it).
+  boost::system::error_code Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log);
+
+  // Starts a commit whose dedup log record will have `commit_time` (its latest receivedAt,
+  // Unix ms).
+  void Begin(std::int64_t commit_time);
+
+  // A message received at `received_at_ms` with this hash: true when it is new within the
+  // window (it is entered, also into this commit's record), false when it is a duplicate.
+  bool Enter(const IdHash& hash, std::int64_t received_at_ms);
+
+  // This commit's dedup log record: its time and the hash of every message entered. Put it
+  // into the commit's batch (at DedupLogKey) when at least one message was entered.
+  const std::string& record() const { return record_; }
+
+  // Ends the commit. `written`: its batch is durable (`stored`: it held messages, so the
+  // record was in it); else every id it entered is forgotten.
+  void End(bool written, bool stored);
+
+  // Drops ids that have left the window (or, past max_ids, the oldest) and deletes their
+  // records from the log. Walks the log from its oldest record, and only when that record
+  // is a minute past the window: one sequential pass a minute, not work on every commit.
+  boost::system::error_code Expire(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log);
+
+  std::size_t size() const { return ids_.size(); }
+
+ private:
+  // IdHash is already a uniformly distributed hash: its first word serves as is.
+  struct IdHashHasher {
+    using is_avalanching = std::true_type;
+    std::size_t operator()(const IdHash& h) const noexcept {
+      return static_cast<std::size_t>(h.h1);
+    }
+  };
+  static constexpr std::int64_t kAbsent = std::numeric_limits<std::int64_t>::min();
+  struct Undo {
+    IdHash hash;
+    std::int64_t previous;  // kAbsent: the commit added it
+  };
+
+  // Expire, or with `loading` the walk of Load that enters the records it keeps.
+  boost::system::error_code Walk(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log,
+                                 bool loading);
+
+  const std::int64_t window_ms_;
+  const std::size_t max_ids_;
+  // Every id of the records in the log, with its record's time.
+  boost::unordered_flat_map<IdHash, std::int64_t, IdHashHasher> ids_;
+  std::int64_t clock_ms_ = 0;  // time of the newest record written
+  std::int64_t oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
+  // The commit in progress.
+  std::int64_t commit_time_ = 0;
+  std::string record_;
+  std::vector<Undo> undo_;
+};
+
+}  // namespace cartwatch::storage

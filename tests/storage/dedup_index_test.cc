@@ -1,0 +1,113 @@
+// DedupIndex on its own, over a real RocksDB: duplicates within the window, expiry, the undo
+// of a commit that was not written, and the rebuild from the dedup log.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "storage/dedup_index.h"
+#include "storage/keys.h"
+
+namespace cartwatch::storage {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::hours;
+
+constexpr std::int64_t kHour = 3'600'000;
+
+class DedupIndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cartwatch-dedup-test-" + std::to_string(std::random_device{}()));
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), &db).ok());
+    db_.reset(db);
+  }
+  void TearDown() override {
+    db_.reset();
+    fs::remove_all(dir_);
+  }
+  // One commit of `ids` received at `at`, written (or not) as the store writes it.
+  std::vector<bool> Commit(DedupIndex& index, std::vector<std::string> ids, std::int64_t at,
+                           bool written = true) {
+    index.Begin(at);
+    std::vector<bool> entered;
+    for (const auto& id : ids) entered.push_back(index.Enter(MessageIdHash("s:", id), at));
+    const bool stored = std::find(entered.begin(), entered.end(), true) != entered.end();
+    if (written && stored) {
+      EXPECT_TRUE(db_->Put(rocksdb::WriteOptions(), DedupLogKey(++last_id_), index.record()).ok());
+    }
+    index.End(written, stored);
+    return entered;
+  }
+  rocksdb::ColumnFamilyHandle* log() { return db_->DefaultColumnFamily(); }
+  std::size_t LogRecords() {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    std::size_t n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::uint64_t last_id_ = 0;
+};
+
+TEST_F(DedupIndexTest, AnIdIsADuplicateWithinTheWindowAndNewAfterIt) {
+  DedupIndex index(hours(24), 1000);
+  EXPECT_EQ(Commit(index, {"a", "b", "a"}, 0), (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(Commit(index, {"a"}, 23 * kHour), std::vector<bool>{false});
+  EXPECT_EQ(Commit(index, {"a"}, 24 * kHour), std::vector<bool>{true});  // the window passed
+  EXPECT_EQ(index.size(), 2u);
+}
+
+TEST_F(DedupIndexTest, ACommitThatWasNotWrittenForgetsWhatItEntered) {
+  DedupIndex index(hours(24), 1000);
+  Commit(index, {"a"}, 0);
+  EXPECT_EQ(Commit(index, {"b", "a"}, kHour, /*written=*/false),
+            (std::vector<bool>{true, false}));
+  EXPECT_EQ(index.size(), 1u);
+  EXPECT_EQ(Commit(index, {"b"}, 2 * kHour), std::vector<bool>{true});  // the retry stores it
+}
+
+TEST_F(DedupIndexTest, LoadRebuildsTheIndexFromTheLogAndExpireDeletesOldRecords) {
+  DedupIndex index(hours(24), 1000);
+  Commit(index, {"old"}, 0);
+  Commit(index, {"new"}, 30 * kHour);
+  DedupIndex loaded(hours(24), 1000);
+  ASSERT_FALSE(loaded.Load(*db_, log()));
+  // "old" left the window (measured back from the newest record) and its record is gone.
+  EXPECT_EQ(loaded.size(), 1u);
+  EXPECT_EQ(LogRecords(), 1u);
+  EXPECT_EQ(Commit(loaded, {"new", "old"}, 31 * kHour), (std::vector<bool>{false, true}));
+
+  // Expire walks the log only once its oldest record is a minute past the window.
+  ASSERT_FALSE(loaded.Expire(*db_, log()));
+  EXPECT_EQ(LogRecords(), 2u);
+  Commit(loaded, {"later"}, 54 * kHour + 61'000);
+  ASSERT_FALSE(loaded.Expire(*db_, log()));
+  EXPECT_EQ(LogRecords(), 2u);  // "new" (30 h) expired; "old" (31 h) and "later" remain
+  EXPECT_EQ(loaded.size(), 2u);
+}
+
+TEST_F(DedupIndexTest, PastItsLimitTheOldestIdsAreForgotten) {
+  DedupIndex index(hours(24), 10);
+  for (int i = 0; i < 12; ++i) Commit(index, {"id" + std::to_string(i)}, i * 1000);
+  testing::internal::CaptureStderr();
+  ASSERT_FALSE(index.Expire(*db_, log()));
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("no longer deduplicated"),
+            std::string::npos);
+  EXPECT_LE(index.size(), 9u);
+  EXPECT_EQ(Commit(index, {"id0"}, 20'000), std::vector<bool>{true});  // forgotten
+  EXPECT_EQ(Commit(index, {"id11"}, 21'000), std::vector<bool>{false});  // kept
+}
+
+}  // namespace
+}  // namespace cartwatch::storage
