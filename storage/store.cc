@@ -7,6 +7,7 @@
 #include "storage/fault_injection.h"
 #include "storage/info_log.h"
 #include "storage/keys.h"
+#include "storage/requests.h"
 #include "storage/schema.h"
 #include "storage/state.h"
 #include "storage/status.h"
@@ -242,11 +243,9 @@ class RocksStore final : public Store {
     {
       util::MutexLock lock(mu_);
       if (!closing_) {
-        Pending p;
-        p.site = std::move(site);
-        p.erase_user = std::move(user_id);
-        p.erased = std::move(done);
-        queue_.push_back(std::move(p));
+        queue_.push_back(Pending{EraseRequest{.site = std::move(site),
+                                              .user_id = std::move(user_id),
+                                              .done = std::move(done)}});
         return;
       }
     }
@@ -384,12 +383,10 @@ class RocksStore final : public Store {
       } else {
         queued_messages_ += messages.size();
         queued_bytes_ += bytes;
-        Pending p;
-        p.site = std::move(site);
-        p.messages = std::move(messages);
-        p.done = std::move(done);
-        p.bytes = bytes;
-        queue_.push_back(std::move(p));
+        queue_.push_back(Pending{AppendRequest{.site = std::move(site),
+                                               .messages = std::move(messages),
+                                               .bytes = bytes,
+                                               .done = std::move(done)}});
       }
     }
     if (refused) done(AppendResult{.error = refused});  // outside the lock: `done` may lock
@@ -560,39 +557,22 @@ class RocksStore final : public Store {
 
  private:
   // An Append, or an EraseCustomer (when `erased` is set).
-  struct Pending {
-    std::string site;
-    std::vector<Message> messages;
-    AppendCallback done;
-    std::size_t bytes = 0;
-    std::string erase_user;
-    EraseCallback erased;
-    // With `erased`: only these visitors (still linked to erase_user) are erased, for an
-    // erase job that found them beyond the customer's list (PurgeEvents).
-    std::vector<std::string> erase_visitors;
-    // A read of the state (ReadVisitor, ReadCustomer): run by the committing thread after
-    // the commit, with the error that keeps it from reading, if any.
-    std::function<void(boost::system::error_code)> read;
-    bool write_state = false;  // with `read`: the commit writes every unwritten record first
-    bool own = false;          // queued by QueueAndCommit (a thread that is not an event loop's)
-  };
-
-  // A query: a `read` that writes nothing. Queries are answered at the start of a round,
+  // A query (Pending::IsQuery): a read that writes nothing. Queries are answered at the start of a round,
   // before its writes: a query then shows every message acknowledged before it was queued
   // (committed by an earlier round, or it would not have been acknowledged) and none of
   // those still waiting for their commit, so it never waits for the round after it.
-  static bool IsQuery(const Pending& p) { return p.read && !p.write_state; }
 
   // Answers the queries of `work` (in their order) and removes them from it.
   // REQUIRES: called by the committing thread, without mu_.
   void AnswerQueries(std::vector<Pending>& work) {
     const auto queries = std::stable_partition(work.begin(), work.end(),
-                                               [](const Pending& p) { return !IsQuery(p); });
+                                               [](const Pending& p) { return !p.IsQuery(); });
     for (auto it = queries; it != work.end(); ++it) {
       // A failed commit dropped the records in memory: rebuilt first.
-      it->read(!db_                 ? DbUnavailable()
-               : state_needs_replay_ ? ReplayState()
-                                     : boost::system::error_code());
+      std::get<ReadRequest>(it->request)
+          .read(!db_                 ? DbUnavailable()
+                : state_needs_replay_ ? ReplayState()
+                                      : boost::system::error_code());
     }
     work.erase(queries, work.end());
   }
@@ -601,10 +581,9 @@ class RocksStore final : public Store {
   // before (for a scan of the records in RocksDB).
   boost::system::error_code WriteAllState() {
     std::promise<boost::system::error_code> done;
-    Pending p;
-    p.write_state = true;
-    p.read = [&](boost::system::error_code ec) { done.set_value(ec); };
-    if (!QueueAndCommit(std::move(p))) return Errc::kClosed;
+    ReadRequest write_all{.read = [&](boost::system::error_code ec) { done.set_value(ec); },
+                          .write_state = true};
+    if (!QueueAndCommit(Pending{std::move(write_all)})) return Errc::kClosed;
     return done.get_future().get();
   }
 
@@ -616,7 +595,7 @@ class RocksStore final : public Store {
     {
       util::MutexLock lock(mu_);
       if (closing_) return false;
-      if (IsQuery(p)) {
+      if (p.IsQuery()) {
         queries_.push_back(std::move(p));
       } else {
         queue_.push_back(std::move(p));
@@ -633,15 +612,15 @@ class RocksStore final : public Store {
     using Result = boost::system::result<std::optional<Record>>;
     if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
     std::promise<Result> done;
-    Pending p;
-    p.site = std::string(site);
-    p.read = [&](boost::system::error_code ec) {
+    ReadRequest query{.read = [&](boost::system::error_code ec) {
       if (ec) return done.set_value(ec);
       Result r = peek(SitePrefix(site));
       if (!r && r.error().category() == profiles::ProfilesCategory()) r = Errc::kCorruption;
       done.set_value(std::move(r));
-    };
-    if (!QueueAndCommit(std::move(p))) return boost::system::error_code(Errc::kClosed);
+    }};
+    if (!QueueAndCommit(Pending{std::move(query)})) {
+      return boost::system::error_code(Errc::kClosed);
+    }
     return done.get_future().get();
   }
 
@@ -822,12 +801,11 @@ class RocksStore final : public Store {
     }
     for (auto& [user, anonymous_ids] : found) {
       std::promise<boost::system::error_code> done;
-      Pending p;
-      p.site = site_prefix.substr(1);
-      p.erase_user = user;
-      p.erase_visitors = std::move(anonymous_ids);
-      p.erased = [&done](const EraseResult& r) { done.set_value(r.error); };
-      if (!QueueAndCommit(std::move(p))) return Errc::kClosed;
+      EraseRequest erase{.site = site_prefix.substr(1),
+                         .user_id = user,
+                         .only_visitors = std::move(anonymous_ids),
+                         .done = [&done](const EraseResult& r) { done.set_value(r.error); }};
+      if (!QueueAndCommit(Pending{std::move(erase)})) return Errc::kClosed;
       if (auto ec = done.get_future().get()) return ec;
     }
     return {};
@@ -1121,12 +1099,12 @@ class RocksStore final : public Store {
       std::size_t messages = 0, bytes = 0;
       while (queue_head_ < queue_.size()) {
         Pending& p = queue_[queue_head_];
-        if (!work.empty() && (messages + p.messages.size() > options_.max_round_messages ||
-                              bytes + p.bytes > options_.max_round_bytes)) {
+        if (!work.empty() && (messages + p.messages() > options_.max_round_messages ||
+                              bytes + p.bytes() > options_.max_round_bytes)) {
           break;
         }
-        messages += p.messages.size();
-        bytes += p.bytes;
+        messages += p.messages();
+        bytes += p.bytes();
         work.push_back(std::move(p));
         ++queue_head_;
       }
@@ -1166,8 +1144,8 @@ class RocksStore final : public Store {
       // Released only now: the bound covers what is being written, not just what waits.
       std::size_t messages = 0, bytes = 0;
       for (const Pending& p : work) {
-        messages += p.messages.size();
-        bytes += p.bytes;
+        messages += p.messages();
+        bytes += p.bytes();
       }
       work.clear();
       mu_.lock();
@@ -1181,15 +1159,7 @@ class RocksStore final : public Store {
 
   // Answers every request of `work` with `ec`, writing nothing.
   static void RefuseRound(std::vector<Pending>& work, boost::system::error_code ec) {
-    for (Pending& p : work) {
-      if (p.read) {
-        p.read(ec);
-      } else if (p.erased) {
-        p.erased(EraseResult{.error = ec});
-      } else {
-        p.done(AppendResult{.error = ec});
-      }
-    }
+    for (Pending& p : work) p.Refuse(ec);
   }
 
   // Writes every pending Append and erase as one WriteBatch, then answers them all.
@@ -1198,7 +1168,11 @@ class RocksStore final : public Store {
     // The record time of this commit's dedup entries: its latest receivedAt.
     std::int64_t commit_time = std::numeric_limits<std::int64_t>::min();
     for (const Pending& p : work) {
-      for (const Message& m : p.messages) commit_time = std::max(commit_time, m.received_at_ms);
+      if (const auto* append = std::get_if<AppendRequest>(&p.request)) {
+        for (const Message& m : append->messages) {
+          commit_time = std::max(commit_time, m.received_at_ms);
+        }
+      }
     }
 
     rocksdb::WriteBatch& batch = sc.batch;
@@ -1220,23 +1194,24 @@ class RocksStore final : public Store {
     // unwritten now holds only durable messages: written first, in batches of bounded size,
     // so that this commit's own batch stays small.
     const bool write_all = std::any_of(work.begin(), work.end(), [](const Pending& p) {
-      return p.write_state || static_cast<bool>(p.erased);
+      return std::holds_alternative<EraseRequest>(p.request) ||
+             std::holds_alternative<ReadRequest>(p.request);  // queries left in AnswerQueries
     });
     if (!ec && write_all) ec = WriteState(std::nullopt);
     for (std::size_t i = 0; i < work.size() && !ec; ++i) {
-      if (work[i].read) continue;  // after the write
-      const std::string prefix = SitePrefix(work[i].site);
-      if (work[i].erased && !work[i].erase_visitors.empty()) {
-        auto erase = state_->EraseVisitors(prefix, work[i].erase_user, work[i].erase_visitors);
-        if (!erase) {
-          ec = erase.error();
-          break;
+      if (std::holds_alternative<ReadRequest>(work[i].request)) continue;  // after the write
+      if (auto* request = std::get_if<EraseRequest>(&work[i].request)) {
+        const std::string prefix = SitePrefix(request->site);
+        if (!request->only_visitors.empty()) {
+          auto erase = state_->EraseVisitors(prefix, request->user_id, request->only_visitors);
+          if (!erase) {
+            ec = erase.error();
+            break;
+          }
+          erased[i].visitors = erase->size();
+          continue;
         }
-        erased[i].visitors = erase->size();
-        continue;
-      }
-      if (work[i].erased) {
-        auto erase = state_->Erase(prefix, work[i].erase_user);
+        auto erase = state_->Erase(prefix, request->user_id);
         if (!erase) {
           ec = erase.error();
           break;
@@ -1254,7 +1229,9 @@ class RocksStore final : public Store {
         }
         continue;
       }
-      for (const Message& m : work[i].messages) {
+      const auto& append = std::get<AppendRequest>(work[i].request);
+      const std::string prefix = SitePrefix(append.site);
+      for (const Message& m : append.messages) {
         // Checked and entered one message at a time, so a messageId repeated within this
         // commit is a duplicate of its first occurrence.
         if (!dedup_.Enter(MessageIdHash(prefix, m.message_id), m.received_at_ms)) {
@@ -1311,18 +1288,20 @@ class RocksStore final : public Store {
     if (state_) state_->Finish(/*written=*/!ec);
     if (ec) state_needs_replay_ = true;
     for (std::size_t i = 0; i < work.size(); ++i) {
-      if (work[i].read) continue;
-      if (work[i].erased) {
+      if (auto* erase = std::get_if<EraseRequest>(&work[i].request)) {
         if (ec) erased[i] = EraseResult{.error = ec};
-        work[i].erased(erased[i]);
-        continue;
+        erase->done(erased[i]);
+      } else if (auto* append = std::get_if<AppendRequest>(&work[i].request)) {
+        if (ec) results[i] = AppendResult{.error = ec};
+        append->done(results[i]);
       }
-      if (ec) results[i] = AppendResult{.error = ec};
-      work[i].done(results[i]);
     }
+    // The reads that asked for every record written (the queries were answered before,
+    // in AnswerQueries).
     for (Pending& p : work) {
-      if (!p.read) continue;  // write_state: queries were answered before (AnswerQueries)
-      p.read(ec ? ec : state_needs_replay_ ? ReplayState() : boost::system::error_code());
+      if (auto* read = std::get_if<ReadRequest>(&p.request)) {
+        read->read(ec ? ec : state_needs_replay_ ? ReplayState() : boost::system::error_code());
+      }
     }
     // A failure leaves records past the window in the log: harmless (Load skips them), and
     // retried after the next commit.
