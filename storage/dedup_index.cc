@@ -9,6 +9,7 @@
 namespace cartwatch::storage {
 
 boost::system::error_code DedupIndex::Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log) {
+  log_ = log;
   ids_.clear();
   clock_ms_ = 0;
   oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
@@ -59,6 +60,13 @@ void DedupIndex::End(bool written, bool stored) {
   }
   undo_.clear();
 }
+
+boost::system::error_code DedupIndex::Finish(CommitRound& round) {
+  if (round.stored > 0) round.batch->Put(log_, DedupLogKey(round.last_event_id), record_);
+  return {};
+}
+
+void DedupIndex::End(const CommitRound& round, bool written) { End(written, round.stored > 0); }
 
 boost::system::error_code DedupIndex::Expire(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log) {
   return Walk(db, log, /*loading=*/false);

@@ -6,7 +6,9 @@
 // A commit uses it in three steps: Begin, then Enter for each message in order (a repeat
 // within the commit is a duplicate of its first occurrence), then End with whether the
 // batch was written: when it was not, every id the commit entered is forgotten again, so
-// that a retry stores them.
+// that a retry stores them. As the first stage of the commit pipeline
+// (storage/commit_stage.h) it does the same through Admit, puts the round's record into the
+// batch in Finish; the store expires old ids (Expire) once the round's requests are answered.
 //
 // Private to storage/. Not thread-safe: used by the committing thread only (or before the
 // store is shared).
@@ -24,11 +26,12 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <rocksdb/db.h>
 
+#include "storage/commit_stage.h"
 #include "storage/keys.h"
 
 namespace cartwatch::storage {
 
-class DedupIndex {
+class DedupIndex final : public CommitStage {
  public:
   // `window`: how long an id is remembered, in receive time; `max_ids`: beyond this many
   // the oldest are forgotten early (with a warning on stderr).
@@ -37,8 +40,17 @@ class DedupIndex {
 
   // Empties the index, then fills it from the dedup log `log` of `db`, deleting the
   // records that have left the window (measured back from the newest record, as commits
-  // measure it).
+  // measure it). The stage methods below write to that log from then on.
   boost::system::error_code Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log);
+
+  // The commit stage.
+  void Begin(const CommitRound& round) override { Begin(round.commit_time); }
+  bool Admit(const CommitRound& round, std::string_view site_prefix,
+             const Message& message) override {
+    return Enter(MessageIdHash(site_prefix, message.message_id), message.received_at_ms);
+  }
+  boost::system::error_code Finish(CommitRound& round) override;
+  void End(const CommitRound& round, bool written) override;
 
   // Starts a commit whose dedup log record will have `commit_time` (its latest receivedAt,
   // Unix ms).
@@ -81,6 +93,7 @@ class DedupIndex {
   boost::system::error_code Walk(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log,
                                  bool loading);
 
+  rocksdb::ColumnFamilyHandle* log_ = nullptr;  // as of Load
   const std::int64_t window_ms_;
   const std::size_t max_ids_;
   // Every id of the records in the log, with its record's time.

@@ -2,7 +2,9 @@
 #include "storage/store.h"
 
 #include "storage/data_dir.h"
+#include "storage/commit_stage.h"
 #include "storage/dedup_index.h"
+#include "storage/event_log.h"
 #include "storage/fault_fs.h"
 #include "storage/fault_injection.h"
 #include "storage/info_log.h"
@@ -10,6 +12,7 @@
 #include "storage/requests.h"
 #include "storage/schema.h"
 #include "storage/state.h"
+#include "storage/state_stage.h"
 #include "storage/status.h"
 
 #include "profiles/codec.h"
@@ -66,7 +69,6 @@ std::int64_t WallNowMs() {
       .count();
 }
 
-constexpr char kLastEventIdKey[] = "last_event_id";
 // Written by TryToRecover to prove that the disk takes writes again; never read.
 constexpr char kWritableProbeKey[] = "writable_probe";
 // At most this many visitor and customer records (and the rest of their group) in one
@@ -127,6 +129,7 @@ class RocksStore final : public Store {
   // are fsync'ed by name instead (SyncWalFiles).
   void CloseDbAfterFailure() {
     SyncWalFiles(options_.data_dir);
+    state_stage_.Attach(nullptr, nullptr);
     state_.reset();
     handles_.clear();
     if (db_) db_->Close().PermitUncheckedError();
@@ -170,6 +173,7 @@ class RocksStore final : public Store {
 
     if (!LoadFromDb(error_message)) return false;
     state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, MakeStateOptions());
+    state_stage_.Attach(state_.get(), meta_);
     if (auto ec = ReplayState()) {
       *error_message = "cannot rebuild the visitor and customer records from the event log in \"" +
                        options_.data_dir + "\": " + ec.message();
@@ -196,6 +200,7 @@ class RocksStore final : public Store {
       *error_message = "cannot read \"" + options_.data_dir + "\": " + s.ToString();
       return false;
     }
+    event_log_.Attach(events_, meta_);
     if (auto ec = dedup_.Load(*db_, dedup_log_)) {
       *error_message = "cannot read the dedup log in \"" + options_.data_dir + "\": " +
                        ec.message();
@@ -548,6 +553,7 @@ class RocksStore final : public Store {
     if (db_) {
       // With fsync off the WAL may still be in the page cache: a clean stop syncs it.
       db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
+      state_stage_.Attach(nullptr, nullptr);
       state_.reset();
       handles_.clear();
       db_->Close().PermitUncheckedError();
@@ -1014,6 +1020,7 @@ class RocksStore final : public Store {
       if (s.ok() && !LoadFromDb(&error)) s = rocksdb::Status::IOError(error);
       if (s.ok()) {
         state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, MakeStateOptions());
+        state_stage_.Attach(state_.get(), meta_);
         state_needs_replay_ = true;
         if (auto ec = ReplayState()) s = rocksdb::Status::IOError(ec.message());
       } else if (db_) {
@@ -1162,10 +1169,11 @@ class RocksStore final : public Store {
     for (Pending& p : work) p.Refuse(ec);
   }
 
-  // Writes every pending Append and erase as one WriteBatch, then answers them all.
+  // Writes every pending Append and erase as one WriteBatch, through the pipeline of
+  // stages (stages_, storage/commit_stage.h), then answers them all.
   void Commit(std::vector<Pending>& work) {
     Scratch& sc = scratch_;
-    // The record time of this commit's dedup entries: its latest receivedAt.
+    // The record time of this round's dedup entries: its latest receivedAt.
     std::int64_t commit_time = std::numeric_limits<std::int64_t>::min();
     for (const Pending& p : work) {
       if (const auto* append = std::get_if<AppendRequest>(&p.request)) {
@@ -1177,14 +1185,11 @@ class RocksStore final : public Store {
 
     rocksdb::WriteBatch& batch = sc.batch;
     batch.Clear();
-    dedup_.Begin(commit_time);
     std::vector<AppendResult>& results = sc.results;
     results.assign(work.size(), AppendResult{});
     std::vector<EraseResult>& erased = sc.erased;
     erased.assign(work.size(), EraseResult{});
     std::vector<EraseJob> jobs;
-    std::uint64_t next_id = last_event_id_;
-    std::size_t stored = 0;
     // A failed commit dropped the records in memory: rebuilt first, or this one fails too.
     // Refused before anything is applied: the records in memory stay as they are.
     if (auto refused = db_ ? CheckDiskSpace() : DbUnavailable()) return RefuseRound(work, refused);
@@ -1198,71 +1203,43 @@ class RocksStore final : public Store {
              std::holds_alternative<ReadRequest>(p.request);  // queries left in AnswerQueries
     });
     if (!ec && write_all) ec = WriteState(std::nullopt);
+    CommitRound round{.batch = &batch,
+                      .commit_time = commit_time,
+                      .last_event_id = last_event_id_,
+                      .write_all = write_all,
+                      .replay_from = state_replay_from_};
+    for (CommitStage* stage : stages_) stage->Begin(round);
     for (std::size_t i = 0; i < work.size() && !ec; ++i) {
       if (std::holds_alternative<ReadRequest>(work[i].request)) continue;  // after the write
       if (auto* request = std::get_if<EraseRequest>(&work[i].request)) {
-        const std::string prefix = SitePrefix(request->site);
-        if (!request->only_visitors.empty()) {
-          auto erase = state_->EraseVisitors(prefix, request->user_id, request->only_visitors);
-          if (!erase) {
-            ec = erase.error();
-            break;
-          }
-          erased[i].visitors = erase->size();
-          continue;
-        }
-        auto erase = state_->Erase(prefix, request->user_id);
-        if (!erase) {
-          ec = erase.error();
-          break;
-        }
-        erased[i].found = erase->found;
-        erased[i].visitors = erase->anonymous_ids.size();
-        // Events stored so far, this commit's included, have ids up to next_id. One job a
-        // customer erased (more than one when an alias had merged customers).
-        for (std::string& user : erase->user_ids) {
-          jobs.push_back(EraseJob{.site_prefix = prefix,
-                                  .up_to_event_id = next_id,
-                                  .user_id = std::move(user),
-                                  .anonymous_ids = std::move(erase->anonymous_ids)});
-          erase->anonymous_ids.clear();  // moved-from: the first job has them
-        }
+        ec = ApplyErase(*request, round.last_event_id, erased[i], jobs);
         continue;
       }
       const auto& append = std::get<AppendRequest>(work[i].request);
       const std::string prefix = SitePrefix(append.site);
       for (const Message& m : append.messages) {
-        // Checked and entered one message at a time, so a messageId repeated within this
-        // commit is a duplicate of its first occurrence.
-        if (!dedup_.Enter(MessageIdHash(prefix, m.message_id), m.received_at_ms)) {
+        // Admitted one message at a time, so a messageId repeated within this round is a
+        // duplicate of its first occurrence.
+        if (!Admitted(round, prefix, m)) {
           ++results[i].duplicates;
           continue;
         }
-        next_id = std::max(next_id + 1, static_cast<std::uint64_t>(m.received_at_ms) * 1000);
-        EventKeyInto(sc.event_key, prefix, next_id);
-        batch.Put(events_, sc.event_key, m.json);
+        round.last_event_id =
+            std::max(round.last_event_id + 1, static_cast<std::uint64_t>(m.received_at_ms) * 1000);
+        ++round.stored;
         ++results[i].stored;
-        ++stored;
-        // The state this message implies goes into the same batch: both or neither.
-        if (options_.apply_state && (ec = state_->Apply(prefix, next_id, m.json))) break;
+        for (CommitStage* stage : stages_) {
+          if ((ec = stage->Stored(round, prefix, round.last_event_id, m))) break;
+        }
+        if (ec) break;
       }
     }
+    for (CommitStage* stage : stages_) {
+      if (ec) break;
+      ec = stage->Finish(round);
+    }
 
-    std::uint64_t replay_from = state_replay_from_;
     if (!ec) {
-      state_->Stage(batch, next_id, write_all);
-      replay_from = state_->replay_from().value_or(next_id + 1);
-      if (replay_from != state_replay_from_) {
-        std::string value;
-        PutBigEndian64(value, replay_from);
-        batch.Put(meta_, kStateReplayFromKey, value);
-      }
-      if (stored > 0) {
-        batch.Put(dedup_log_, DedupLogKey(next_id), dedup_.record());
-        std::string last;
-        PutBigEndian64(last, next_id);
-        batch.Put(meta_, kLastEventIdKey, last);
-      }
       for (std::size_t j = 0; j < jobs.size(); ++j) {
         batch.Put(meta_, EraseJobKey(next_erase_seq_ + j), EncodeEraseJob(jobs[j]));
       }
@@ -1279,13 +1256,12 @@ class RocksStore final : public Store {
       }
     }
     if (!ec) {
-      if (stored > 0) last_event_id_ = next_id;
+      if (round.stored > 0) last_event_id_ = round.last_event_id;
       next_erase_seq_ += jobs.size();
-      state_replay_from_ = replay_from;
-      replay_floor_ = replay_from;
+      state_replay_from_ = round.replay_from;
+      replay_floor_ = round.replay_from;
     }
-    dedup_.End(/*written=*/!ec, /*stored=*/stored > 0);
-    if (state_) state_->Finish(/*written=*/!ec);
+    for (CommitStage* stage : stages_) stage->End(round, /*written=*/!ec);
     if (ec) state_needs_replay_ = true;
     for (std::size_t i = 0; i < work.size(); ++i) {
       if (auto* erase = std::get_if<EraseRequest>(&work[i].request)) {
@@ -1303,8 +1279,8 @@ class RocksStore final : public Store {
         read->read(ec ? ec : state_needs_replay_ ? ReplayState() : boost::system::error_code());
       }
     }
-    // A failure leaves records past the window in the log: harmless (Load skips them), and
-    // retried after the next commit.
+    // After the answers: a walk of the dedup log once a minute. A failure leaves records
+    // past the window in the log: harmless (Load skips them), and retried later.
     if (!ec && db_) (void)dedup_.Expire(*db_, dedup_log_);
     if (!ec && !jobs.empty()) {
       {
@@ -1315,10 +1291,44 @@ class RocksStore final : public Store {
     }
   }
 
+  // Whether every stage admits `m` (the first that does not decides).
+  bool Admitted(const CommitRound& round, std::string_view prefix, const Message& m) {
+    for (CommitStage* stage : stages_) {
+      if (!stage->Admit(round, prefix, m)) return false;
+    }
+    return true;
+  }
+
+  // An erase request of a round: the customer's records (or only the visitors it names)
+  // through the state writer, and for a whole customer the erase jobs that delete their
+  // events once the round is written (`last_event_id`: events up to it are the erased ones).
+  boost::system::error_code ApplyErase(const EraseRequest& request, std::uint64_t last_event_id,
+                                       EraseResult& result, std::vector<EraseJob>& jobs) {
+    const std::string prefix = SitePrefix(request.site);
+    if (!request.only_visitors.empty()) {
+      auto erase = state_->EraseVisitors(prefix, request.user_id, request.only_visitors);
+      if (!erase) return erase.error();
+      result.visitors = erase->size();
+      return {};
+    }
+    auto erase = state_->Erase(prefix, request.user_id);
+    if (!erase) return erase.error();
+    result.found = erase->found;
+    result.visitors = erase->anonymous_ids.size();
+    // One job a customer erased (more than one when an alias had merged customers).
+    for (std::string& user : erase->user_ids) {
+      jobs.push_back(EraseJob{.site_prefix = prefix,
+                              .up_to_event_id = last_event_id,
+                              .user_id = std::move(user),
+                              .anonymous_ids = std::move(erase->anonymous_ids)});
+      erase->anonymous_ids.clear();  // moved-from: the first job has them
+    }
+    return {};
+  }
+
   // Commit's working memory, kept between commits so a commit allocates little. Used by
   // the committing thread only.
   struct Scratch {
-    std::string event_key;
     rocksdb::WriteBatch batch;
     std::vector<Pending> round;  // the round being committed (CommitQueued)
     std::vector<AppendResult> results;
@@ -1345,8 +1355,12 @@ class RocksStore final : public Store {
   // state_replay_from_ as it was when the replay point last moved, for other threads.
   std::atomic<std::uint64_t> replay_floor_{0};
   Scratch scratch_;                  // used by the committing thread only
-  // The messageId dedup index. Used by the committing thread only.
+  // The stages of the commit pipeline, and the order of their calls
+  // (storage/commit_stage.h). Used by the committing thread only.
   DedupIndex dedup_{options_.dedup_window, options_.dedup_max_ids};
+  EventLogStage event_log_;
+  StateStage state_stage_{options_.apply_state};
+  CommitStage* const stages_[3] = {&dedup_, &event_log_, &state_stage_};
 
   util::Mutex mu_;
   util::CondVar committed_;  // signalled when committing_ turns false

@@ -1,0 +1,127 @@
+// The stages of the commit pipeline (storage/commit_stage.h) one by one: what each puts into
+// a round's batch, and that a round that is not written leaves each as if it had not begun.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "storage/dedup_index.h"
+#include "storage/event_log.h"
+#include "storage/keys.h"
+#include "storage/state.h"
+#include "storage/state_stage.h"
+#include "tests/profiles/helpers.h"
+
+namespace cartwatch::storage {
+namespace {
+
+namespace fs = std::filesystem;
+namespace h = profiles::helpers;
+
+// Every key the batch puts, in order ("<column family id>:<key>").
+std::vector<std::string> PutKeys(const rocksdb::WriteBatch& batch) {
+  struct Keys : rocksdb::WriteBatch::Handler {
+    std::vector<std::string> keys;
+    rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+      keys.push_back(std::to_string(cf) + ":" + key.ToString());
+      return rocksdb::Status::OK();
+    }
+  } handler;
+  EXPECT_TRUE(batch.Iterate(&handler).ok());
+  return handler.keys;
+}
+
+class CommitStagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cartwatch-stages-test-" + std::to_string(std::random_device{}()));
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), &db).ok());
+    db_.reset(db);
+  }
+  void TearDown() override {
+    db_.reset();
+    fs::remove_all(dir_);
+  }
+  rocksdb::ColumnFamilyHandle* cf() { return db_->DefaultColumnFamily(); }
+
+  fs::path dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::WriteBatch batch_;
+};
+
+TEST_F(CommitStagesTest, TheEventLogPutsEachEventAndTheLastIdOfARoundThatStored) {
+  EventLogStage log;
+  log.Attach(cf(), cf());
+  CommitRound round{.batch = &batch_, .last_event_id = 41};
+  ASSERT_FALSE(log.Finish(round));
+  EXPECT_TRUE(PutKeys(batch_).empty());  // nothing stored: not even the last id
+
+  const Message m{"m-1", 1000, R"({"type":"page"})"};
+  round.last_event_id = 42;
+  round.stored = 1;
+  ASSERT_FALSE(log.Stored(round, SitePrefix("shop"), 42, m));
+  ASSERT_FALSE(log.Finish(round));
+  EXPECT_EQ(PutKeys(batch_), (std::vector<std::string>{"0:" + EventKey(SitePrefix("shop"), 42),
+                                                       "0:" + std::string(kLastEventIdKey)}));
+}
+
+TEST_F(CommitStagesTest, TheDedupIndexPutsItsRecordOnlyForARoundThatStored) {
+  DedupIndex dedup(std::chrono::hours(24), 1000);
+  ASSERT_FALSE(dedup.Load(*db_, cf()));
+  const Message m{"m-1", 5000, "{}"};
+  CommitRound round{.batch = &batch_, .commit_time = 5000, .last_event_id = 7};
+  dedup.Begin(round);
+  ASSERT_FALSE(dedup.Finish(round));
+  EXPECT_TRUE(PutKeys(batch_).empty());
+  EXPECT_TRUE(dedup.Admit(round, "p", m));
+  EXPECT_FALSE(dedup.Admit(round, "p", m));  // the same id again within the round
+  round.stored = 1;
+  ASSERT_FALSE(dedup.Finish(round));
+  EXPECT_EQ(PutKeys(batch_), std::vector<std::string>{"0:" + DedupLogKey(7)});
+  // Not written: as if the round had not been.
+  dedup.End(round, /*written=*/false);
+  dedup.Begin(round);
+  EXPECT_TRUE(dedup.Admit(round, "p", m));
+}
+
+TEST_F(CommitStagesTest, TheStateStageAppliesStagesAndDropsWhatARoundThatFailedApplied) {
+  StateOptions options;
+  options.write_delay_us = 0;  // every change is written in its round
+  StateWriter writer(db_.get(), cf(), cf(), options);
+  StateStage stage(/*apply=*/true);
+  stage.Attach(&writer, cf());
+  const std::string json = h::Page("a:anna", h::kT0, "/");
+  const Message m{"m-1", h::kT0, json};
+
+  CommitRound round{.batch = &batch_, .last_event_id = 0, .replay_from = 1};
+  round.last_event_id = 1;
+  round.stored = 1;
+  ASSERT_FALSE(stage.Stored(round, SitePrefix("shop"), 1, m));
+  EXPECT_EQ(writer.unwritten(), 1u);
+  ASSERT_FALSE(stage.Finish(round));
+  // The visitor's record, and the replay point moved past the round.
+  EXPECT_EQ(PutKeys(batch_), (std::vector<std::string>{"0:" + PersonKey(SitePrefix("shop"), "anna"),
+                                                       "0:" + std::string(kStateReplayFromKey)}));
+  EXPECT_EQ(round.replay_from, 2u);
+  stage.End(round, /*written=*/false);  // the batch was not written
+  EXPECT_EQ(writer.unwritten(), 0u);
+  EXPECT_EQ(writer.cached(), 0u);  // dropped: the store rebuilds from the event log
+
+  // apply = false (StoreOptions::apply_state): no record at all.
+  StateStage off(/*apply=*/false);
+  off.Attach(&writer, cf());
+  ASSERT_FALSE(off.Stored(round, SitePrefix("shop"), 2, m));
+  EXPECT_EQ(writer.unwritten(), 0u);
+}
+
+}  // namespace
+}  // namespace cartwatch::storage
