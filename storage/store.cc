@@ -2,6 +2,7 @@
 #include "storage/store.h"
 
 #include "storage/data_dir.h"
+#include "storage/commit_queue.h"
 #include "storage/commit_stage.h"
 #include "storage/dedup_index.h"
 #include "storage/event_log.h"
@@ -89,7 +90,7 @@ class WriteFailureListener final : public rocksdb::EventListener {
   std::function<void(const rocksdb::Status&)> on_failure_;
 };
 
-class RocksStore final : public Store {
+class RocksStore final : public Store, private CommitQueue::RoundWriter {
  public:
   explicit RocksStore(const StoreOptions& options) : options_(options) {}
 
@@ -245,24 +246,14 @@ class RocksStore final : public Store {
       done(EraseResult{.error = Errc::kInvalidArgument});
       return;
     }
-    {
-      util::MutexLock lock(mu_);
-      if (!closing_) {
-        queue_.push_back(Pending{EraseRequest{.site = std::move(site),
-                                              .user_id = std::move(user_id),
-                                              .done = std::move(done)}});
-        return;
-      }
-    }
-    done(EraseResult{.error = Errc::kClosed});
+    Pending erase{EraseRequest{
+        .site = std::move(site), .user_id = std::move(user_id), .done = std::move(done)}};
+    if (!commits_.Queue(erase)) std::get<EraseRequest>(erase.request).done({.error = Errc::kClosed});
   }
 
   boost::system::error_code PurgeErasedEvents() override {
     util::MutexLock purge(purge_mu_);
-    {
-      util::MutexLock lock(mu_);
-      if (closing_) return Errc::kClosed;
-    }
+    if (commits_.closed()) return Errc::kClosed;
     util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     std::vector<std::pair<std::string, EraseJob>> jobs;
@@ -311,10 +302,7 @@ class RocksStore final : public Store {
   boost::system::result<std::optional<profiles::SiteThresholds>> ReadThresholds(
       std::string_view site) override {
     if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
-    {
-      util::MutexLock lock(mu_);
-      if (closing_) return boost::system::error_code(Errc::kClosed);
-    }
+    if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
     util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     std::string value;
@@ -376,46 +364,22 @@ class RocksStore final : public Store {
     }
     std::size_t bytes = 0;
     for (const Message& m : messages) bytes += m.json.size() + m.message_id.size();
-    boost::system::error_code refused;
-    {
-      util::MutexLock lock(mu_);
-      const bool idle = queued_messages_ == 0;  // one request alone is never refused
-      if (closing_) {
-        refused = Errc::kClosed;
-      } else if (!idle && (queued_messages_ + messages.size() > options_.max_queued_messages ||
-                           queued_bytes_ + bytes > options_.max_queued_bytes)) {
-        refused = Errc::kOverloaded;
-      } else {
-        queued_messages_ += messages.size();
-        queued_bytes_ += bytes;
-        queue_.push_back(Pending{AppendRequest{.site = std::move(site),
-                                               .messages = std::move(messages),
-                                               .bytes = bytes,
-                                               .done = std::move(done)}});
-      }
-    }
-    if (refused) done(AppendResult{.error = refused});  // outside the lock: `done` may lock
+    AppendRequest request{.site = std::move(site),
+                          .messages = std::move(messages),
+                          .bytes = bytes,
+                          .done = std::move(done)};
+    if (auto refused = commits_.Append(request)) request.done(AppendResult{.error = refused});
   }
 
-  void Flush() override {
-    util::MutexLock lock(mu_);
-    // That thread commits what we queued once its write is done, or (a round of
-    // FlushOnce) has the flush requester call us again.
-    if (committing_) return;
-    CommitQueued(/*bounded=*/false);
-  }
+  void Flush() override { commits_.Flush(); }
 
   void SetFlushRequester(FlushRequester* requester) override {
-    util::MutexLock lock(requester_mu_);
-    flush_requester_ = requester;
+    commits_.SetFlushRequester(requester);
   }
 
   boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) override {
     if (received_before_ms <= 0) return {};
-    {
-      util::MutexLock lock(mu_);
-      if (closing_) return Errc::kClosed;
-    }
+    if (commits_.closed()) return Errc::kClosed;
     util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     // Never an event whose change to the records may be unwritten: a replay needs it.
@@ -443,10 +407,7 @@ class RocksStore final : public Store {
                                               std::size_t limit,
                                               std::size_t max_bytes) override {
     if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
-    {
-      util::MutexLock lock(mu_);
-      if (closing_) return boost::system::error_code(Errc::kClosed);
-    }
+    if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
     util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     std::uint64_t start = 0;
@@ -482,10 +443,7 @@ class RocksStore final : public Store {
   }
 
   boost::system::error_code CheckWritable() override {
-    {
-      util::MutexLock lock(mu_);
-      if (closing_) return Errc::kClosed;
-    }
+    if (commits_.closed()) return Errc::kClosed;
     if (const int failure = write_failure_.load()) return static_cast<Errc>(failure);
     util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
@@ -501,10 +459,7 @@ class RocksStore final : public Store {
     if (dir.empty() || dir.front() != '/') return Errc::kInvalidArgument;
     std::error_code exists_error;
     if (std::filesystem::exists(dir, exists_error)) return Errc::kInvalidArgument;
-    {
-      util::MutexLock lock(mu_);
-      if (closing_) return Errc::kClosed;
-    }
+    if (commits_.closed()) return Errc::kClosed;
     util::ReaderLock db_lock(db_mu_);
     if (!db_) return DbUnavailable();
     rocksdb::Checkpoint* raw = nullptr;
@@ -531,12 +486,7 @@ class RocksStore final : public Store {
     }
     maintenance_wake_.SignalAll();
     if (maintenance_.joinable()) maintenance_.join();
-    {
-      util::MutexLock lock(mu_);
-      closing_ = true;
-      while (committing_) committed_.Wait(mu_);
-      CommitQueued(/*bounded=*/false);
-    }
+    commits_.Close();
     // After a failed write RocksDB may refuse to write or sync its log again: it is closed
     // without writing (the log files are fsync'ed by name) unless it can resume.
     if (db_ && db_failed_.load() && !db_->Resume().ok()) CloseDbAfterFailure();
@@ -568,9 +518,8 @@ class RocksStore final : public Store {
   // (committed by an earlier round, or it would not have been acknowledged) and none of
   // those still waiting for their commit, so it never waits for the round after it.
 
-  // Answers the queries of `work` (in their order) and removes them from it.
-  // REQUIRES: called by the committing thread, without mu_.
-  void AnswerQueries(std::vector<Pending>& work) {
+  // CommitQueue::RoundWriter: the committing thread's.
+  void AnswerQueries(std::vector<Pending>& work) override {
     const auto queries = std::stable_partition(work.begin(), work.end(),
                                                [](const Pending& p) { return !p.IsQuery(); });
     for (auto it = queries; it != work.end(); ++it) {
@@ -593,24 +542,9 @@ class RocksStore final : public Store {
     return done.get_future().get();
   }
 
-  // Queues `p`, a request of a thread that is not an event loop's, and commits it here
-  // (FlushOnce), or the thread committing now takes it. false (nothing queued) once Close()
-  // has begun.
-  bool QueueAndCommit(Pending p) {
-    p.own = true;
-    {
-      util::MutexLock lock(mu_);
-      if (closing_) return false;
-      if (p.IsQuery()) {
-        queries_.push_back(std::move(p));
-      } else {
-        queue_.push_back(std::move(p));
-        ++own_writes_;
-      }
-    }
-    FlushOnce();
-    return true;
-  }
+  // Queues `p`, a request of a thread that is not an event loop's, and commits it here or
+  // hands it on (CommitQueue::QueueAndCommit). false (nothing queued) once Close() has begun.
+  bool QueueAndCommit(Pending p) { return commits_.QueueAndCommit(std::move(p)); }
 
   // Runs `peek(site prefix)` on the committing thread, at the start of a round (IsQuery).
   template <typename Record, typename Peek>
@@ -978,7 +912,7 @@ class RocksStore final : public Store {
     ClearFailedWriteMark(options_.data_dir);
     write_failure_.store(0);
     std::fprintf(stderr, "cartwatch: storage is writable again\n");
-    FlushOnce();  // what was queued while RocksDB was reopened
+    commits_.FlushOnce();  // what was queued while RocksDB was reopened
   }
 
   // What a request gets while RocksDB is closed for a reopen that has not succeeded yet.
@@ -1003,12 +937,7 @@ class RocksStore final : public Store {
   // Commits wait meanwhile (this thread holds the commit); reads get DbUnavailable while
   // it is closed. On failure (the disk still full) it stays closed; the next call retries.
   rocksdb::Status ReopenDb() {
-    {
-      util::MutexLock lock(mu_);
-      while (committing_) committed_.Wait(mu_);
-      if (closing_) return rocksdb::Status::ShutdownInProgress();
-      committing_ = true;
-    }
+    if (!commits_.HoldCommit()) return rocksdb::Status::ShutdownInProgress();
     rocksdb::Status s;
     {
       util::WriterLock db_lock(db_mu_);
@@ -1031,138 +960,11 @@ class RocksStore final : public Store {
         write_failure_text_ = "reopening RocksDB after a failed write: " + s.ToString();
       }
     }
-    {
-      util::MutexLock lock(mu_);
-      committing_ = false;
-    }
-    committed_.SignalAll();
+    commits_.ReleaseCommit();
     return s;
   }
 
 
-
-  // For a thread that is not an event loop's (a query, the maintenance thread), after it
-  // queued its request: unless another thread is committing, which then takes it (or hands
-  // it on), answers the queries at once and, when such a thread queued a request that
-  // writes, commits one round (TakeRound: every query, and the requests from the front up
-  // to the round cap; a write beyond the cap is handed on with the rest, to be committed
-  // by the event loop in order). With a flush requester such a thread
-  // never commits the event loops' requests on and on, nor any at all for a query alone:
-  // what is left is handed to a loop (SetFlushRequester). Without one it commits the queue.
-  void FlushOnce() {
-    util::MutexLock lock(mu_);
-    if (committing_) return;
-    bool bounded;
-    {
-      util::MutexLock requester(requester_mu_);
-      bounded = flush_requester_ != nullptr;
-    }
-    if (!bounded) return CommitQueued(/*bounded=*/false);
-    if (own_writes_ > 0) {
-      CommitQueued(/*bounded=*/true);
-    } else {
-      // Only queries of threads like this one: answered here, the event loops' requests
-      // left queued.
-      committing_ = true;
-      std::vector<Pending> work;
-      work.swap(queries_);
-      lock.Unlock();
-      AnswerQueries(work);
-      lock.Lock();
-      committing_ = false;
-      committed_.SignalAll();
-    }
-    if (QueueEmpty()) return;
-    lock.Unlock();
-    {
-      // Never mu_ while holding requester_mu_ (the order is mu_, then requester_mu_).
-      util::MutexLock requester(requester_mu_);
-      if (flush_requester_ != nullptr) {
-        flush_requester_->RequestFlush();
-        return;
-      }
-    }
-    // The requester went away meanwhile (the server stopping): commit the rest here.
-    lock.Lock();
-    if (!committing_) CommitQueued(/*bounded=*/false);
-  }
-
-  // Nothing waits for a commit.
-  bool QueueEmpty() const REQUIRES(mu_) { return queries_.empty() && queue_head_ == queue_.size(); }
-
-  // Moves the next round into `work`: every query, and the requests from the front of the
-  // queue, whole and in order, while they stay within StoreOptions::max_round_messages and
-  // max_round_bytes (at least one). Takes time in proportion to the round, not to the
-  // queue: under overload the queue holds up to storage.max_queued_messages requests, and
-  // every Append waits for mu_ meanwhile.
-  // REQUIRES: `work` empty.
-  void TakeRound(std::vector<Pending>& work) REQUIRES(mu_) {
-    // queued_messages_ and queued_bytes_ count exactly what waits in queue_ here: what
-    // earlier rounds took was subtracted when they were written.
-    if (queue_head_ == 0 && queued_messages_ <= options_.max_round_messages &&
-        queued_bytes_ <= options_.max_round_bytes) {
-      work.swap(queue_);  // the whole queue; both vectors keep their capacity
-    } else {
-      std::size_t messages = 0, bytes = 0;
-      while (queue_head_ < queue_.size()) {
-        Pending& p = queue_[queue_head_];
-        if (!work.empty() && (messages + p.messages() > options_.max_round_messages ||
-                              bytes + p.bytes() > options_.max_round_bytes)) {
-          break;
-        }
-        messages += p.messages();
-        bytes += p.bytes();
-        work.push_back(std::move(p));
-        ++queue_head_;
-      }
-      if (queue_head_ == queue_.size()) {
-        queue_.clear();
-        queue_head_ = 0;
-      } else if (queue_head_ > queue_.size() / 2) {
-        // Drops the moved-from front once it is the larger part: each request is moved
-        // at most once more, whatever the length of the queue.
-        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(queue_head_));
-        queue_head_ = 0;
-      }
-    }
-    for (const Pending& p : work) own_writes_ -= p.own ? 1 : 0;
-    work.insert(work.end(), std::make_move_iterator(queries_.begin()),
-                std::make_move_iterator(queries_.end()));
-    queries_.clear();
-  }
-
-  // Commits the queue, a round (TakeRound) at a time, until it is empty (`bounded`: one
-  // round), with this
-  // thread as the one committer. Appends queued meanwhile by other threads are committed
-  // here too.
-  // REQUIRES: no other thread is committing.
-  void CommitQueued(bool bounded) REQUIRES(mu_) {
-    committing_ = true;
-    // Swapped with queue_ when a round takes the whole queue (unless the queue is over the
-    // round cap), so both keep their capacity: appends do not grow a new vector every
-    // event-loop pass.
-    std::vector<Pending>& work = scratch_.round;
-    assert(work.empty());
-    while (!QueueEmpty()) {
-      TakeRound(work);
-      mu_.unlock();
-      AnswerQueries(work);
-      if (!work.empty()) Commit(work);
-      // Released only now: the bound covers what is being written, not just what waits.
-      std::size_t messages = 0, bytes = 0;
-      for (const Pending& p : work) {
-        messages += p.messages();
-        bytes += p.bytes();
-      }
-      work.clear();
-      mu_.lock();
-      queued_messages_ -= messages;
-      queued_bytes_ -= bytes;
-      if (bounded) break;
-    }
-    committing_ = false;
-    committed_.SignalAll();
-  }
 
   // Answers every request of `work` with `ec`, writing nothing.
   static void RefuseRound(std::vector<Pending>& work, boost::system::error_code ec) {
@@ -1171,7 +973,7 @@ class RocksStore final : public Store {
 
   // Writes every pending Append and erase as one WriteBatch, through the pipeline of
   // stages (stages_, storage/commit_stage.h), then answers them all.
-  void Commit(std::vector<Pending>& work) {
+  void Commit(std::vector<Pending>& work) override {
     Scratch& sc = scratch_;
     // The record time of this round's dedup entries: its latest receivedAt.
     std::int64_t commit_time = std::numeric_limits<std::int64_t>::min();
@@ -1330,7 +1132,6 @@ class RocksStore final : public Store {
   // the committing thread only.
   struct Scratch {
     rocksdb::WriteBatch batch;
-    std::vector<Pending> round;  // the round being committed (CommitQueued)
     std::vector<AppendResult> results;
     std::vector<EraseResult> erased;
   };
@@ -1362,20 +1163,12 @@ class RocksStore final : public Store {
   StateStage state_stage_{options_.apply_state};
   CommitStage* const stages_[3] = {&dedup_, &event_log_, &state_stage_};
 
-  util::Mutex mu_;
-  util::CondVar committed_;  // signalled when committing_ turns false
-  // Requests that write, in arrival order, from queue_[queue_head_] on (TakeRound); the
-  // queries (IsQuery), answered at the start of the next round whatever their place.
-  std::vector<Pending> queue_ GUARDED_BY(mu_);
-  std::size_t queue_head_ GUARDED_BY(mu_) = 0;
-  std::vector<Pending> queries_ GUARDED_BY(mu_);
-  std::size_t own_writes_ GUARDED_BY(mu_) = 0;  // requests with `own` in queue_[queue_head_..]
-  std::size_t queued_messages_ GUARDED_BY(mu_) = 0;
-  std::size_t queued_bytes_ GUARDED_BY(mu_) = 0;
-  bool closing_ GUARDED_BY(mu_) = false;
-  bool committing_ GUARDED_BY(mu_) = false;  // a thread is in CommitQueued
-  util::Mutex requester_mu_;  // held while flush_requester_ is set or called; after mu_
-  FlushRequester* flush_requester_ GUARDED_BY(requester_mu_) = nullptr;
+  // The queue of requests and who commits them; this store writes its rounds.
+  CommitQueue commits_{CommitQueue::Bounds{.round_messages = options_.max_round_messages,
+                                           .round_bytes = options_.max_round_bytes,
+                                           .queued_messages = options_.max_queued_messages,
+                                           .queued_bytes = options_.max_queued_bytes},
+                       *this};
 
   util::Mutex purge_mu_;  // one PurgeErasedEvents at a time
   std::thread maintenance_;
