@@ -95,7 +95,9 @@ TEST(CommitQueueTest, AppendsAreRefusedBeyondTheQueueBoundsAndAfterClose) {
   EXPECT_EQ(answered, 2);
   AppendRequest closed = Messages(1, &answered);
   EXPECT_EQ(queue.Append(closed), make_error_code(Errc::kClosed));
-  Pending erase{EraseRequest{.site = "shop", .user_id = "u", .done = [](const EraseResult&) {}}};
+  EraseRequest erase_request;
+  erase_request.done = [](const EraseResult&) {};
+  Pending erase{std::move(erase_request)};
   EXPECT_FALSE(queue.Queue(erase));
   EXPECT_TRUE(queue.closed());
 }
