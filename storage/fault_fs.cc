@@ -6,6 +6,7 @@ namespace cartwatch::storage {
 namespace {
 
 rocksdb::IOStatus NoSpace() { return rocksdb::IOStatus::NoSpace("injected: no space left on device"); }
+rocksdb::IOStatus SyncFailed() { return rocksdb::IOStatus::IOError("injected: sync failed (EIO)"); }
 
 class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
  public:
@@ -45,10 +46,12 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
   }
   rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
     if (Refuse()) return NoSpace();
+    if (RefuseSync()) return SyncFailed();
     return target()->Sync(options, dbg);
   }
   rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
     if (Refuse()) return NoSpace();
+    if (RefuseSync()) return SyncFailed();
     return target()->Fsync(options, dbg);
   }
   rocksdb::IOStatus RangeSync(uint64_t offset, uint64_t nbytes, const rocksdb::IOOptions& options,
@@ -60,6 +63,11 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
  private:
   bool Refuse() {
     if (!faults_->disk_full()) return false;
+    faults_->CountRefused();
+    return true;
+  }
+  bool RefuseSync() {
+    if (!faults_->sync_failing()) return false;
     faults_->CountRefused();
     return true;
   }
@@ -110,6 +118,11 @@ class FaultyFileSystem final : public rocksdb::FileSystemWrapper {
   }
   bool Refuse() {
     if (!faults_->disk_full()) return false;
+    faults_->CountRefused();
+    return true;
+  }
+  bool RefuseSync() {
+    if (!faults_->sync_failing()) return false;
     faults_->CountRefused();
     return true;
   }

@@ -20,6 +20,12 @@ class FaultInjection {
   void SetDiskFull(bool full) { disk_full_.store(full); }
   bool disk_full() const { return disk_full_.load(); }
 
+  // While failing, every sync of a file RocksDB writes fails with an I/O error (EIO), as a
+  // failing disk does; appends still reach the page cache. With StoreOptions::fsync each
+  // commit syncs the write-ahead log, so each commit fails.
+  void SetSyncFailing(bool failing) { sync_failing_.store(failing); }
+  bool sync_failing() const { return sync_failing_.load(); }
+
   // While set (>= 0), the store sees this many bytes free on the data directory's disk
   // instead of what statvfs says (StoreOptions::min_free_bytes).
   void SetFreeBytes(std::int64_t bytes) { free_bytes_.store(bytes); }
@@ -31,6 +37,7 @@ class FaultInjection {
 
  private:
   std::atomic<bool> disk_full_{false};
+  std::atomic<bool> sync_failing_{false};
   std::atomic<std::int64_t> free_bytes_{-1};
   std::atomic<std::uint64_t> refused_{0};
 };
