@@ -1,36 +1,22 @@
 #include "collector/router.h"
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
 #include <cmath>
 
-#include <boost/asio/post.hpp>
 #include <boost/range/iterator_range.hpp>
 #include <boost/json.hpp>
 #include <simdjson.h>
 
 #include "collector/gzip.h"
-#include "profiles/codec.h"
+#include "collector/http_util.h"
 #include "collector/ingest.h"
+#include "collector/site_state.h"
 #include "collector/tracker_script.h"
 #include "util/base64.h"
 #include "util/mutex.h"
 #include "util/time.h"
-#include "util/utf8.h"
 
 namespace cartwatch::collector {
-
-namespace net = boost::asio;
-
-struct Router::SiteState {
-  Site site;
-  const CollectorMetrics::SiteCounters* counters = nullptr;  // null without metrics
-  // Token bucket of Site::rate_limit.
-  mutable util::Mutex mu;
-  mutable double tokens GUARDED_BY(mu) = 0;
-  mutable std::chrono::steady_clock::time_point refilled_at GUARDED_BY(mu);
-};
 
 static_assert(kBodyPadding >= simdjson::SIMDJSON_PADDING);
 
@@ -44,27 +30,8 @@ constexpr unsigned char kPixelGif[] = {
     0x00, 0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c,
     0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
-Response JsonResponse(unsigned status, std::string body, unsigned version) {
-  Response res{static_cast<http::status>(status), version};
-  res.set(http::field::content_type, "application/json");
-  res.set(http::field::cache_control, "no-store");
-  res.body() = std::move(body);
-  return res;
-}
 
 std::optional<Route> RouteFromType(std::string_view type) {
   if (type == "track") return Route::kTrack;
@@ -76,60 +43,9 @@ std::optional<Route> RouteFromType(std::string_view type) {
   return std::nullopt;
 }
 
-// "Basic base64(key:)" -> key. nullopt when the header is absent or not Basic.
-// Sets *malformed for a Basic header that does not decode.
-std::optional<std::string> BasicAuthUser(std::string_view header, bool* malformed) {
-  header = Trim(header);
-  if (header.size() < 6 || !IEquals(header.substr(0, 6), "basic ")) return std::nullopt;
-  auto decoded = util::Base64Decode(Trim(header.substr(6)));
-  if (!decoded) {
-    *malformed = true;
-    return std::nullopt;
-  }
-  return decoded->substr(0, decoded->find(':'));
-}
 
-std::optional<std::string_view> BearerToken(std::string_view header) {
-  header = Trim(header);
-  if (header.size() < 7 || !IEquals(header.substr(0, 7), "bearer ")) return std::nullopt;
-  return Trim(header.substr(7));
-}
 
-// "a%2Fb" -> "a/b". nullopt for a malformed percent escape.
-std::optional<std::string> PercentDecode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return std::nullopt;
-    unsigned value = 0;
-    auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16);
-    if (ec != std::errc() || end != in.data() + i + 3) return std::nullopt;
-    out.push_back(static_cast<char>(value));
-    i += 2;
-  }
-  return out;
-}
 
-// Splits "a=1&b=%2F" into decoded pairs. nullopt for a malformed percent escape.
-std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view q) {
-  const auto decode = PercentDecode;
-  std::vector<std::pair<std::string, std::string>> params;
-  while (!q.empty()) {
-    std::string_view part = q.substr(0, q.find('&'));
-    q.remove_prefix(std::min(q.size(), part.size() + 1));
-    if (part.empty()) continue;
-    auto eq = part.find('=');
-    auto key = decode(part.substr(0, eq));
-    auto value = decode(eq == std::string_view::npos ? "" : part.substr(eq + 1));
-    if (!key || !value) return std::nullopt;
-    params.emplace_back(std::move(*key), std::move(*value));
-  }
-  return params;
-}
 
 std::string RejectionsJson(const std::vector<Rejection>& rejected) {
   boost::json::array out;
@@ -141,77 +57,10 @@ std::string RejectionsJson(const std::vector<Rejection>& rejected) {
   return boost::json::serialize(out);
 }
 
-// The CORS headers of the answer prepared for success, onto the error that replaces it.
-void CopyCors(const Response& prepared, Response& error) {
-  for (const char* h : {"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Vary"}) {
-    if (auto v = prepared[h]; !v.empty()) error.set(h, v);
-  }
-}
 
-// What the failed storage operation was, for the 500's message.
-enum class StorageOp { kStore, kRead, kErase };
-
-Response StorageErrorResponse(const boost::system::error_code& ec, unsigned version,
-                              StorageOp op = StorageOp::kStore) {
-  using storage::Errc;
-  if (ec == storage::make_error_code(Errc::kOverloaded)) {
-    Response res = ErrorResponse(503, "overloaded",
-                                 "the collector is writing as fast as it can; retry shortly",
-                                 version);
-    res.set(http::field::retry_after, "1");
-    return res;
-  }
-  if (ec == storage::make_error_code(Errc::kClosed)) {
-    Response res = ErrorResponse(503, "shutting_down",
-                                 "the collector is shutting down; retry shortly", version);
-    res.set(http::field::retry_after, "5");
-    return res;
-  }
-  if (ec == storage::make_error_code(Errc::kNoSpace)) {
-    Response res = ErrorResponse(503, "storage_full",
-                                 "the collector's disk is full; nothing from this request was "
-                                 "stored; retry after the Retry-After seconds",
-                                 version);
-    res.set(http::field::retry_after, "30");
-    return res;
-  }
-  if (ec == storage::make_error_code(Errc::kIoError)) {
-    Response res = ErrorResponse(503, "storage_unavailable",
-                                 "the collector's storage is failing (" + ec.message() +
-                                     "); nothing from this request was stored; retry after the "
-                                     "Retry-After seconds",
-                                 version);
-    res.set(http::field::retry_after, "10");
-    return res;
-  }
-  const std::string why = " (" + ec.message() + ")";
-  switch (op) {
-    case StorageOp::kRead:
-      return ErrorResponse(500, "storage_error", "the stored data could not be read" + why,
-                           version);
-    case StorageOp::kErase:
-      return ErrorResponse(500, "storage_error",
-                           "the erase could not be written" + why + "; nothing was erased, retry",
-                           version);
-    case StorageOp::kStore:
-      break;
-  }
-  return ErrorResponse(500, "storage_error",
-                       "the messages could not be stored" + why +
-                           "; nothing from this request was kept, retry later",
-                       version);
-}
 
 }  // namespace
 
-Response ErrorResponse(unsigned status, std::string_view code, std::string_view message,
-                       unsigned version) {
-  // Messages quote what the client sent (a path, an origin, a header): Boost.JSON copies
-  // strings' bytes as they are, so invalid UTF-8 would make the body invalid JSON.
-  boost::json::object error{{"code", code}, {"message", util::ToValidUtf8(message)}};
-  return JsonResponse(status, boost::json::serialize(boost::json::object{{"error", error}}),
-                      version);
-}
 
 namespace {
 
@@ -434,7 +283,7 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
   };
 
   if (path == "/cartwatch.js") {
-    if (method == http::verb::get) return respond(HandleTracker(request, query));
+    if (method == http::verb::get) return respond(TrackerResponse(request, query));
     if (method == http::verb::options) {
       Response res{http::status::no_content, version};
       res.set(http::field::allow, "GET, OPTIONS");
@@ -488,88 +337,6 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
   respond(std::move(res));
 }
 
-namespace {
-
-// Whether an Accept-Encoding header accepts gzip: listed (or "*") with a q-value above 0.
-bool AcceptsGzip(std::string_view accept_encoding) {
-  while (!accept_encoding.empty()) {
-    const std::size_t comma = accept_encoding.find(',');
-    std::string_view item = accept_encoding.substr(0, comma);
-    accept_encoding = comma == std::string_view::npos ? std::string_view()
-                                                      : accept_encoding.substr(comma + 1);
-    const std::size_t semi = item.find(';');
-    const std::string_view coding = Trim(item.substr(0, semi));
-    if (!IEquals(coding, "gzip") && !IEquals(coding, "x-gzip") && coding != "*") continue;
-    if (semi == std::string_view::npos) return true;
-    std::string_view param = Trim(item.substr(semi + 1));
-    if (param.size() < 2 || !IEquals(param.substr(0, 2), "q=")) return true;
-    param.remove_prefix(2);
-    // q=0, q=0.0, q=0.00, q=0.000 refuse it; anything else accepts.
-    return param.find_first_not_of("0.") != std::string_view::npos;
-  }
-  return false;
-}
-
-// Whether an If-None-Match header matches `etag` (weak comparison, RFC 9110 13.1.2).
-bool EtagMatches(std::string_view if_none_match, std::string_view etag) {
-  if (Trim(if_none_match) == "*") return true;
-  while (!if_none_match.empty()) {
-    const std::size_t comma = if_none_match.find(',');
-    std::string_view tag = Trim(if_none_match.substr(0, comma));
-    if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
-    if (tag == etag) return true;
-    if (comma == std::string_view::npos) break;
-    if_none_match.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-}  // namespace
-
-Response Router::HandleTracker(const Request& request, std::string_view query) {
-  const unsigned version = request.version();
-  const TrackerScript* script = EmbeddedTracker();
-  if (script == nullptr) {
-    Response res = ErrorResponse(404, "tracker_not_built",
-                                 "this cartwatch was built without the tracker: run npm ci "
-                                 "--prefix sdk-js && npm run --prefix sdk-js build, then build "
-                                 "cartwatch again",
-                                 version);
-    res.set(http::field::access_control_allow_origin, "*");
-    return res;
-  }
-  // A URL that names this version (?v=<version>, as the snippet in sdk-js/README.md may
-  // pin) can be cached for good; the plain URL for an hour, then revalidated by ETag, so
-  // that a new tracker reaches every storefront within the hour.
-  bool pinned = false;
-  if (auto params = ParseQuery(query)) {
-    for (const auto& [name, value] : *params) {
-      if (name == "v" && value == script->version) pinned = true;
-    }
-  }
-  const bool gzip = AcceptsGzip(request[http::field::accept_encoding]);
-  const bool not_modified = EtagMatches(request[http::field::if_none_match], script->etag);
-  Response res{not_modified ? http::status::not_modified : http::status::ok, version};
-  res.set(http::field::content_type, "text/javascript; charset=utf-8");
-  res.set(http::field::cache_control,
-          pinned ? "public, max-age=31536000, immutable" : "public, max-age=3600");
-  res.set(http::field::etag, script->etag);
-  res.set("Cartwatch-Tracker-Version", script->version);
-  res.set(http::field::vary, "Accept-Encoding");
-  // The script is public: any page may load it, also with crossorigin="anonymous" (for
-  // Subresource Integrity) and under Cross-Origin-Embedder-Policy.
-  res.set(http::field::access_control_allow_origin, "*");
-  res.set("Cross-Origin-Resource-Policy", "cross-origin");
-  res.set("X-Content-Type-Options", "nosniff");
-  if (not_modified) return res;
-  if (gzip) {
-    res.set(http::field::content_encoding, "gzip");
-    res.body() = script->gzipped;
-  } else {
-    res.body() = script->body;
-  }
-  return res;
-}
 
 Response Router::HandlePreflight(const Request& request) {
   auto origin = request[http::field::origin];
@@ -850,193 +617,8 @@ void Router::HandlePixel(Request&& request, std::string_view type, std::string_v
                }, client);
 }
 
-const Router::SiteState* Router::AuthenticateSecret(const Request& request,
-                                                    const Respond& respond) const {
-  const unsigned version = request.version();
-  auto fail = [&](Response res) {
-    AddCors(request, nullptr, res);
-    res.set(http::field::www_authenticate, "Bearer");
-    respond(std::move(res));
-    return nullptr;
-  };
-  auto token = BearerToken(request[http::field::authorization]);
-  if (!token) {
-    return fail(ErrorResponse(401, "missing_secret_key",
-                              "send the site's secret key as Authorization: Bearer <secret_key>",
-                              version));
-  }
-  const SiteState* site = SiteBySecretKey(*token);
-  if (!site) {
-    return fail(ErrorResponse(401, "unknown_secret_key",
-                              "the Bearer token is not the secret key of a configured site",
-                              version));
-  }
-  return site;
-}
 
-void Router::HandleEvents(const Request& request, std::string_view query, Respond respond) {
-  const unsigned version = request.version();
-  auto fail = [&](Response res) {
-    AddCors(request, nullptr, res);
-    respond(std::move(res));
-  };
-  const SiteState* site = AuthenticateSecret(request, respond);
-  if (!site) return;
-  std::string after;
-  std::size_t limit = limits_.events_page_default;
-  auto params = ParseQuery(query);
-  if (!params) {
-    return fail(ErrorResponse(400, "invalid_query", "the query string is malformed", version));
-  }
-  for (auto& [key, value] : *params) {
-    if (key == "after") {
-      after = value;
-    } else if (key == "limit") {
-      const std::string& v = value;
-      std::size_t n = 0;
-      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (ec != std::errc() || end != v.data() + v.size() || n == 0 ||
-          n > limits_.events_page_max) {
-        return fail(ErrorResponse(400, "invalid_limit",
-                                  "limit must be a whole number from 1 to " +
-                                      std::to_string(limits_.events_page_max),
-                                  version));
-      }
-      limit = n;
-    }
-  }
-  Response res{http::status::ok, version};
-  res.set(http::field::content_type, "application/x-ndjson");
-  res.set(http::field::cache_control, "no-store");
-  AddCors(request, site, res);
-  net::post(exports_, [this, site, after = std::move(after), limit, res = std::move(res),
-                       respond = std::move(respond)]() mutable {
-    const unsigned version = res.version();
-    // A page stops near 8 MiB so one export cannot hold a huge response in memory.
-    auto page = store_.ReadEvents(site->site.name, after, limit, 8u << 20);
-    if (!page) {
-      Response error =
-          page.error() == storage::make_error_code(storage::Errc::kInvalidArgument)
-              ? ErrorResponse(400, "invalid_cursor",
-                              "after= must be a cursor from a Cartwatch-Cursor header", version)
-              : StorageErrorResponse(page.error(), version, StorageOp::kRead);
-      for (auto& field : res) {
-        if (field.name() != http::field::content_type) error.set(field.name(), field.value());
-      }
-      return respond(std::move(error));
-    }
-    res.set("Cartwatch-Cursor", page->next_cursor);
-    std::size_t total = 0;
-    for (const auto& e : page->events) total += e.json.size() + 1;
-    res.body().reserve(total);
-    for (const auto& e : page->events) {
-      res.body() += e.json;
-      res.body() += '\n';
-    }
-    respond(std::move(res));
-  });
-}
 
-void Router::HandleProfile(const Request& request, Profile kind, std::string_view raw_id,
-                           Respond respond) {
-  const unsigned version = request.version();
-  const bool customer = kind == Profile::kCustomer;
-  const std::string_view noun = customer ? "customer" : "visitor";
-  auto fail = [&](const SiteState* site, Response res) {
-    AddCors(request, site, res);
-    respond(std::move(res));
-  };
-  const SiteState* site = AuthenticateSecret(request, respond);
-  if (!site) return;
-  std::optional<std::string> id = PercentDecode(raw_id);
-  if (!id) {
-    return fail(site, ErrorResponse(400, "invalid_path",
-                                    "the " + std::string(noun) + " id has a malformed %-escape",
-                                    version));
-  }
-  if (!util::IsValidUtf8(*id)) {
-    return fail(site, ErrorResponse(400, "invalid_path",
-                                    "the " + std::string(noun) +
-                                        " id is not valid UTF-8 once %-decoded; ids are the "
-                                        "userId or anonymousId strings of the messages",
-                                    version));
-  }
-  if (id->empty() || raw_id.find('/') != std::string_view::npos) {
-    return fail(site, ErrorResponse(404, "not_found",
-                                    std::string("use /v1/") + (customer ? "customers" : "visitors") +
-                                        "/{id}, with a '/' in the id sent as %2F",
-                                    version));
-  }
-
-  if (request.method() == http::verb::delete_) {
-    Response accepted = JsonResponse(202, "", version);
-    AddCors(request, site, accepted);
-    store_.EraseCustomer(
-        site->site.name, *id,
-        [id = *id, accepted = std::move(accepted), respond = std::move(respond),
-         version](const storage::EraseResult& result) mutable {
-          if (result.error) {
-            Response res = StorageErrorResponse(result.error, version, StorageOp::kErase);
-            CopyCors(accepted, res);
-            return respond(std::move(res));
-          }
-          accepted.body() = boost::json::serialize(boost::json::object{
-              {"success", true},
-              {"user_id", id},
-              {"found", result.found},
-              {"visitors_erased", result.visitors},
-          });
-          respond(std::move(accepted));
-        });
-    return;
-  }
-
-  Response res{http::status::ok, version};
-  res.set(http::field::content_type, "application/json");
-  res.set(http::field::cache_control, "no-store");
-  AddCors(request, site, res);
-  // Off the I/O threads: a record not in the block cache is read from disk.
-  net::post(profile_reads_, [this, site, customer, noun, id = std::move(*id), res = std::move(res),
-                       respond = std::move(respond)]() mutable {
-    const unsigned version = res.version();
-    auto error = [&](Response e) {
-      for (auto& field : res) {
-        if (field.name() != http::field::content_type) e.set(field.name(), field.value());
-      }
-      respond(std::move(e));
-    };
-    auto not_found = [&] {
-      error(ErrorResponse(404, std::string(noun) + "_not_found",
-                          "site " + site->site.name + " has no " + std::string(noun) + " \"" + id +
-                              "\" (ids are case-sensitive; a " + std::string(noun) +
-                              " exists once a message with that " +
-                              (customer ? "userId" : "anonymousId") + " was accepted)",
-                          version));
-    };
-    const std::string& name = site->site.name;
-    if (customer) {
-      auto found = store_.ReadCustomer(name, id);
-      if (!found) return error(StorageErrorResponse(found.error(), version, StorageOp::kRead));
-      if (!*found) return not_found();
-      auto thresholds = store_.ReadThresholds(name);
-      const profiles::SiteThresholds* t =
-          thresholds && *thresholds ? &**thresholds : nullptr;
-      res.body() =
-          profiles::RenderCustomer(**found, t, util::NowMs(), store_.profile_options());
-      return respond(std::move(res));
-    }
-    auto visitor = store_.ReadVisitor(name, id);
-    if (!visitor) return error(StorageErrorResponse(visitor.error(), version, StorageOp::kRead));
-    if (!*visitor) return not_found();
-    std::optional<profiles::Customer> linked;
-    if (!(*visitor)->user_id.empty()) {
-      // The cart is the linked customer's; when that cannot be read, the visitor's own.
-      if (auto c = store_.ReadCustomer(name, (*visitor)->user_id); c && *c) linked = std::move(*c);
-    }
-    res.body() = profiles::RenderVisitor(**visitor, linked ? &*linked : nullptr);
-    respond(std::move(res));
-  });
-}
 
 namespace {
 
@@ -1059,116 +641,10 @@ RouteLabel PublicRouteLabel(std::string_view path) {
   return RouteLabel::kOther;
 }
 
-RouteLabel AdminRouteLabel(std::string_view path) {
-  if (path == "/healthz") return RouteLabel::kHealthz;
-  if (path == "/readyz") return RouteLabel::kReadyz;
-  if (path == "/metrics") return RouteLabel::kMetrics;
-  if (path == "/checkpoint") return RouteLabel::kCheckpoint;
-  return RouteLabel::kOther;
-}
 
 }  // namespace
 
-void Router::HandleAdmin(const Request& request, Respond respond) {
-  if (counters_) {
-    std::string_view target = OriginFormTarget(request.target());
-    respond = [counters = counters_.get(),
-               route = AdminRouteLabel(target.substr(0, target.find('?'))),
-               respond = std::move(respond)](Response&& res) {
-      counters->Request(route, res.result_int());
-      respond(std::move(res));
-    };
-  }
-  HandleAdminRoute(request, std::move(respond));
-}
 
-void Router::HandleAdminRoute(const Request& request, Respond respond) {
-  std::string_view target = OriginFormTarget(request.target());
-  std::string_view path = target.substr(0, target.find('?'));
-  std::string_view query =
-      path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view();
-  const unsigned version = request.version();
-  if (path == "/metrics" && metrics_ != nullptr) {
-    if (request.method() != http::verb::get) {
-      Response res = ErrorResponse(405, "method_not_allowed", "use GET", version);
-      res.set(http::field::allow, "GET");
-      return respond(std::move(res));
-    }
-    Response res{http::status::ok, version};
-    res.set(http::field::content_type, metrics::kContentType);
-    res.set(http::field::cache_control, "no-store");
-    res.body() = metrics_->Exposition();
-    return respond(std::move(res));
-  }
-  if (path != "/checkpoint") return respond(HandleHealth(request));
-  if (request.method() != http::verb::post) {
-    Response res = ErrorResponse(405, "method_not_allowed", "use POST", version);
-    res.set(http::field::allow, "POST");
-    return respond(std::move(res));
-  }
-  std::string dir;
-  if (auto params = ParseQuery(query)) {
-    for (auto& [key, value] : *params) {
-      if (key == "dir") dir = std::move(value);
-    }
-  }
-  if (dir.empty() || dir.front() != '/' || !util::IsValidUtf8(dir)) {
-    return respond(ErrorResponse(400, "invalid_dir",
-                                 "give the checkpoint's directory as ?dir=<absolute UTF-8 path, "
-                                 "%-encoded>; it must not exist, its parent must",
-                                 version));
-  }
-  // Off the I/O thread: the write-ahead log is copied, which takes a while when it is large.
-  net::post(exports_, [this, dir = std::move(dir), version, respond = std::move(respond)] {
-    if (auto ec = store_.Checkpoint(dir)) {
-      if (ec == storage::make_error_code(storage::Errc::kInvalidArgument)) {
-        return respond(ErrorResponse(400, "invalid_dir",
-                                     "\"" + dir + "\" exists already; a checkpoint goes into a "
-                                     "new directory",
-                                     version));
-      }
-      return respond(ErrorResponse(500, "checkpoint_failed",
-                                   "the checkpoint into \"" + dir + "\" failed: " + ec.message() +
-                                       "; remove what it left there before retrying",
-                                   version));
-    }
-    respond(JsonResponse(200, boost::json::serialize(boost::json::object{{"checkpoint", dir}}),
-                         version));
-  });
-}
 
-Response Router::HandleHealth(const Request& request) {
-  std::string_view target = OriginFormTarget(request.target());
-  std::string_view path = target.substr(0, target.find('?'));
-  const unsigned version = request.version();
-  if (path == "/healthz" || path == "/readyz") {
-    if (request.method() != http::verb::get) {
-      Response res = ErrorResponse(405, "method_not_allowed", "use GET", version);
-      res.set(http::field::allow, "GET");
-      return res;
-    }
-    if (path == "/healthz") return JsonResponse(200, R"({"status":"ok"})", version);
-    const storage::Store::Health health = store_.GetHealth();
-    boost::json::object body;
-    if (health.writable) {
-      const std::string message = "storage is not writable: " + health.writable.message();
-      body["error"] = boost::json::object{{"code", "not_ready"}, {"message", message}};
-      body["status"] = "not_ready";
-    } else {
-      body["status"] = "ready";
-    }
-    if (!health.write_failure.empty()) {
-      body["write_failure"] = util::ToValidUtf8(health.write_failure);
-    }
-    if (!health.wal_recovery.empty()) {
-      body["wal_recovery"] = util::ToValidUtf8(health.wal_recovery);
-    }
-    return JsonResponse(health.writable ? 503 : 200, boost::json::serialize(body), version);
-  }
-  return ErrorResponse(404, "not_found",
-                       "no such endpoint: " + std::string(path) + " (admin serves /healthz, /metrics, "
-                       "/readyz, POST /checkpoint)",
-                       version);
-}
 
 }  // namespace cartwatch::collector

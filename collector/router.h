@@ -1,7 +1,8 @@
 // Router: all HTTP meaning of the collector. Maps one parsed request to one response:
 // routing, write/secret keys, CORS, content types, gzip, rate limits, ingest through the
-// store's group commit, the events export, and the profile API (customers, visitors, erase). It does no socket I/O, so tests can call
-// it directly.
+// store's group commit (router.cc), the events export and the profile API (customers,
+// visitors, erase: query_api.cc), and the admin listener (admin.cc). It does no socket
+// I/O, so tests can call it directly.
 //
 // Private to collector/. Thread safety: Handle and HandleAdmin may be called concurrently
 // from any number of I/O threads.
@@ -98,8 +99,6 @@ class Router {
   void HandlePixel(Request&& request, std::string_view type, std::string_view query,
                    Respond respond, const boost::asio::ip::address& client);
   void HandleEvents(const Request& request, std::string_view query, Respond respond);
-  // GET /cartwatch.js: the embedded tracker (collector/tracker_script.h).
-  Response HandleTracker(const Request& request, std::string_view query);
   enum class Profile { kCustomer, kVisitor };
   // /healthz, /readyz, and the 404 of the admin listener.
   Response HandleHealth(const Request& request);
