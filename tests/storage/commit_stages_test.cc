@@ -16,11 +16,11 @@
 #include "storage/state.h"
 #include "storage/state_stage.h"
 #include "tests/profiles/helpers.h"
+#include "tests/storage/temp_db.h"
 
 namespace cartwatch::storage {
 namespace {
 
-namespace fs = std::filesystem;
 namespace h = profiles::helpers;
 
 // Every key the batch puts, in order ("<column family id>:<key>").
@@ -36,25 +36,8 @@ std::vector<std::string> PutKeys(const rocksdb::WriteBatch& batch) {
   return handler.keys;
 }
 
-class CommitStagesTest : public ::testing::Test {
+class CommitStagesTest : public TempDbTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("cartwatch-stages-test-" + std::to_string(std::random_device{}()));
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), &db).ok());
-    db_.reset(db);
-  }
-  void TearDown() override {
-    db_.reset();
-    fs::remove_all(dir_);
-  }
-  rocksdb::ColumnFamilyHandle* cf() { return db_->DefaultColumnFamily(); }
-
-  fs::path dir_;
-  std::unique_ptr<rocksdb::DB> db_;
   rocksdb::WriteBatch batch_;
 };
 

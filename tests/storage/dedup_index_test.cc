@@ -10,30 +10,17 @@
 
 #include "storage/dedup_index.h"
 #include "storage/keys.h"
+#include "tests/storage/temp_db.h"
 
 namespace cartwatch::storage {
 namespace {
 
-namespace fs = std::filesystem;
 using std::chrono::hours;
 
 constexpr std::int64_t kHour = 3'600'000;
 
-class DedupIndexTest : public ::testing::Test {
+class DedupIndexTest : public TempDbTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("cartwatch-dedup-test-" + std::to_string(std::random_device{}()));
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.string(), &db).ok());
-    db_.reset(db);
-  }
-  void TearDown() override {
-    db_.reset();
-    fs::remove_all(dir_);
-  }
   // One commit of `ids` received at `at`, written (or not) as the store writes it.
   std::vector<bool> Commit(DedupIndex& index, std::vector<std::string> ids, std::int64_t at,
                            bool written = true) {
@@ -47,7 +34,7 @@ class DedupIndexTest : public ::testing::Test {
     index.End(written, stored);
     return entered;
   }
-  rocksdb::ColumnFamilyHandle* log() { return db_->DefaultColumnFamily(); }
+  rocksdb::ColumnFamilyHandle* log() { return cf(); }
   std::size_t LogRecords() {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     std::size_t n = 0;
@@ -55,8 +42,6 @@ class DedupIndexTest : public ::testing::Test {
     return n;
   }
 
-  fs::path dir_;
-  std::unique_ptr<rocksdb::DB> db_;
   std::uint64_t last_id_ = 0;
 };
 
