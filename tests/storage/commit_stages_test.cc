@@ -4,9 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
-#include <filesystem>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 

@@ -3,9 +3,7 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
-#include <filesystem>
 #include <memory>
-#include <random>
 #include <string>
 
 #include "storage/dedup_index.h"
