@@ -116,6 +116,7 @@ class RocksStore final : public Store, private CommitQueue::RoundWriter {
       return s;
     }
     db_ = std::move(opened.db);
+    background_errors_recovered_.store(0);  // a new DB counts its own
     handles_ = std::move(opened.handles);
     events_ = opened.events;
     dedup_log_ = opened.dedup_log;
@@ -246,9 +247,13 @@ class RocksStore final : public Store, private CommitQueue::RoundWriter {
       done(EraseResult{.error = Errc::kInvalidArgument});
       return;
     }
-    Pending erase{EraseRequest{
-        .site = std::move(site), .user_id = std::move(user_id), .done = std::move(done)}};
-    if (!commits_.Queue(erase)) std::get<EraseRequest>(erase.request).done({.error = Errc::kClosed});
+    Pending erase{EraseRequest{.site = std::move(site),
+                               .user_id = std::move(user_id),
+                               .only_visitors = {},
+                               .done = std::move(done)}};
+    if (!commits_.Queue(erase)) {
+      std::get<EraseRequest>(erase.request).done(EraseResult{.error = Errc::kClosed});
+    }
   }
 
   boost::system::error_code PurgeErasedEvents() override {
@@ -451,7 +456,8 @@ class RocksStore final : public Store, private CommitQueue::RoundWriter {
     db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &stopped);
     db_->GetIntProperty(rocksdb::DB::Properties::kBackgroundErrors, &background_errors);
     if (stopped) return Errc::kOverloaded;
-    if (background_errors) return Errc::kIoError;
+    // RocksDB's count is cumulative: the errors up to the last recovery are over.
+    if (background_errors > background_errors_recovered_.load()) return Errc::kIoError;
     return {};
   }
 
@@ -888,11 +894,14 @@ class RocksStore final : public Store, private CommitQueue::RoundWriter {
       low_space_.store(false);
     }
     rocksdb::Status s = db_ ? db_->Resume() : rocksdb::Status::IOError("RocksDB is closed");
-    if (!s.ok() && (!db_ || s.severity() >= rocksdb::Status::Severity::kFatalError)) {
-      // RocksDB does not resume after a failed write to its log (the log may end in a
-      // partial record): it is reopened, which recovers the log up to that write.
+    // RocksDB does not resume after a failed write to its log (the log may end in a partial
+    // record), nor while its own recovery is stuck (Resume answers Busy on and on): it is
+    // reopened, which recovers the log up to that write.
+    if (!s.ok() && (!db_ || s.severity() >= rocksdb::Status::Severity::kFatalError ||
+                    ++failed_resumes_ >= kResumesBeforeReopen)) {
       s = ReopenDb();
     }
+    if (s.ok()) failed_resumes_ = 0;
     if (s.ok()) {
       rocksdb::WriteOptions wo;
       wo.sync = options_.fsync;
@@ -910,6 +919,11 @@ class RocksStore final : public Store, private CommitQueue::RoundWriter {
     }
     db_failed_.store(false);
     ClearFailedWriteMark(options_.data_dir);
+    {
+      std::uint64_t background_errors = 0;
+      db_->GetIntProperty(rocksdb::DB::Properties::kBackgroundErrors, &background_errors);
+      background_errors_recovered_.store(background_errors);
+    }
     write_failure_.store(0);
     std::fprintf(stderr, "cartwatch: storage is writable again\n");
     commits_.FlushOnce();  // what was queued while RocksDB was reopened
@@ -1180,7 +1194,14 @@ class RocksStore final : public Store, private CommitQueue::RoundWriter {
   // The Errc of the write that failed (NoteWriteFailure), 0 while writes succeed.
   std::atomic<int> write_failure_{0};
   std::atomic<bool> low_space_{false};  // write_failure_ came from CheckDiskSpace
-  std::atomic<bool> db_failed_{false};  // a write of RocksDB's own failed (NoteWriteFailure)
+  std::atomic<bool> db_failed_{false};
+  // Resume() calls that failed since the last recovery; after kResumesBeforeReopen of them
+  // RocksDB is reopened. Used by the background thread only.
+  static constexpr int kResumesBeforeReopen = 10;
+  int failed_resumes_ = 0;
+  // RocksDB's cumulative count of background errors (rocksdb.background-errors) when the
+  // store last recovered: only errors beyond it make CheckWritable fail.
+  std::atomic<std::uint64_t> background_errors_recovered_{0};  // a write of RocksDB's own failed (NoteWriteFailure)
   // Held shared by the threads that read RocksDB outside the commit (exports, thresholds,
   // purges, retention, CheckWritable), exclusively by ReopenDb while db_ is replaced; the
   // committing thread needs none (ReopenDb holds the commit).
