@@ -424,7 +424,9 @@ TEST_P(StateFaultTest, AFailedRoundAcknowledgesNothingAndTheRecordsStayExact) {
     i += n;
   }
   EXPECT_GE(failed_rounds, 5);
-  if (GetParam() == Fault::kDiskFull) EXPECT_EQ(recovered_anyway, 0);
+  if (GetParam() == Fault::kDiskFull) {
+    EXPECT_EQ(recovered_anyway, 0);
+  }
   EXPECT_GT(faults->refused_writes(), 0u);
 
   auto check = [&](const std::string& when) {
@@ -440,7 +442,9 @@ TEST_P(StateFaultTest, AFailedRoundAcknowledgesNothingAndTheRecordsStayExact) {
       auto stored = store_->ReadCustomer("shop", id);
       ASSERT_TRUE(stored.has_value());
       ASSERT_EQ(stored->has_value(), model.has_customer(id)) << id << when;
-      if (*stored) EXPECT_EQ(**stored, model.customer(id)) << id << when;
+      if (*stored) {
+        EXPECT_EQ(**stored, model.customer(id)) << id << when;
+      }
     }
     auto events = store_->ReadEvents("shop", "", 100'000, SIZE_MAX);
     ASSERT_TRUE(events.has_value());
