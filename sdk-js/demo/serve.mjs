@@ -143,10 +143,31 @@ async function proxy(req, res, { queryUrl, secretKey }, kind, rawId) {
 // scripts, styles and img/*.svg; never serve.mjs or anything outside.
 function fileFor(pathname, trackerFromDemo) {
   if (pathname === '/') return path.join(here, 'index.html');
+  if (pathname === '/layout.html') return null;  // parts of pages, not a page
   if (pathname === '/cartwatch.min.js') return trackerFromDemo ? path.join(root, 'dist/cartwatch.min.js') : null;
   const m = /^\/(img\/)?([A-Za-z0-9_-]+\.(html|js|css|svg))$/.exec(pathname);
   if (!m || (m[1] ? m[3] !== 'svg' : m[3] === 'svg')) return null;
   return path.join(here, m[1] ?? '', m[2]);
+}
+
+// The shared parts of the pages (layout.html), by name: { head, masthead, footer }.
+async function layoutParts() {
+  const text = await fs.readFile(path.join(here, 'layout.html'), 'utf8');
+  const parts = {};
+  const re = /<!-- layout:([a-z]+) -->\n/g;
+  const marks = [...text.matchAll(re)];
+  marks.forEach((m, i) => {
+    const end = i + 1 < marks.length ? marks[i + 1].index : text.length;
+    parts[m[1]] = text.slice(m.index + m[0].length, end).replace(/\n$/, '');
+  });
+  return parts;
+}
+
+// A page with its layout markers and the snippet filled in.
+function renderPage(html, parts, snippet) {
+  return html
+    .replace(/<!-- layout:([a-z]+) -->/g, (marker, name) => parts[name] ?? marker)
+    .replace('<!-- cartwatch -->', snippet);
 }
 
 // Resolves to { url, close() } once listening. `options` are the tracker's (writeKey, host,
@@ -164,6 +185,7 @@ export async function startDemo({
 }) {
   const snippet = await snippetFor(options, trackerFromDemo ? { trackerSrc: '/cartwatch.min.js' } : {});
   const api = { queryUrl: String(queryUrl).replace(/\/+$/, ''), secretKey };
+  const parts = await layoutParts();
   const server = http.createServer(async (req, res) => {
     let pathname;
     try {
@@ -177,7 +199,7 @@ export async function startDemo({
     try {
       if (!file) throw new Error('no such file');
       let body = await fs.readFile(file, 'utf8');
-      if (file.endsWith('.html')) body = body.replace('<!-- cartwatch -->', snippet);
+      if (file.endsWith('.html')) body = renderPage(body, parts, snippet);
       res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] ?? 'text/plain', 'Cache-Control': 'no-store' });
       res.end(body);
     } catch {
