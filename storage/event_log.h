@@ -3,11 +3,20 @@
 // keys"), and a round that stored messages records the last id in meta, in the same batch,
 // so that ids stay monotonic across restarts.
 //
-// Private to storage/. Used by the committing thread only.
+// And the reads of the log by other threads (exports, retention, the replay of the
+// records): functions over the database, each a consistent scan of its own.
+//
+// Private to storage/. The stage is used by the committing thread only; the functions by
+// any thread that holds the database open (RocksStore::db_mu_ shared).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
+
+#include <boost/system/result.hpp>
 
 #include <rocksdb/db.h>
 
@@ -35,5 +44,24 @@ class EventLogStage final : public CommitStage {
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   std::string key_;  // scratch
 };
+
+// The page of the site's events after the cursor `after` (empty: from the first): at most
+// `limit` events, and fewer once they reach `max_bytes`. A cursor that does not decode is
+// Errc::kInvalidArgument.
+boost::system::result<EventPage> ReadEventPage(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* events,
+                                               std::string_view site_prefix,
+                                               std::string_view after, std::size_t limit,
+                                               std::size_t max_bytes);
+
+// Deletes every site's events with an id below `cutoff` (range deletes, one seek a site).
+boost::system::error_code DeleteEventsBelow(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* events,
+                                            std::uint64_t cutoff);
+
+// Calls `apply(site_prefix, id, json)` for each event with an id from `from` on, site by
+// site (a site's events in id order); the first error stops the scan and is returned.
+boost::system::error_code ForEachEventFrom(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* events, std::uint64_t from,
+    const std::function<boost::system::error_code(std::string_view site_prefix, std::uint64_t id,
+                                                  std::string_view json)>& apply);
 
 }  // namespace cartwatch::storage
