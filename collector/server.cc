@@ -192,7 +192,7 @@ class AsioServer final : public Server {
       public_->Start();
       admin_->Start();
     });
-    // A query or the store's maintenance thread that committed one round hands what the
+    // A query or the store's background thread that committed one round hands what the
     // loops queued meanwhile back to the first loop (Store::SetFlushRequester).
     flush_requester_.loop = loops_[0].get();
     flush_requester_.commits = commits_[0].get();

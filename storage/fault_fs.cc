@@ -1,5 +1,7 @@
 #include "storage/fault_fs.h"
 
+#include <optional>
+
 #include <rocksdb/file_system.h>
 
 namespace cartwatch::storage {
@@ -66,6 +68,13 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
     faults_->CountRefused();
     return true;
   }
+  // Why a file may not be created now: the disk is full, or creating fails.
+  std::optional<rocksdb::IOStatus> RefuseCreate() {
+    if (Refuse()) return NoSpace();
+    if (!faults_->create_failing()) return std::nullopt;
+    faults_->CountRefused();
+    return rocksdb::IOStatus::IOError("injected: creating a file failed (EIO)");
+  }
   bool RefuseSync() {
     if (!faults_->sync_failing()) return false;
     faults_->CountRefused();
@@ -93,21 +102,21 @@ class FaultyFileSystem final : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override {
-    if (Refuse()) return NoSpace();
+    if (auto refused = RefuseCreate()) return *refused;
     return Wrap(target()->NewWritableFile(name, options, result, dbg), result);
   }
   rocksdb::IOStatus ReopenWritableFile(const std::string& name,
                                        const rocksdb::FileOptions& options,
                                        std::unique_ptr<rocksdb::FSWritableFile>* result,
                                        rocksdb::IODebugContext* dbg) override {
-    if (Refuse()) return NoSpace();
+    if (auto refused = RefuseCreate()) return *refused;
     return Wrap(target()->ReopenWritableFile(name, options, result, dbg), result);
   }
   rocksdb::IOStatus ReuseWritableFile(const std::string& name, const std::string& old_name,
                                       const rocksdb::FileOptions& options,
                                       std::unique_ptr<rocksdb::FSWritableFile>* result,
                                       rocksdb::IODebugContext* dbg) override {
-    if (Refuse()) return NoSpace();
+    if (auto refused = RefuseCreate()) return *refused;
     return Wrap(target()->ReuseWritableFile(name, old_name, options, result, dbg), result);
   }
 
@@ -120,6 +129,13 @@ class FaultyFileSystem final : public rocksdb::FileSystemWrapper {
     if (!faults_->disk_full()) return false;
     faults_->CountRefused();
     return true;
+  }
+  // Why a file may not be created now: the disk is full, or creating fails.
+  std::optional<rocksdb::IOStatus> RefuseCreate() {
+    if (Refuse()) return NoSpace();
+    if (!faults_->create_failing()) return std::nullopt;
+    faults_->CountRefused();
+    return rocksdb::IOStatus::IOError("injected: creating a file failed (EIO)");
   }
   bool RefuseSync() {
     if (!faults_->sync_failing()) return false;

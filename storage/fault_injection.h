@@ -26,6 +26,14 @@ class FaultInjection {
   void SetSyncFailing(bool failing) { sync_failing_.store(failing); }
   bool sync_failing() const { return sync_failing_.load(); }
 
+  // While failing, creating (or reopening, or reusing) a file RocksDB writes fails with an
+  // I/O error (EIO), as a failing disk or a lost mount does; files already open take
+  // appends and syncs. The write-ahead log's next file, a flush's table file and a new
+  // MANIFEST all fail to be created, so a memtable switch fails on the write path or on
+  // RocksDB's flush thread.
+  void SetCreateFailing(bool failing) { create_failing_.store(failing); }
+  bool create_failing() const { return create_failing_.load(); }
+
   // While set (>= 0), the store sees this many bytes free on the data directory's disk
   // instead of what statvfs says (StoreOptions::min_free_bytes).
   void SetFreeBytes(std::int64_t bytes) { free_bytes_.store(bytes); }
@@ -38,6 +46,7 @@ class FaultInjection {
  private:
   std::atomic<bool> disk_full_{false};
   std::atomic<bool> sync_failing_{false};
+  std::atomic<bool> create_failing_{false};
   std::atomic<std::int64_t> free_bytes_{-1};
   std::atomic<std::uint64_t> refused_{0};
 };

@@ -152,7 +152,7 @@ class Store {
 
   // `requester` (nullptr: none) must make an event loop call Flush soon, without blocking
   // (the collector posts one to its first loop). The store calls it, from its own threads,
-  // when one of them answered its queries (or committed a round of the maintenance thread's
+  // when one of them answered its queries (or committed a round of the background thread's
   // writes) and left requests queued by event loops: such a thread then stops instead of
   // committing the event loops' requests. Without a requester it commits on until the
   // queue is empty. `requester` must stay valid until it is replaced; once this returns,

@@ -151,14 +151,10 @@ class HttpTest : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
            ("cartwatch-http-test-" + std::to_string(std::random_device{}()));
-    storage::StoreOptions store_options;
-    store_options.data_dir = dir_.string();
-    store_options.faults = faults_;
-    store_options.recovery_interval = std::chrono::milliseconds(20);
-    std::string error;
-    auto opened = storage::Store::Open(store_options, &error);
-    ASSERT_TRUE(opened.has_value()) << error;
-    store_ = std::make_unique<SwitchableStore>(std::move(*opened));
+    store_options_.data_dir = dir_.string();
+    store_options_.faults = faults_;
+    store_options_.recovery_interval = std::chrono::milliseconds(20);
+    OpenStore();
 
     ServerOptions& options = options_;
     options.listen = "127.0.0.1:0";
@@ -178,6 +174,21 @@ class HttpTest : public ::testing::Test {
                  .rate_burst = 1};
     sites_ = {shop, limited};
     server_ = Server::Start(options, limits_, sites_, *store_, &metrics_);
+  }
+
+  void OpenStore() {
+    std::string error;
+    auto opened = storage::Store::Open(store_options_, &error);
+    ASSERT_TRUE(opened.has_value()) << error;
+    store_ = std::make_unique<SwitchableStore>(std::move(*opened));
+  }
+
+  // Opens the store again with store_options_ as the test changed them, and the server.
+  void RestartStoreAndServer() {
+    server_.reset();
+    store_.reset();
+    OpenStore();
+    RestartServer();
   }
 
   // Starts the server again with options_ and limits_ as the test changed them.
@@ -259,6 +270,7 @@ class HttpTest : public ::testing::Test {
   ServerOptions options_;
   std::vector<Site> sites_;
   std::shared_ptr<storage::FaultInjection> faults_ = std::make_shared<storage::FaultInjection>();
+  storage::StoreOptions store_options_;
   Limits limits_;
   std::unique_ptr<SwitchableStore> store_;
   metrics::Metrics metrics_;  // before server_: the server records into it
@@ -1170,6 +1182,39 @@ TEST_F(HttpTest, FullDiskAnswers503AndRecoversByItself) {
   std::size_t full_copies = 0;
   for (const json::object& e : Events()) full_copies += e.at("messageId").as_string() == "full";
   EXPECT_EQ(full_copies, 1u);
+}
+
+// A failing disk (every fsync fails with EIO, with storage.fsync on): 503
+// storage_unavailable, /readyz 503 with RocksDB's words while the store is read-only, and
+// both back by themselves once syncs succeed again (RocksDB is reopened: a failed log
+// write leaves it read-only); the refused message sent again is stored once.
+TEST_F(HttpTest, FailingSyncsAnswer503AndReadyzRecoversByItself) {
+  store_options_.fsync = true;
+  RestartStoreAndServer();
+  ASSERT_EQ(Post("/v1/track", kTrack).result_int(), 200);
+  faults_->SetSyncFailing(true);
+  const std::string batch = R"({"batch":[{"type":"page","anonymousId":"a","messageId":"eio"}]})";
+  Response failed = Post("/v1/batch", batch);
+  EXPECT_EQ(failed.result_int(), 503) << failed.body();
+  EXPECT_EQ(ErrorCode(failed), "storage_unavailable");
+  EXPECT_FALSE(failed[http::field::retry_after].empty());
+  Response ready = Send(http::verb::get, "/readyz", "", {}, true);
+  EXPECT_EQ(ready.result_int(), 503);
+  EXPECT_NE(ready.body().find("sync failed"), std::string::npos) << ready.body();
+  EXPECT_EQ(Send(http::verb::get, "/healthz", "", {}, true).result_int(), 200);
+
+  faults_->SetSyncFailing(false);
+  int status = 0;
+  for (int i = 0; i < 250 && status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    status = Send(http::verb::get, "/readyz", "", {}, true).result_int();
+  }
+  EXPECT_EQ(status, 200);
+  Response again = Post("/v1/batch", batch);
+  EXPECT_EQ(again.result_int(), 200) << again.body();
+  std::size_t copies = 0;
+  for (const json::object& e : Events()) copies += e.at("messageId").as_string() == "eio";
+  EXPECT_EQ(copies, 1u);
 }
 
 // Idle connections past server.max_connections are closed at once, those within it are

@@ -155,7 +155,7 @@ class FakeStore final : public storage::Store {
                                                        std::size_t max_bytes) override {
     if (site == "broken") return boost::system::error_code(storage::Errc::kCorruption);
     std::uint64_t start = 0;
-    if (!after.empty()) {  // as the real store: storage/store.cc
+    if (!after.empty()) {  // as the real store: ReadEventPage in storage/event_log.cc
       auto id = storage::DecodeCursor(after);
       if (!id) return boost::system::error_code(storage::Errc::kInvalidArgument);
       if (*id == UINT64_MAX) return storage::EventPage{{}, std::string(after)};

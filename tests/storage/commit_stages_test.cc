@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "storage/dedup_index.h"
+#include "storage/erase.h"
 #include "storage/event_log.h"
 #include "storage/keys.h"
 #include "storage/state.h"
@@ -102,6 +103,84 @@ TEST_F(CommitStagesTest, TheStateStageAppliesStagesAndDropsWhatARoundThatFailedA
   off.Attach(&writer, cf());
   ASSERT_FALSE(off.Stored(round, SitePrefix("shop"), 2, m));
   EXPECT_EQ(writer.unwritten(), 0u);
+}
+
+TEST_F(CommitStagesTest, TheEraseStageNumbersJobsOnAndForgetsARoundThatFailed) {
+  // An earlier run left job 5.
+  ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), EraseJobKey(5), "x").ok());
+  EraseStage erase;
+  ASSERT_FALSE(erase.Load(*db_, cf()));
+  StateOptions options;
+  StateWriter writer(db_.get(), cf(), cf(), options);
+  const std::string prefix = SitePrefix("shop");
+  ASSERT_FALSE(writer.Apply(prefix, 1, h::Identify("a:dev,u:anna", h::kT0)));
+
+  CommitRound round{.batch = &batch_, .last_event_id = 1};
+  EraseRequest request{.site = "shop", .user_id = "anna", .only_visitors = {}, .done = {}};
+  EraseResult result;
+  ASSERT_FALSE(erase.Apply(writer, request, round.last_event_id, result));
+  EXPECT_TRUE(result.found);
+  EXPECT_EQ(result.visitors, 1u);
+  ASSERT_FALSE(erase.Finish(round));
+  EXPECT_EQ(PutKeys(batch_), std::vector<std::string>{"0:" + EraseJobKey(6)});
+  erase.End(round, /*written=*/false);
+  EXPECT_FALSE(erase.wrote_jobs());
+
+  // The next round numbers its job 6 again, and a written round moves on.
+  batch_.Clear();
+  ASSERT_FALSE(writer.Apply(prefix, 2, h::Identify("a:dev2,u:bob", h::kT0)));
+  EraseRequest bob{.site = "shop", .user_id = "bob", .only_visitors = {}, .done = {}};
+  ASSERT_FALSE(erase.Apply(writer, bob, 2, result));
+  ASSERT_FALSE(erase.Finish(round));
+  EXPECT_EQ(PutKeys(batch_), std::vector<std::string>{"0:" + EraseJobKey(6)});
+  erase.End(round, /*written=*/true);
+  EXPECT_TRUE(erase.wrote_jobs());
+  batch_.Clear();
+  ASSERT_FALSE(erase.Apply(writer, request, 3, result));
+  ASSERT_FALSE(erase.Finish(round));
+  EXPECT_EQ(PutKeys(batch_), std::vector<std::string>{"0:" + EraseJobKey(7)});
+  // Only some visitors: no job.
+  erase.End(round, true);
+  batch_.Clear();
+  EraseRequest some{.site = "shop", .user_id = "anna", .only_visitors = {"dev"}, .done = {}};
+  ASSERT_FALSE(erase.Apply(writer, some, 3, result));
+  ASSERT_FALSE(erase.Finish(round));
+  EXPECT_TRUE(PutKeys(batch_).empty());
+}
+
+TEST_F(CommitStagesTest, EventLogScansSeekSiteBySite) {
+  rocksdb::WriteBatch batch;
+  for (const char* site : {"a", "bb", "c"}) {
+    for (std::uint64_t id : {10, 20, 30}) batch.Put(EventKey(SitePrefix(site), id), site);
+  }
+  ASSERT_TRUE(db_->Write(rocksdb::WriteOptions(), &batch).ok());
+  std::vector<std::string> seen;
+  ASSERT_FALSE(ForEachEventFrom(*db_, cf(), 20,
+                                [&](std::string_view prefix, std::uint64_t id, std::string_view json) {
+                                  seen.push_back(std::string(json) + std::to_string(id));
+                                  return boost::system::error_code();
+                                }));
+  // Sites in key order: a site prefix is its length, then its name.
+  EXPECT_EQ(seen, (std::vector<std::string>{"a20", "a30", "c20", "c30", "bb20", "bb30"}));
+
+  auto page = ReadEventPage(*db_, cf(), SitePrefix("bb"), "", 2, 1 << 20);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->next_cursor, EncodeCursor(20));
+  page = ReadEventPage(*db_, cf(), SitePrefix("bb"), page->next_cursor, 10, 1 << 20);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].json, "bb");
+  EXPECT_FALSE(ReadEventPage(*db_, cf(), SitePrefix("bb"), "nope", 10, 1 << 20));
+
+  ASSERT_FALSE(DeleteEventsBelow(*db_, cf(), 30));
+  seen.clear();
+  ASSERT_FALSE(ForEachEventFrom(*db_, cf(), 0,
+                                [&](std::string_view, std::uint64_t id, std::string_view json) {
+                                  seen.push_back(std::string(json) + std::to_string(id));
+                                  return boost::system::error_code();
+                                }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"a30", "c30", "bb30"}));
 }
 
 }  // namespace

@@ -36,6 +36,7 @@ class FailureTest : public ::testing::TestWithParam<bool> {
   }
   void TearDown() override {
     faults_->SetDiskFull(false);
+    faults_->SetCreateFailing(false);
     store_.reset();
     fs::remove_all(dir_);
   }
@@ -161,6 +162,40 @@ TEST_P(FailureTest, LowDiskSpaceRefusesWritesBeforeRocksDbRunsOut) {
   const std::set<std::string> stored = StoredIds();
   EXPECT_TRUE(stored.count("plenty") && stored.count("after"));
   EXPECT_FALSE(stored.count("still-low"));
+}
+
+// A disk that cannot create files (the next write-ahead log, a flush's table file): the
+// write that needs one fails and is not acknowledged, the store refuses writes (so /readyz
+// is 503) until files can be created again, then recovers by itself; every acknowledged
+// message survives, before and after a restart.
+TEST_P(FailureTest, FailingFileCreationStopsWritesUntilItClears) {
+  options_.write_buffer_bytes = 64 << 10;  // a memtable switch every few hundred messages
+  Reopen();
+  std::set<std::string> acknowledged;
+  ASSERT_FALSE(Append("before").error);
+  acknowledged.insert("before");
+  faults_->SetCreateFailing(true);
+  AppendResult refused;
+  for (int i = 0; i < 20'000 && !refused.error; ++i) {
+    const std::string id = "create-" + std::to_string(i) + std::string(200, 'x');
+    refused = Append(id);
+    if (!refused.error) acknowledged.insert(id);
+  }
+  ASSERT_TRUE(refused.error) << "no write needed a new file";
+  EXPECT_EQ(refused.error, make_error_code(Errc::kIoError)) << refused.error.message();
+  EXPECT_GT(faults_->refused_writes(), 0u);
+  EXPECT_TRUE(store_->CheckWritable());
+  EXPECT_NE(store_->GetHealth().write_failure.find("creating a file failed"), std::string::npos)
+      << store_->GetHealth().write_failure;
+  EXPECT_TRUE(Append("while-failing").error);
+
+  faults_->SetCreateFailing(false);
+  ASSERT_TRUE(WaitWritable(true)) << store_->GetHealth().write_failure;
+  ASSERT_FALSE(Append("after").error);
+  acknowledged.insert("after");
+  EXPECT_EQ(StoredIds(), acknowledged);
+  Reopen();
+  EXPECT_EQ(StoredIds(), acknowledged);
 }
 
 // Writers and readers keep going while the disk fills and empties again, several times:
