@@ -42,6 +42,8 @@ void Background::Loop() {
   Clock::time_point next_purge = Clock::now();  // jobs left by an earlier run, at once
   const bool retention = intervals_.retention.count() > 0;
   Clock::time_point next_retention = retention ? Clock::now() : Clock::time_point::max();
+  const bool timers = intervals_.timers.count() > 0;
+  Clock::time_point next_timers = timers ? Clock::now() : Clock::time_point::max();
   while (!stopping_) {
     woken_ = false;
     const Clock::time_point now = Clock::now();
@@ -65,6 +67,16 @@ void Background::Loop() {
       next_retention = Clock::now() + intervals_.retention;
       continue;
     }
+    if (now >= next_timers) {
+      lock.Unlock();
+      auto ec = jobs_.FireTimers();
+      lock.Lock();
+      if (ec && !stopping_) {
+        std::fprintf(stderr, "cartwatch: firing due timers failed (%s)\n", ec.message().c_str());
+      }
+      next_timers = Clock::now() + intervals_.timers;
+      continue;
+    }
     if (now >= next_thresholds) {
       lock.Unlock();
       auto ec = jobs_.RecomputeThresholds();
@@ -85,7 +97,7 @@ void Background::Loop() {
     lock.Lock();
     if (stopping_ || purge_requested_ || woken_) continue;
     wake_.WaitUntil(mu_, failed ? Clock::now() + intervals_.recovery
-                                : std::min({next_thresholds, next_purge, next_retention}));
+                                : std::min({next_thresholds, next_purge, next_retention, next_timers}));
   }
 }
 

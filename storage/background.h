@@ -1,8 +1,9 @@
 // Background: the store's own thread for the work that is neither an ingest commit nor a
 // client's read: the event purges of erase jobs (as soon as a round commits one), retention
 // (every StoreOptions::retention_interval, first at once), the sites' RFM/ABC thresholds
-// (every StoreOptions::thresholds_interval, the first a minute after opening) and, after a
-// failed write, the attempts to recover (every StoreOptions::recovery_interval).
+// (every StoreOptions::thresholds_interval, the first a minute after opening), the rule
+// engine's due timers (every StoreOptions::timer_tick) and, after a failed write, the
+// attempts to recover (every StoreOptions::recovery_interval).
 //
 // It knows no RocksDB: it decides when, and Jobs (the store) does the work. Each job runs
 // with no lock of this class held, so a job may block on the committing thread.
@@ -34,6 +35,8 @@ class Background {
     virtual boost::system::error_code ApplyRetention() = 0;
     // Recomputes every site's RFM quintiles and ABC classes; an error is logged.
     virtual boost::system::error_code RecomputeThresholds() = 0;
+    // Fires the rule engine's due timers.
+    virtual boost::system::error_code FireTimers() = 0;
     // Whether a write failed and the store is not writable (WriteHealth).
     virtual bool WriteFailed() = 0;
     // One attempt to make the store writable again.
@@ -44,6 +47,7 @@ class Background {
     std::chrono::milliseconds thresholds{std::chrono::hours(1)};
     std::chrono::milliseconds retention{0};  // 0: no retention
     std::chrono::milliseconds recovery{std::chrono::seconds(1)};
+    std::chrono::milliseconds timers{0};  // 0: no timers to fire
   };
 
   Background(Jobs& jobs, Intervals intervals) : jobs_(jobs), intervals_(intervals) {}

@@ -175,6 +175,8 @@ void RocksStore::Commit(std::vector<Pending>& work) {
   results.assign(work.size(), AppendResult{});
   std::vector<EraseResult>& erased = sc.erased;
   erased.assign(work.size(), EraseResult{});
+  std::vector<FireResult>& fired = sc.fired;
+  fired.assign(work.size(), FireResult{});
   // A failed commit dropped the records in memory: rebuilt first, or this one fails too.
   // Refused before anything is applied: the records in memory stay as they are.
   bool low_space_started = false;
@@ -203,6 +205,10 @@ void RocksStore::Commit(std::vector<Pending>& work) {
     if (std::holds_alternative<ReadRequest>(work[i].request)) continue;  // after the write
     if (auto* request = std::get_if<EraseRequest>(&work[i].request)) {
       ec = erase_.Apply(*state_, *request, round.last_event_id, erased[i]);
+      continue;
+    }
+    if (auto* request = std::get_if<FireRequest>(&work[i].request)) {
+      ec = firing_.Apply(*request, round, fired[i]);
       continue;
     }
     const auto& append = std::get<AppendRequest>(work[i].request);
@@ -250,7 +256,10 @@ void RocksStore::Commit(std::vector<Pending>& work) {
   for (CommitStage* stage : stages_) stage->End(round, /*written=*/!ec);
   if (ec) state_needs_replay_ = true;
   for (std::size_t i = 0; i < work.size(); ++i) {
-    if (auto* erase = std::get_if<EraseRequest>(&work[i].request)) {
+    if (auto* fire = std::get_if<FireRequest>(&work[i].request)) {
+      if (ec) fired[i] = FireResult{.error = ec};
+      fire->done(fired[i]);
+    } else if (auto* erase = std::get_if<EraseRequest>(&work[i].request)) {
       if (ec) erased[i] = EraseResult{.error = ec};
       erase->done(erased[i]);
     } else if (auto* append = std::get_if<AppendRequest>(&work[i].request)) {

@@ -1,6 +1,6 @@
 // The requests the store's commit queue carries, one type a kind: the committing thread
-// tells them apart by type, not by which fields happen to be set. The rule engine's and
-// the outbox's kinds (due timers, delivery results) join this variant.
+// tells them apart by type, not by which fields happen to be set. The outbox's delivery
+// results join this variant.
 //
 // Private to storage/. Plain values; each is handled by the committing thread.
 #pragma once
@@ -44,7 +44,14 @@ struct ReadRequest {
   bool write_state = false;
 };
 
-using Request = std::variant<AppendRequest, EraseRequest, ReadRequest>;
+// Fire the timers due by `now` (Unix ms), at most `limit` of them (Store::FireDueTimers).
+struct FireRequest {
+  std::int64_t now = 0;
+  std::size_t limit = 1000;
+  FireCallback done;
+};
+
+using Request = std::variant<AppendRequest, EraseRequest, ReadRequest, FireRequest>;
 
 // A request in the queue.
 struct Pending {
@@ -69,6 +76,8 @@ struct Pending {
       append->done(AppendResult{.error = ec});
     } else if (auto* erase = std::get_if<EraseRequest>(&request)) {
       erase->done(EraseResult{.error = ec});
+    } else if (auto* fire = std::get_if<FireRequest>(&request)) {
+      fire->done(FireResult{.error = ec});
     } else {
       std::get<ReadRequest>(request).read(ec);
     }

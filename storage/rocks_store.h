@@ -4,7 +4,8 @@
 //   store.h (Store, the interface) <- rocks_store.h (this class)
 //   rocks_store.h -> commit_queue.h   the queue of requests and its rounds (no RocksDB)
 //                 -> commit_stage.h   the stages of a round: dedup_index.h, event_log.h,
-//                                     state_stage.h (-> state.h), erase.h
+//                                     state_stage.h (-> state.h), timers.h, erase.h,
+//                                     firing.h, outbox.h (timers and firing -> rules/)
 //                 -> background.h     the store's own thread (no RocksDB)
 //                 -> write_health.h   whether writes succeed, and why not
 //                 -> schema.h         opening the database; event_log.h, erase.h and
@@ -38,11 +39,14 @@
 #include "storage/dedup_index.h"
 #include "storage/erase.h"
 #include "storage/event_log.h"
+#include "storage/firing.h"
 #include "storage/info_log.h"
+#include "storage/outbox.h"
 #include "storage/requests.h"
 #include "storage/state.h"
 #include "storage/state_stage.h"
 #include "storage/store.h"
+#include "storage/timers.h"
 #include "storage/write_health.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
@@ -82,6 +86,11 @@ class RocksStore final : public Store,
   const profiles::Options& profile_options() const override { return options_.profiles; }
   boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) override;
   boost::system::error_code CheckWritable() override;
+  FireResult FireDueTimers(std::int64_t now, std::size_t limit) override;
+  boost::system::result<DeliveryList> ReadDeliveries(std::string_view site,
+                                                     std::string_view status,
+                                                     std::string_view after,
+                                                     std::size_t limit) override;
   Health GetHealth() override;
   boost::system::error_code Checkpoint(const std::string& dir) override;
   void Close() override;
@@ -95,8 +104,10 @@ class RocksStore final : public Store,
   // event id, the dedup index, the erase job numbers and the replay point.
   // REQUIRES: the committing thread, or before the store is shared.
   bool LoadFromDb(std::string* error_message);
-  // Creates the state writer over the open database and attaches the stages to it.
+  // Creates the state writer over the open database and attaches the stages to it; before
+  // the database closes, detaches them.
   void AttachStages();
+  void DetachStages();
   // Closes RocksDB without writing: after a failed write RocksDB may refuse to flush or
   // sync its write-ahead log (and Debian's build asserts when asked to), so the log files
   // are fsync'ed by name instead (SyncWalFiles).
@@ -117,6 +128,8 @@ class RocksStore final : public Store,
     return RecomputeThresholds(util::NowMs());
   }
   bool WriteFailed() override { return health_.failed(); }
+  // Fires every due timer, a thousand a round (none without rules).
+  boost::system::error_code FireTimers() override;
   // Asks RocksDB to leave its error state (a no-op when it is in none), reopening it when
   // it will not, and proves with a small write that the disk takes writes again.
   void TryToRecover() override;
@@ -163,6 +176,7 @@ class RocksStore final : public Store,
     rocksdb::WriteBatch batch;
     std::vector<AppendResult> results;
     std::vector<EraseResult> erased;
+    std::vector<FireResult> fired;
   };
 
   const StoreOptions options_;
@@ -175,6 +189,8 @@ class RocksStore final : public Store,
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* visitors_ = nullptr;
   rocksdb::ColumnFamilyHandle* customers_ = nullptr;
+  rocksdb::ColumnFamilyHandle* timers_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_cf_ = nullptr;
   // Held shared by the threads that read RocksDB outside the commit (exports, thresholds,
   // purges, retention, CheckWritable), exclusively by ReopenDb while db_ is replaced; the
   // committing thread needs none (ReopenDb holds the commit).
@@ -197,8 +213,12 @@ class RocksStore final : public Store,
   DedupIndex dedup_{options_.dedup_window, options_.dedup_max_ids};
   EventLogStage event_log_;
   StateStage state_stage_{options_.apply_state};
+  TimerStage timers_{options_.rules, options_.profiles};
   EraseStage erase_;
-  CommitStage* const stages_[4] = {&dedup_, &event_log_, &state_stage_, &erase_};
+  Firing firing_{options_.rules, options_.profiles};
+  Outbox outbox_;
+  CommitStage* const stages_[7] = {&dedup_,  &event_log_, &state_stage_, &timers_,
+                                   &erase_, &firing_,    &outbox_};
 
   // The queue of requests and who commits them; this store writes its rounds.
   CommitQueue commits_{CommitQueue::Bounds{.round_messages = options_.max_round_messages,
@@ -208,9 +228,13 @@ class RocksStore final : public Store,
                        *this};
 
   WriteHealth health_{options_};
-  Background background_{*this, Background::Intervals{.thresholds = options_.thresholds_interval,
-                                                       .retention = options_.retention,
-                                                       .recovery = options_.recovery_interval}};
+  Background background_{
+      *this, Background::Intervals{.thresholds = options_.thresholds_interval,
+                                   .retention = options_.retention,
+                                   .recovery = options_.recovery_interval,
+                                   .timers = options_.rules.rules.empty()
+                                                 ? std::chrono::milliseconds(0)
+                                                 : options_.timer_tick}};
   util::Mutex purge_mu_;  // one PurgeErasedEvents at a time
   // Resume() calls that failed since the last recovery; after kResumesBeforeReopen of them
   // RocksDB is reopened. The background thread's.

@@ -95,6 +95,11 @@ rocksdb::Status OpenDatabase(const StoreOptions& options, rocksdb::WALRecoveryMo
   people.memtable_prefix_bloom_size_ratio = 0.05;
   people.memtable_whole_key_filtering = true;
 
+  // Timers are written once and deleted once, in due order; the outbox is appended.
+  rocksdb::ColumnFamilyOptions rules;
+  rules.compression_per_level = per_level;
+  rules.table_factory = table_options(false);
+
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, meta},
       {kEventsCf, events},
@@ -102,6 +107,8 @@ rocksdb::Status OpenDatabase(const StoreOptions& options, rocksdb::WALRecoveryMo
       {kMetaCf, meta},
       {kVisitorsCf, people},
       {kCustomersCf, people},
+      {kTimersCf, rules},
+      {kOutboxCf, rules},
   };
   std::vector<std::string> existing;
   bool legacy_dedup = false;
@@ -123,6 +130,8 @@ rocksdb::Status OpenDatabase(const StoreOptions& options, rocksdb::WALRecoveryMo
   out.meta = handles[3];
   out.visitors = handles[4];
   out.customers = handles[5];
+  out.timers = handles[6];
+  out.outbox = handles[7];
   if (legacy_dedup) {
     s = out.db->DropColumnFamily(handles.back());
     if (!s.ok()) {
@@ -139,7 +148,7 @@ void Database::Close() {
   handles.clear();
   if (db) db->Close().PermitUncheckedError();
   db.reset();
-  events = dedup_log = meta = visitors = customers = nullptr;
+  events = dedup_log = meta = visitors = customers = timers = outbox = nullptr;
 }
 
 }  // namespace cartwatch::storage

@@ -24,6 +24,8 @@ inline constexpr char kDedupLogCf[] = "dedup_log";
 inline constexpr char kMetaCf[] = "meta";
 inline constexpr char kVisitorsCf[] = "visitors";
 inline constexpr char kCustomersCf[] = "customers";
+inline constexpr char kTimersCf[] = "timers";  // the rule engine's timers and marks
+inline constexpr char kOutboxCf[] = "outbox";  // the rule engine's actions
 // The random-key dedup index of earlier versions; dropped when found (docs/storage.md).
 inline constexpr char kLegacyDedupCf[] = "dedup";
 
@@ -37,6 +39,8 @@ struct Database {
   rocksdb::ColumnFamilyHandle* meta = nullptr;       // counters, replay point, jobs, thresholds
   rocksdb::ColumnFamilyHandle* visitors = nullptr;
   rocksdb::ColumnFamilyHandle* customers = nullptr;
+  rocksdb::ColumnFamilyHandle* timers = nullptr;  // storage/timers.h
+  rocksdb::ColumnFamilyHandle* outbox = nullptr;  // storage/outbox.h
 
   // Closes the handles and the DB without writing anything more. Idempotent.
   void Close();

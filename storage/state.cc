@@ -226,6 +226,8 @@ void StateWriter::Join(EntryBase& a, EntryBase& b) {
 
 boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::uint64_t event_id,
                                              std::string_view json) {
+  has_change_ = false;
+  bool customer_created = false, visitor_created = false;
   // Parsed into the writer's own Event, which keeps its strings' memory for the next one.
   if (!profiles::ParseEventInto(json, event_)) return {};
   const profiles::Event& event = event_;
@@ -287,16 +289,32 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     } else if (!customer->present) {
       customer->record = profiles::Customer();
       customer->present = true;
+      customer_created = true;
     }
   }
   if (visitor && !visitor->present) {
     visitor->record = profiles::Visitor();
     visitor->present = true;
+    visitor_created = true;
   }
 
+  // The person the message belongs to, before it: what the rule engine compares with.
+  if (observe_changes_) {
+    change_.before = rules::Snapshot(
+        customer != nullptr
+            ? rules::PersonOf(customer_created ? nullptr : &customer->record, nullptr)
+            : rules::PersonOf(nullptr, visitor_created ? nullptr : &visitor->record));
+  }
   const profiles::Outcome outcome =
       profiles::Apply(event, visitor ? &visitor->record : nullptr,
                       customer ? &customer->record : nullptr, options_.profiles);
+  if (observe_changes_ && (customer != nullptr || visitor != nullptr)) {
+    change_.at = event.at;
+    change_.person = rules::PersonOf(customer ? &customer->record : nullptr,
+                                     visitor ? &visitor->record : nullptr);
+    change_.order_added = outcome.order_added;
+    has_change_ = true;
+  }
   if (visitor) Touch(*visitor, event_id);
   if (customer) Touch(*customer, event_id);
   if (visitor && customer) Join(*visitor, *customer);
@@ -318,6 +336,7 @@ boost::system::result<std::vector<std::string>> StateWriter::EraseVisitors(
     std::string_view site_prefix, std::string_view user_id,
     const std::vector<std::string>& anonymous_ids) {
   write_all_ = true;
+  has_change_ = false;
   std::vector<std::string> erased;
   for (const std::string& anonymous_id : anonymous_ids) {
     auto visitor = Load(visitors_, site_prefix, anonymous_id);
@@ -336,6 +355,7 @@ boost::system::result<std::vector<std::string>> StateWriter::EraseVisitors(
 boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view site_prefix,
                                                              std::string_view user_id) {
   write_all_ = true;
+  has_change_ = false;
   auto loaded = Load(customers_, site_prefix, user_id);
   if (!loaded) return loaded.error();
   Entry<profiles::Customer>* customer = *loaded;
@@ -438,6 +458,7 @@ std::optional<std::uint64_t> StateWriter::replay_from() const {
 
 void StateWriter::Finish(bool written) {
   write_all_ = false;
+  has_change_ = false;
   if (!written) {
     Discard();
     return;
@@ -452,6 +473,7 @@ void StateWriter::Finish(bool written) {
 }
 
 void StateWriter::Discard() {
+  has_change_ = false;
   lru_.clear();
   unwritten_.clear();
   staged_.clear();

@@ -34,6 +34,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "profiles/profiles.h"
+#include "rules/rules.h"
 
 namespace cartwatch::storage {
 
@@ -66,6 +67,13 @@ class StateWriter {
   // warning is printed): it can be rebuilt from the event log.
   boost::system::error_code Apply(std::string_view site_prefix, std::uint64_t event_id,
                                   std::string_view json);
+
+  // With `observe` on (the rule engine has rules), Apply keeps what the message did to the
+  // person it belongs to (rules::Change, pointing into the records in memory), until the
+  // next call of Apply, Erase or Finish: last_change(). Off, Apply skips that work.
+  void ObserveChanges(bool observe) { observe_changes_ = observe; }
+  // nullptr when the last Apply changed no person (skipped, replayed, or an alias merge).
+  const rules::Change* last_change() const { return has_change_ ? &change_ : nullptr; }
 
   struct Erased {
     bool found = false;                       // the customer had a record
@@ -186,6 +194,9 @@ class StateWriter {
   bool write_all_ = false;          // an erase in this commit: stage everything
   std::string key_;                 // scratch: the key being looked up
   profiles::Event event_;           // scratch: the message being applied
+  bool observe_changes_ = false;
+  bool has_change_ = false;
+  rules::Change change_;            // the last Apply's, when has_change_
   std::string value_;               // scratch: a value being read or written
 };
 

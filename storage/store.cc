@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <future>
 
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
@@ -86,12 +87,14 @@ rocksdb::Status RocksStore::OpenDb(rocksdb::WALRecoveryMode recovery, std::strin
   meta_ = opened.meta;
   visitors_ = opened.visitors;
   customers_ = opened.customers;
+  timers_cf_ = opened.timers;
+  outbox_cf_ = opened.outbox;
   return s;
 }
 
 void RocksStore::CloseDbAfterFailure() {
   SyncWalFiles(options_.data_dir);
-  state_stage_.Attach(nullptr, nullptr);
+  DetachStages();
   state_.reset();
   handles_.clear();
   if (db_) db_->Close().PermitUncheckedError();
@@ -173,6 +176,11 @@ bool RocksStore::LoadFromDb(std::string* error_message) {
     *error_message += ec.message();
     return false;
   }
+  if (auto ec = outbox_.Load(*db_, meta_, outbox_cf_)) {
+    unreadable("the outbox in ");
+    *error_message += ec.message();
+    return false;
+  }
   state_replay_from_ = last_event_id_ + 1;  // a new database, or one written with its events
   s = db_->Get(rocksdb::ReadOptions(), meta_, kStateReplayFromKey, &value);
   if (s.ok() && value.size() == 8) {
@@ -188,7 +196,20 @@ bool RocksStore::LoadFromDb(std::string* error_message) {
 
 void RocksStore::AttachStages() {
   state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, MakeStateOptions());
+  state_->ObserveChanges(timers_.active());
   state_stage_.Attach(state_.get(), meta_);
+  timers_.Attach(state_.get(), timers_cf_);
+  firing_.Attach(Firing::Parts{.db = db_.get(),
+                               .timers = timers_cf_,
+                               .meta = meta_,
+                               .writer = state_.get(),
+                               .outbox = &outbox_});
+}
+
+void RocksStore::DetachStages() {
+  state_stage_.Attach(nullptr, nullptr);
+  timers_.Attach(nullptr, nullptr);
+  firing_.Attach(Firing::Parts{});
 }
 
 StateOptions RocksStore::MakeStateOptions() const {
@@ -219,7 +240,7 @@ void RocksStore::Close() {
   if (db_) {
     // With fsync off the WAL may still be in the page cache: a clean stop syncs it.
     db_->FlushWAL(/*sync=*/true).PermitUncheckedError();
-    state_stage_.Attach(nullptr, nullptr);
+    DetachStages();
     state_.reset();
     handles_.clear();
     db_->Close().PermitUncheckedError();
@@ -331,6 +352,35 @@ boost::system::error_code RocksStore::CheckWritable() {
   return {};
 }
 
+FireResult RocksStore::FireDueTimers(std::int64_t now, std::size_t limit) {
+  std::promise<FireResult> done;
+  FireRequest fire{.now = now,
+                   .limit = std::max<std::size_t>(limit, 1),
+                   .done = [&done](const FireResult& r) { done.set_value(r); }};
+  if (!commits_.QueueAndCommit(Pending{std::move(fire)})) {
+    return FireResult{.error = Errc::kClosed};
+  }
+  return done.get_future().get();
+}
+
+boost::system::result<DeliveryList> RocksStore::ReadDeliveries(std::string_view site,
+                                                               std::string_view status,
+                                                               std::string_view after,
+                                                               std::size_t limit) {
+  if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
+  std::optional<DeliveryStatus> wanted;
+  if (!status.empty()) {
+    wanted = DeliveryStatusNamed(status);
+    if (!wanted) return boost::system::error_code(Errc::kInvalidArgument);
+  }
+  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
+  util::ReaderLock db_lock(db_mu_);
+  if (!db_) return health_.DbUnavailable();
+  auto page = storage::ReadDeliveries(*db_, outbox_cf_, SitePrefix(site), wanted, after, limit);
+  if (!page) return page.error();
+  return DeliveryList{std::move(page->deliveries), std::move(page->next_cursor)};
+}
+
 Store::Health RocksStore::GetHealth() {
   Health health;
   health.writable = CheckWritable();
@@ -356,6 +406,15 @@ boost::system::error_code RocksStore::Checkpoint(const std::string& dir) {
 
 boost::system::error_code RocksStore::ApplyRetention() {
   return DeleteEventsBefore(util::NowMs() - options_.retention.count());
+}
+
+boost::system::error_code RocksStore::FireTimers() {
+  // Nothing fires while writes fail: the round would be refused.
+  if (health_.failed()) return {};
+  for (;;) {
+    const FireResult r = FireDueTimers(util::NowMs(), 1000);
+    if (r.error || !r.more || background_.stopping()) return r.error;
+  }
 }
 
 void RocksStore::NoteWriteFailure(const rocksdb::Status& status) {

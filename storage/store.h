@@ -34,6 +34,7 @@
 #include <boost/system/result.hpp>
 
 #include "profiles/profiles.h"
+#include "rules/rules.h"
 #include "storage/types.h"
 #include "util/time.h"
 
@@ -117,6 +118,12 @@ struct StoreOptions {
   std::chrono::milliseconds recovery_interval = std::chrono::seconds(1);
   // A damaged write-ahead log at start: see WalRecovery. Default kAuto.
   WalRecovery wal_recovery = WalRecovery::kAuto;
+  // The rule engine's rules (docs/rules.md): timers armed with the messages, fired every
+  // timer_tick by the store's background thread. None: no timer is armed.
+  rules::RuleSet rules;
+  // How often the due timers are fired. 0: never by the store itself (tests call
+  // FireDueTimers with the time they want). Default 1s.
+  std::chrono::milliseconds timer_tick = std::chrono::seconds(1);
   // Tests only: makes the files RocksDB writes fail on purpose. Not in the config file.
   std::shared_ptr<FaultInjection> faults;
 };
@@ -210,6 +217,21 @@ class Store {
   // by itself (StoreOptions::recovery_interval), Errc::kOverloaded while RocksDB stops
   // writes, Errc::kClosed once Close has begun. Does no I/O.
   virtual boost::system::error_code CheckWritable() = 0;
+
+  // Fires the rule engine's timers due by `now` (Unix ms), at most `limit` (docs/rules.md):
+  // their actions are in the outbox once this returns without error. Blocks until the
+  // committing thread has written them. The store's background thread calls it every
+  // StoreOptions::timer_tick; tests call it with the time they want.
+  virtual FireResult FireDueTimers(std::int64_t now, std::size_t limit = 1000) = 0;
+
+  // The site's outbox entries after the cursor `after` (an entry id; empty: from the
+  // first), oldest first, only those with `status` ("pending", "delivered", "failed",
+  // "dead", "skipped"; empty: any), at most `limit`. Errc::kInvalidArgument for an unknown
+  // status or a cursor that is no entry id.
+  virtual boost::system::result<DeliveryList> ReadDeliveries(std::string_view site,
+                                                             std::string_view status,
+                                                             std::string_view after,
+                                                             std::size_t limit) = 0;
 
   // What /readyz shows beside its status.
   struct Health {

@@ -50,6 +50,26 @@ struct EraseResult {
 };
 using EraseCallback = std::function<void(const EraseResult&)>;
 
+// What one pass over the due timers did (Store::FireDueTimers).
+struct FireResult {
+  boost::system::error_code error;  // empty on success; then everything below is durable
+  std::size_t due = 0;          // timers read
+  std::size_t fired = 0;        // timers that took actions
+  std::size_t stale = 0;        // dropped: the records no longer say what armed them
+  std::size_t not_matched = 0;  // dropped: conditions or the rule's cooldown not met
+  std::size_t held = 0;         // e-mails moved to the end of the quiet hours
+  std::size_t actions = 0;      // outbox entries written (skipped ones included)
+  std::size_t skipped = 0;      // of them, recorded as skipped
+  bool more = false;            // the pass stopped at its limit: more may be due
+};
+using FireCallback = std::function<void(const FireResult&)>;
+
+// A page of GET /v1/deliveries: outbox entries, each a JSON object.
+struct DeliveryList {
+  std::vector<std::string> deliveries;
+  std::string next_cursor;  // resume after the last one listed (or `after` when none)
+};
+
 struct StoredEvent {
   std::string cursor;  // resume after this event with ReadEvents(site, cursor, ...)
   std::string json;

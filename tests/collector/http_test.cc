@@ -115,6 +115,15 @@ class SwitchableStore final : public storage::Store {
   }
   const profiles::Options& profile_options() const override { return real_->profile_options(); }
   boost::system::error_code CheckWritable() override { return real_->CheckWritable(); }
+  storage::FireResult FireDueTimers(std::int64_t now, std::size_t limit) override {
+    return real_->FireDueTimers(now, limit);
+  }
+  boost::system::result<storage::DeliveryList> ReadDeliveries(std::string_view site,
+                                                              std::string_view status,
+                                                              std::string_view after,
+                                                              std::size_t limit) override {
+    return real_->ReadDeliveries(site, status, after, limit);
+  }
   Health GetHealth() override { return real_->GetHealth(); }
   boost::system::error_code Checkpoint(const std::string& dir) override {
     return real_->Checkpoint(dir);

@@ -242,6 +242,17 @@ class FakeStore final : public storage::Store {
   const profiles::Options& profile_options() const override { return options_; }
   boost::system::error_code DeleteEventsBefore(std::int64_t) override { return {}; }
   boost::system::error_code CheckWritable() override { return {}; }
+  storage::FireResult FireDueTimers(std::int64_t, std::size_t) override { return {}; }
+  boost::system::result<storage::DeliveryList> ReadDeliveries(std::string_view site,
+                                                              std::string_view status,
+                                                              std::string_view after,
+                                                              std::size_t) override {
+    if (!status.empty() && status != "pending" && status != "delivered" && status != "failed" &&
+        status != "dead" && status != "skipped") {
+      return boost::system::error_code(storage::Errc::kInvalidArgument);
+    }
+    return storage::DeliveryList{{}, std::string(after)};
+  }
   Health GetHealth() override { return {}; }
   // No I/O: a directory naming "exists" is refused as an existing one would be, one naming
   // "fail" fails as a full disk would; any other absolute path succeeds.

@@ -35,6 +35,10 @@ class CountingJobs final : public Background::Jobs {
     }
     return {};
   }
+  boost::system::error_code FireTimers() override {
+    Count(ticks);
+    return {};
+  }
   bool WriteFailed() override { return failed.load(); }
   void TryToRecover() override {
     Count(recoveries);
@@ -50,7 +54,7 @@ class CountingJobs final : public Background::Jobs {
     return count;
   }
 
-  int purges = 0, retentions = 0, thresholds = 0, recoveries = 0;
+  int purges = 0, retentions = 0, thresholds = 0, recoveries = 0, ticks = 0;
   boost::system::error_code purge_error;
   std::atomic<bool> failed{false};
   int recover_after = 1;
@@ -81,13 +85,22 @@ TEST(BackgroundTest, PurgesAtOnceAndWhenAskedRetentionOnItsInterval) {
   EXPECT_EQ(jobs.Get(jobs.thresholds), 0);  // the first a minute after the start
 }
 
-TEST(BackgroundTest, NoRetentionWhenItIsOff) {
+TEST(BackgroundTest, NoRetentionNorTimersWhenTheyAreOff) {
   CountingJobs jobs;
   Background background(jobs, {.thresholds = 10ms, .retention = 0ms, .recovery = 1h});
   background.Start();
   ASSERT_TRUE(jobs.WaitFor(jobs.thresholds, 3));
   background.Stop();
   EXPECT_EQ(jobs.Get(jobs.retentions), 0);
+  EXPECT_EQ(jobs.Get(jobs.ticks), 0);
+}
+
+TEST(BackgroundTest, FiresTimersEveryTick) {
+  CountingJobs jobs;
+  Background background(jobs, {.thresholds = 1h, .retention = 0ms, .recovery = 1h, .timers = 10ms});
+  background.Start();
+  ASSERT_TRUE(jobs.WaitFor(jobs.ticks, 3));
+  background.Stop();
 }
 
 TEST(BackgroundTest, AFailedPurgeIsRetriedLater) {

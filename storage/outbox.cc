@@ -1,0 +1,145 @@
+#include "storage/outbox.h"
+
+#include <cstdio>
+#include <memory>
+
+#include <rocksdb/iterator.h>
+
+#include "profiles/json_writer.h"
+#include "storage/keys.h"
+#include "storage/status.h"
+
+namespace cartwatch::storage {
+namespace {
+
+std::string OutboxKey(std::string_view site_prefix, std::uint64_t seq) {
+  std::string key(site_prefix);
+  PutBigEndian64(key, seq);
+  return key;
+}
+
+}  // namespace
+
+std::string_view DeliveryStatusName(DeliveryStatus status) {
+  switch (status) {
+    case DeliveryStatus::kPending: return "pending";
+    case DeliveryStatus::kDelivered: return "delivered";
+    case DeliveryStatus::kFailed: return "failed";
+    case DeliveryStatus::kDead: return "dead";
+    case DeliveryStatus::kSkipped: return "skipped";
+  }
+  return "unknown";
+}
+
+std::optional<DeliveryStatus> DeliveryStatusNamed(std::string_view name) {
+  for (DeliveryStatus s : {DeliveryStatus::kPending, DeliveryStatus::kDelivered,
+                           DeliveryStatus::kFailed, DeliveryStatus::kDead,
+                           DeliveryStatus::kSkipped}) {
+    if (DeliveryStatusName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+std::string DeliveryId(std::uint64_t seq) { return "act_" + EncodeCursor(seq); }
+
+std::optional<std::uint64_t> DeliverySeq(std::string_view id) {
+  if (!id.starts_with("act_")) return std::nullopt;
+  return DecodeCursor(id.substr(4));
+}
+
+boost::system::error_code Outbox::Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
+                                       rocksdb::ColumnFamilyHandle* outbox) {
+  meta_ = meta;
+  outbox_ = outbox;
+  last_seq_ = 0;
+  std::string value;
+  rocksdb::Status s = db.Get(rocksdb::ReadOptions(), meta, kLastOutboxSeqKey, &value);
+  if (s.ok() && value.size() == 8) last_seq_ = GetBigEndian64(value.data());
+  if (!s.ok() && !s.IsNotFound()) return FromStatus(s);
+  round_seq_ = last_seq_;
+  return {};
+}
+
+std::string Outbox::Add(CommitRound& round, std::string_view site_prefix,
+                        const OutboxEntry& entry) {
+  const std::uint64_t seq = ++round_seq_;
+  const std::string id = DeliveryId(seq);
+  std::string value(1, static_cast<char>(entry.status));
+  profiles::JsonWriter j(value);
+  j.BeginObject();
+  j.Key("id");
+  j.String(id);
+  j.Key("type");
+  j.String(entry.type);
+  j.Key("status");
+  j.String(DeliveryStatusName(entry.status));
+  j.Key("reason");
+  j.Text(entry.reason);
+  j.Key("created_at");
+  j.Time(entry.created_at);
+  j.Key("rule");
+  j.String(entry.rule);
+  j.Key("stage");
+  j.Int(entry.stage);
+  j.Key("attempts");
+  j.BeginArray();
+  j.EndArray();
+  j.Key("data");
+  j.Raw(entry.data);
+  j.EndObject();
+  round.batch->Put(outbox_, OutboxKey(site_prefix, seq), value);
+  return id;
+}
+
+boost::system::error_code Outbox::Finish(CommitRound& round) {
+  if (round_seq_ != last_seq_) {
+    std::string value;
+    PutBigEndian64(value, round_seq_);
+    round.batch->Put(meta_, kLastOutboxSeqKey, value);
+  }
+  return {};
+}
+
+void Outbox::End(const CommitRound& round, bool written) {
+  if (written) {
+    added_ += round_seq_ - last_seq_;
+    last_seq_ = round_seq_;
+  } else {
+    round_seq_ = last_seq_;
+  }
+}
+
+boost::system::result<DeliveryPage> ReadDeliveries(rocksdb::DB& db,
+                                                   rocksdb::ColumnFamilyHandle* outbox,
+                                                   std::string_view site_prefix,
+                                                   std::optional<DeliveryStatus> status,
+                                                   std::string_view after, std::size_t limit) {
+  std::uint64_t start = 0;
+  if (!after.empty()) {
+    auto seq = DeliverySeq(after);
+    if (!seq) return boost::system::error_code(Errc::kInvalidArgument);
+    if (*seq == UINT64_MAX) return DeliveryPage{{}, std::string(after)};
+    start = *seq + 1;
+  }
+  std::string upper = std::string(site_prefix) + std::string(9, '\xff');
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.fill_cache = false;
+  DeliveryPage page;
+  page.next_cursor = std::string(after);
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(ro, outbox));
+  for (it->Seek(OutboxKey(site_prefix, start)); it->Valid() && page.deliveries.size() < limit;
+       it->Next()) {
+    const rocksdb::Slice key = it->key();
+    const rocksdb::Slice value = it->value();
+    if (key.size() != site_prefix.size() + 8 || value.empty()) continue;
+    page.next_cursor = DeliveryId(GetBigEndian64(key.data() + site_prefix.size()));
+    if (status && value[0] != static_cast<char>(*status)) continue;
+    page.deliveries.emplace_back(value.data() + 1, value.size() - 1);
+  }
+  if (auto ec = FromStatus(it->status())) return ec;
+  return page;
+}
+
+}  // namespace cartwatch::storage

@@ -1,0 +1,90 @@
+// The outbox: every action the rule engine took (a task, an e-mail, or an e-mail recorded
+// as skipped), durable in RocksDB and written in the same batch as the firing that took
+// it, so an action exists exactly once. Webhook delivery (docs/webhooks.md) reads it and
+// records its attempts here; GET /v1/deliveries lists it (docs/api.md).
+//
+// Column family `outbox`: site prefix + u64 big-endian sequence -> a status byte, then the
+// entry as JSON ({"id", "type", "status", "created_at", "rule", "stage", "reason", "data"}).
+// meta "last_outbox_seq": the newest sequence, written with the entries.
+//
+// Private to storage/. The stage and Add are the committing thread's; ReadDeliveries may be
+// called by any thread that holds the database open.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/system/result.hpp>
+#include <rocksdb/db.h>
+
+#include "storage/commit_stage.h"
+#include "storage/types.h"
+
+namespace cartwatch::storage {
+
+inline constexpr std::string_view kLastOutboxSeqKey = "last_outbox_seq";
+
+enum class DeliveryStatus : char {
+  kPending = 'p',
+  kDelivered = 'd',
+  kFailed = 'f',
+  kDead = 'x',
+  kSkipped = 's',
+};
+std::string_view DeliveryStatusName(DeliveryStatus status);  // "pending", ...
+std::optional<DeliveryStatus> DeliveryStatusNamed(std::string_view name);
+
+// The public id of an entry: "act_" + 16 hex digits of its sequence, and back.
+std::string DeliveryId(std::uint64_t seq);
+std::optional<std::uint64_t> DeliverySeq(std::string_view id);
+
+struct OutboxEntry {
+  std::string type;  // "task.created", "email.triggered"
+  DeliveryStatus status = DeliveryStatus::kPending;
+  std::string reason;  // why skipped; empty otherwise
+  std::string rule;
+  int stage = 0;
+  std::int64_t created_at = 0;  // Unix ms
+  std::string data;  // a JSON object
+};
+
+class Outbox final : public CommitStage {
+ public:
+  // After each open of the database: the column families, and the newest sequence.
+  boost::system::error_code Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
+                                 rocksdb::ColumnFamilyHandle* outbox);
+
+  // Puts `entry` of the site into the round's batch; returns its id.
+  std::string Add(CommitRound& round, std::string_view site_prefix, const OutboxEntry& entry);
+
+  boost::system::error_code Finish(CommitRound& round) override;
+  void End(const CommitRound& round, bool written) override;
+
+  // Entries written by rounds since the store opened.
+  std::uint64_t added() const { return added_; }
+
+ private:
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
+  std::uint64_t last_seq_ = 0;   // durable
+  std::uint64_t round_seq_ = 0;  // with the round's entries
+  std::uint64_t added_ = 0;
+};
+
+struct DeliveryPage {
+  std::vector<std::string> deliveries;  // each a JSON object, oldest first
+  std::string next_cursor;              // resume after the last one listed
+};
+
+// The site's entries after the cursor `after` (an entry id; empty: from the first), with
+// `status` when given, at most `limit`. A cursor that is no entry id is kInvalidArgument.
+boost::system::result<DeliveryPage> ReadDeliveries(rocksdb::DB& db,
+                                                   rocksdb::ColumnFamilyHandle* outbox,
+                                                   std::string_view site_prefix,
+                                                   std::optional<DeliveryStatus> status,
+                                                   std::string_view after, std::size_t limit);
+
+}  // namespace cartwatch::storage

@@ -1,0 +1,92 @@
+// The rule engine's timers as a commit stage (storage/commit_stage.h): for each stored
+// message, the timers the rules arm for the person it changed (rules::Plan, over what the
+// state writer applied: StateWriter::last_change) are put into the round's batch, so that
+// a message and the timers it arms are durable together. Nothing is read: a timer that a
+// later message makes pointless is dropped when it falls due (docs/rules.md, "Timers").
+// The records' replay after a crash applies messages outside the stages, so it never arms
+// a timer again.
+//
+// Column family `timers`:
+//   "T" + u64 big-endian due time (Unix ms) + u32 big-endian rules::RuleId + stage (1 byte)
+//       + site prefix + subject kind ('c' customer, 'v' visitor) + subject id
+//       ->  u64 big-endian version
+//   "M" + site prefix + subject kind + subject id  ->  the person's marks (rules::Marks)
+// Timers sort by due time, so firing reads exactly what is due.
+//
+// Private to storage/. The stage is used by the committing thread only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <rocksdb/db.h>
+
+#include "rules/rules.h"
+#include "storage/commit_stage.h"
+#include "storage/state.h"
+
+namespace cartwatch::storage {
+
+inline constexpr char kTimerPrefix = 'T';
+inline constexpr char kMarksPrefix = 'M';
+
+// A person of a site, as keys name them.
+struct SubjectKey {
+  std::string_view site_prefix;
+  rules::SubjectKind kind = rules::SubjectKind::kCustomer;
+  std::string_view id;
+};
+
+// `timer.rule` is the index of its rule in `rules`.
+void TimerKeyInto(std::string& out, const rules::RuleSet& rules, const rules::Timer& timer,
+                  const SubjectKey& subject);
+std::string TimerKey(const rules::RuleSet& rules, const rules::Timer& timer,
+                     const SubjectKey& subject);
+// The first key of the timers due after `due` (every key below it is due by then).
+std::string TimerKeyLimit(rules::EpochMs due);
+struct StoredTimer {
+  rules::Timer timer;  // `rule`: its index in `rules`, when `known_rule`
+  bool known_rule = false;
+  SubjectKey subject;  // views into the key
+};
+std::optional<StoredTimer> DecodeTimer(const rules::RuleSet& rules, std::string_view key,
+                                       std::string_view value);
+
+std::string MarksKey(const SubjectKey& subject);
+
+class TimerStage final : public CommitStage {
+ public:
+  // `rules` and `options` outlive the stage.
+  TimerStage(const rules::RuleSet& rules, const profiles::Options& options)
+      : rules_(rules), options_(options) {}
+
+  // After each open of the database: the state writer to ask and the timers column family.
+  void Attach(StateWriter* writer, rocksdb::ColumnFamilyHandle* timers) {
+    writer_ = writer;
+    timers_ = timers;
+  }
+  bool active() const { return !rules_.rules.empty(); }
+
+  boost::system::error_code Stored(CommitRound& round, std::string_view site_prefix,
+                                   std::uint64_t id, const Message& message) override;
+
+  // Timers armed by written rounds, since the store opened.
+  std::uint64_t armed() const { return armed_; }
+  void Begin(const CommitRound& round) override { round_armed_ = 0; }
+  void End(const CommitRound& round, bool written) override {
+    if (written) armed_ += round_armed_;
+  }
+
+ private:
+  const rules::RuleSet& rules_;
+  const profiles::Options& options_;
+  StateWriter* writer_ = nullptr;
+  rocksdb::ColumnFamilyHandle* timers_ = nullptr;
+  std::string key_;  // scratch
+  std::uint64_t round_armed_ = 0;
+  std::uint64_t armed_ = 0;
+};
+
+}  // namespace cartwatch::storage
