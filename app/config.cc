@@ -276,6 +276,19 @@ ScalarKey WalRecoveryKey() {
           }};
 }
 
+ScalarKey QuietHoursKey() {
+  return {"rule_engine", "quiet_hours", Kind::kString,
+          [](Config& config, const Value& value) -> std::string {
+            const auto& text = std::get<std::string>(value);
+            if (!text.empty() && !rules::ParseQuietHours(text)) {
+              return "must be \"HH:MM-HH:MM\" (24-hour clock, start and end differ), or \"\" "
+                     "for none; got \"" + text + "\"";
+            }
+            config.rule_engine.quiet_hours = text;
+            return {};
+          }};
+}
+
 ScalarKey ListenKey(std::string_view section, std::string_view key, Field<std::string> field) {
   return {section, key, Kind::kString, [field](Config& config, const Value& value) -> std::string {
             const auto& text = std::get<std::string>(value);
@@ -411,6 +424,12 @@ const std::vector<ScalarKey>& ScalarKeys() {
                               [](Config& c) -> auto& { return c.limits.events_page_max; }),
 
       StringKey("templates", "dir", [](Config& c) -> auto& { return c.templates_dir; }),
+
+      DurationKey("rule_engine", "timer_tick", false,
+                  [](Config& c) -> auto& { return c.rule_engine.timer_tick; }, kMaxTimeout),
+      DurationKey("rule_engine", "email_cooldown", true,
+                  [](Config& c) -> auto& { return c.rule_engine.email_cooldown; }),
+      QuietHoursKey(),
   };
   // clang-format on
   return *keys;
@@ -607,7 +626,7 @@ class Loader {
     for (const auto& [key, node] : root) {
       const std::string_view name = key.str();
       if (name == "server" || name == "storage" || name == "profiles" || name == "limits" ||
-          name == "templates") {
+          name == "templates" || name == "rule_engine") {
         LoadScalarSection(name, node);
       } else if (name == "sites") {
         LoadSites(node);
@@ -673,7 +692,11 @@ class Loader {
     }
   }
 
-  Config Take() { return std::move(config_); }
+  Config Take() {
+    config_.storage.rules = ToRuleSet(config_);
+    config_.storage.timer_tick = config_.rule_engine.timer_tick;
+    return std::move(config_);
+  }
 
  private:
   // Where a value came from, in increasing precedence.
@@ -812,64 +835,125 @@ class Loader {
 
   void LoadRules(const toml::node& node) {
     std::set<std::string> names;
+    std::set<std::uint32_t> ids;
     for (const auto& [path, table] : ArrayOfTables(file_, "rules", node)) {
       TableReader rule(file_, path, *table);
-      rule.CheckKnown({"name", "kind", "idle", "after", "adaptive", "factor", "actions", "template",
-                       "cooldown"});
+      rule.CheckKnown({"name", "kind", "idle", "stages", "after", "adaptive", "min_after", "factor",
+                       "actions", "template", "cooldown", "min_cart_value", "segments", "abc"});
       RuleConfig out;
       out.name = rule.RequiredString("name");
       if (!names.insert(out.name).second) {
         rule.Fail("name", "duplicate rule name " + Quote(out.name));
       }
+      if (!ids.insert(rules::RuleId(out.name)).second) {
+        rule.Fail("name", "rename the rule: its name hashes like another rule's (" +
+                              Quote(out.name) + ")");
+      }
+      if (names.size() > 255) rule.Fail("name", "at most 255 rules");
       out.kind = rule.RequiredString("kind");
-      // The timing keys each kind reads; any other one is a mistake worth reporting.
+      // The keys each kind reads; any other one is a mistake worth reporting.
       std::vector<std::string_view> own;
       if (out.kind == "abandoned_cart") {
-        own = {"idle"};
+        own = {"idle", "stages", "min_cart_value"};
+      } else if (out.kind == "cart_filled") {
+        own = {"min_cart_value"};
       } else if (out.kind == "dormant_customer") {
-        own = {"after", "adaptive", "factor"};
+        own = {"after", "adaptive", "min_after", "factor"};
       } else if (out.kind == "high_value_cart") {
-        own = {"factor"};
+        own = {"factor", "min_cart_value"};
+        out.factor = 2;
       } else {
         rule.Fail("kind", "unknown kind " + Quote(out.kind) +
-                              " (use abandoned_cart, dormant_customer or high_value_cart)");
+                              " (use cart_filled, abandoned_cart, dormant_customer or "
+                              "high_value_cart)");
       }
-      for (std::string_view key : {"idle", "after", "adaptive", "factor"}) {
+      for (std::string_view key :
+           {"idle", "stages", "after", "adaptive", "min_after", "factor", "min_cart_value"}) {
         if (rule.Find(key) != nullptr && std::find(own.begin(), own.end(), key) == own.end()) {
           rule.Fail(key, "not used by kind " + Quote(out.kind));
+        }
+      }
+      if (rule.Find("stages") != nullptr) {
+        for (std::string_view key : {"idle", "actions"}) {
+          if (rule.Find(key) != nullptr) {
+            rule.Fail(key, "not used with stages (each stage has its own after and actions)");
+          }
         }
       }
       out.idle = rule.Duration("idle", false).value_or(out.idle);
       out.after = rule.Duration("after", false).value_or(out.after);
       out.adaptive = rule.Bool("adaptive").value_or(out.adaptive);
+      out.min_after = rule.Duration("min_after", false).value_or(out.min_after);
       out.factor = rule.Number("factor", 0, true).value_or(out.factor);
       out.cooldown = rule.Duration("cooldown", true).value_or(out.cooldown);
-      if (auto actions = rule.Strings("actions", [](const std::string& action) -> std::string {
-            if (action == "task" || action == "email") return {};
-            return "unknown action " + Quote(action) + " (use task or email)";
+      out.min_cart_value = rule.Number("min_cart_value", 0, false).value_or(0);
+      if (auto segments = rule.Strings("segments", [](const std::string& name) -> std::string {
+            for (int s = 0; s <= static_cast<int>(profiles::RfmSegment::kLost); ++s) {
+              if (profiles::SegmentName(static_cast<profiles::RfmSegment>(s)) == name) return {};
+            }
+            return "unknown RFM segment " + Quote(name) + " (docs/profiles.md lists them)";
           })) {
-        if (actions->empty()) rule.Fail("actions", "must list at least one action");
-        for (std::size_t i = 1; i < actions->size(); ++i) {
-          if (std::find(actions->begin(), actions->begin() + i, (*actions)[i]) !=
-              actions->begin() + i) {
-            rule.Fail("actions[" + std::to_string(i) + "]",
-                      "duplicate action " + Quote((*actions)[i]));
-          }
-        }
-        out.actions = std::move(*actions);
+        out.segments = std::move(*segments);
       }
+      if (auto abc = rule.Strings("abc", [](const std::string& name) -> std::string {
+            if (name == "A" || name == "B" || name == "C") return {};
+            return "unknown ABC class " + Quote(name) + " (use A, B or C)";
+          })) {
+        out.abc = std::move(*abc);
+      }
+      if (auto actions = Actions(rule, "actions")) out.actions = std::move(*actions);
       if (auto name = rule.String("template")) {
         if (name->empty()) rule.Fail("template", "must not be empty");
         out.template_name = std::move(*name);
       }
-      const bool emails =
-          std::find(out.actions.begin(), out.actions.end(), "email") != out.actions.end();
-      if (emails && out.template_name.empty()) {
+      if (const toml::node* stages = rule.Find("stages")) {
+        for (const auto& [stage_path, stage_table] :
+             ArrayOfTables(file_, path + ".stages", *stages)) {
+          TableReader stage(file_, stage_path, *stage_table);
+          stage.CheckKnown({"after", "actions", "template"});
+          RuleStageConfig s;
+          if (stage.Find("after") == nullptr) stage.Fail("after", "required key is missing");
+          s.after = *stage.Duration("after", false);
+          if (auto actions = Actions(stage, "actions")) s.actions = std::move(*actions);
+          s.template_name = stage.String("template").value_or(out.template_name);
+          if (s.template_name.empty() && HasEmail(s.actions)) {
+            stage.Fail("template", "required by the email action (a template name from [templates] dir)");
+          }
+          if (!out.stages.empty() && s.after <= out.stages.back().after) {
+            stage.Fail("after", "must be later than the stage before it");
+          }
+          out.stages.push_back(std::move(s));
+        }
+        if (out.stages.empty()) rule.Fail("stages", "must list at least one stage");
+      } else if (HasEmail(out.actions) && out.template_name.empty()) {
         rule.Fail("template",
                   "required by the email action (a template name from [templates] dir)");
       }
       config_.rules.push_back(std::move(out));
     }
+  }
+
+  static bool HasEmail(const std::vector<std::string>& actions) {
+    return std::find(actions.begin(), actions.end(), "email") != actions.end();
+  }
+
+  // The actions of a rule or a stage: non-empty, each "task" or "email", no repeats.
+  static std::optional<std::vector<std::string>> Actions(const TableReader& table,
+                                                         std::string_view key) {
+    auto actions = table.Strings(key, [](const std::string& action) -> std::string {
+      if (action == "task" || action == "email") return {};
+      return "unknown action " + Quote(action) + " (use task or email)";
+    });
+    if (!actions) return std::nullopt;
+    if (actions->empty()) table.Fail(key, "must list at least one action");
+    for (std::size_t i = 1; i < actions->size(); ++i) {
+      if (std::find(actions->begin(), actions->begin() + i, (*actions)[i]) !=
+          actions->begin() + i) {
+        table.Fail(std::string(key) + "[" + std::to_string(i) + "]",
+                   "duplicate action " + Quote((*actions)[i]));
+      }
+    }
+    return actions;
   }
 
   void LoadWebhooks(const toml::node& node) {
@@ -944,6 +1028,45 @@ Config LoadConfig(const std::string& path, const std::map<std::string, std::stri
   loader.ApplyFlags(flags);
   loader.CheckCombinations();
   return loader.Take();
+}
+
+rules::RuleSet ToRuleSet(const Config& config) {
+  rules::RuleSet set;
+  set.settings.email_cooldown = config.rule_engine.email_cooldown.count();
+  set.settings.quiet_hours = rules::ParseQuietHours(config.rule_engine.quiet_hours);
+  for (const RuleConfig& in : config.rules) {
+    rules::Rule out;
+    out.name = in.name;
+    out.kind = *rules::KindNamed(in.kind);
+    auto stage = [](std::chrono::milliseconds after, const std::vector<std::string>& actions,
+                    const std::string& template_name) {
+      rules::Stage s;
+      s.after = after.count();
+      s.task = std::find(actions.begin(), actions.end(), "task") != actions.end();
+      s.email = std::find(actions.begin(), actions.end(), "email") != actions.end();
+      if (s.email) s.email_template = template_name;
+      return s;
+    };
+    if (!in.stages.empty()) {
+      for (const RuleStageConfig& s : in.stages) {
+        out.stages.push_back(stage(s.after, s.actions, s.template_name));
+      }
+    } else {
+      const auto after = out.kind == rules::Kind::kAbandonedCart ? in.idle : std::chrono::milliseconds(0);
+      out.stages.push_back(stage(after, in.actions, in.template_name));
+    }
+    out.conditions.min_cart_value =
+        static_cast<profiles::Amount>(in.min_cart_value * profiles::kAmountScale + 0.5);
+    out.conditions.segments = in.segments;
+    out.conditions.abc = in.abc;
+    out.factor = in.factor;
+    out.after = in.after.count();
+    out.adaptive = in.adaptive;
+    out.min_after = in.min_after.count();
+    out.cooldown = in.cooldown.count();
+    set.rules.push_back(std::move(out));
+  }
+  return set;
 }
 
 std::map<std::string, std::string> CartwatchEnvironment() {

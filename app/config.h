@@ -11,27 +11,52 @@
 #include <vector>
 
 #include "collector/options.h"
+#include "rules/rules.h"
 #include "storage/store.h"
 
 namespace cartwatch {
 
-// One rule of the rule engine (docs/config.md, [[rules]]). Validated here; run by rules/.
+// One stage of an abandoned_cart rule ([[rules]] stages = [...]).
+struct RuleStageConfig {
+  std::chrono::milliseconds after = std::chrono::hours(1);  // after the cart's last change
+  std::vector<std::string> actions = {"task"};              // "task" and/or "email"
+  std::string template_name;                                // TOML key "template"
+};
+
+// One rule of the rule engine (docs/config.md, [[rules]]; docs/rules.md). Validated here;
+// run by rules/ (ToRuleSet).
 struct RuleConfig {
   std::string name;
-  std::string kind;  // abandoned_cart | dormant_customer | high_value_cart
-  // abandoned_cart: how long a cart must sit unchanged. Default 1h.
+  std::string kind;  // cart_filled | abandoned_cart | dormant_customer | high_value_cart
+  // abandoned_cart: how long a cart must sit unchanged (its one stage). Default 1h.
   std::chrono::milliseconds idle = std::chrono::hours(1);
+  // abandoned_cart: the stages, when given (then `idle` and `actions` are not).
+  std::vector<RuleStageConfig> stages;
   // dormant_customer: no order for this long. Default 90d.
   std::chrono::milliseconds after = std::chrono::hours(24 * 90);
-  // dormant_customer: use factor x the customer's own mean interval between orders.
+  // dormant_customer: use factor x the customer's own mean interval between orders, at
+  // least min_after (default 14d).
   bool adaptive = false;
+  std::chrono::milliseconds min_after = std::chrono::hours(24 * 14);
   // dormant_customer (adaptive): default 2.5; high_value_cart: cart value / AOV above which
-  // the rule fires, default 2.5.
+  // the rule fires, default 2.
   double factor = 2.5;
   std::vector<std::string> actions = {"task"};  // "task" and/or "email"
   std::string template_name;                    // TOML key "template"
   // Minimum time between two firings of this rule for one customer. Default 0 (none).
   std::chrono::milliseconds cooldown = std::chrono::milliseconds(0);
+  // Conditions: the cart's value at least this (cart kinds); the customer's RFM segment
+  // and ABC class among these (empty: any).
+  double min_cart_value = 0;
+  std::vector<std::string> segments;
+  std::vector<std::string> abc;
+};
+
+// [rule_engine]: what applies to every rule.
+struct RuleEngineConfig {
+  std::chrono::milliseconds timer_tick = std::chrono::seconds(1);
+  std::chrono::milliseconds email_cooldown = std::chrono::hours(16);
+  std::string quiet_hours;  // "HH:MM-HH:MM"; empty: none
 };
 
 // One webhook endpoint (docs/config.md, [[webhooks]]).
@@ -48,6 +73,7 @@ struct Config {
   collector::Limits limits;           // [limits]
   std::vector<collector::Site> sites; // [[sites]]
   std::vector<RuleConfig> rules;      // [[rules]]
+  RuleEngineConfig rule_engine;       // [rule_engine]
   std::vector<WebhookConfig> webhooks;  // [[webhooks]]
   std::string templates_dir = "config/templates";  // [templates] dir
 };
@@ -58,6 +84,9 @@ class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// The rules as the rule engine runs them (StoreOptions::rules is set to this by LoadConfig).
+rules::RuleSet ToRuleSet(const Config& config);
 
 // Loads `path`, then applies `env` (CARTWATCH_* variables) and then `flags` on top.
 // `env` keys look like "CARTWATCH_STORAGE_DATA_DIR" (section and key, upper case, '.'

@@ -584,7 +584,30 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"RuleWithoutKind", Rule(""), "rules[0].kind", "required key is missing"},
         ErrorCase{
             "UnknownRuleKind", Rule("kind = \"lost_cart\""), "rules[0].kind",
-            R"(unknown kind "lost_cart" (use abandoned_cart, dormant_customer or high_value_cart))"},
+            R"(unknown kind "lost_cart" (use cart_filled, abandoned_cart, dormant_customer or high_value_cart))"},
+        ErrorCase{"StagesWithIdle",
+                  Rule("kind = \"abandoned_cart\"\nidle = \"1h\"\nstages = [{after = \"1h\"}]"),
+                  "rules[0].idle", "not used with stages"},
+        ErrorCase{"StagesOutOfOrder",
+                  Rule("kind = \"abandoned_cart\"\nstages = [{after = \"2h\"}, {after = \"1h\"}]"),
+                  "rules[0].stages[1].after", "must be later than the stage before it"},
+        ErrorCase{"StageWithoutAfter", Rule("kind = \"abandoned_cart\"\nstages = [{actions = [\"task\"]}]"),
+                  "rules[0].stages[0].after", "required key is missing"},
+        ErrorCase{"StageEmailWithoutTemplate",
+                  Rule("kind = \"abandoned_cart\"\nstages = [{after = \"1h\", actions = [\"email\"]}]"),
+                  "rules[0].stages[0].template", "required by the email action"},
+        ErrorCase{"StagesOnHighValue", Rule("kind = \"high_value_cart\"\nstages = []"),
+                  "rules[0].stages", R"(not used by kind "high_value_cart")"},
+        ErrorCase{"UnknownSegment", Rule("kind = \"cart_filled\"\nsegments = [\"vip\"]"),
+                  "rules[0].segments[0]", R"(unknown RFM segment "vip")"},
+        ErrorCase{"UnknownAbcClass", Rule("kind = \"cart_filled\"\nabc = [\"D\"]"),
+                  "rules[0].abc[0]", R"(unknown ABC class "D" (use A, B or C))"},
+        ErrorCase{"MinCartValueOnDormant", Rule("kind = \"dormant_customer\"\nmin_cart_value = 10"),
+                  "rules[0].min_cart_value", R"(not used by kind "dormant_customer")"},
+        ErrorCase{"BadQuietHours", "[rule_engine]\nquiet_hours = \"22-08\"\n",
+                  "rule_engine.quiet_hours", "must be \"HH:MM-HH:MM\""},
+        ErrorCase{"ZeroTimerTick", "[rule_engine]\ntimer_tick = \"0s\"\n",
+                  "rule_engine.timer_tick", "must be more than 0"},
         ErrorCase{"UnknownAction", Rule("kind = \"abandoned_cart\"\nactions = [\"task\", \"sms\"]"),
                   "rules[0].actions[1]", R"(unknown action "sms" (use task or email))"},
         ErrorCase{"NoActions", Rule("kind = \"abandoned_cart\"\nactions = []"), "rules[0].actions",
@@ -803,6 +826,72 @@ TEST_F(ConfigTest, CartwatchEnvironmentReadsTheProcessEnvironment) {
   EXPECT_EQ(env.at("CARTWATCH_STORAGE_DATA_DIR"), "/env/dir");
   EXPECT_EQ(env.count("CARTWATCHX"), 0u);
   EXPECT_EQ(env.count("PATH"), 0u);
+}
+
+TEST_F(ConfigTest, RulesBecomeTheRuleEnginesRuleSet) {
+  const Config config = Load(std::string(kSite) + R"(
+[rule_engine]
+timer_tick = "250ms"
+email_cooldown = "12h"
+quiet_hours = "22:00-08:00"
+
+[[rules]]
+name = "filled"
+kind = "cart_filled"
+min_cart_value = 49.99
+segments = ["champions", "loyal"]
+abc = ["A"]
+
+[[rules]]
+name = "abandoned"
+kind = "abandoned_cart"
+template = "abandoned_cart"
+stages = [
+  { after = "1h", actions = ["task", "email"] },
+  { after = "1d", actions = ["email"], template = "abandoned_cart_2" },
+]
+
+[[rules]]
+name = "high"
+kind = "high_value_cart"
+
+[[rules]]
+name = "dormant"
+kind = "dormant_customer"
+adaptive = true
+min_after = "20d"
+actions = ["email"]
+template = "win_back"
+)");
+  const rules::RuleSet& set = config.storage.rules;
+  EXPECT_EQ(config.storage.timer_tick, milliseconds(250));
+  EXPECT_EQ(set.settings.email_cooldown, 12 * 3600 * 1000);
+  ASSERT_TRUE(set.settings.quiet_hours);
+  EXPECT_EQ(set.settings.quiet_hours->start_minute, 22 * 60);
+  EXPECT_EQ(set.settings.quiet_hours->end_minute, 8 * 60);
+  ASSERT_EQ(set.rules.size(), 4u);
+  EXPECT_EQ(set.rules[0].kind, rules::Kind::kCartFilled);
+  EXPECT_EQ(set.rules[0].conditions.min_cart_value, 499900);
+  EXPECT_THAT(set.rules[0].conditions.segments, ::testing::ElementsAre("champions", "loyal"));
+  EXPECT_THAT(set.rules[0].conditions.abc, ::testing::ElementsAre("A"));
+  ASSERT_EQ(set.rules[0].stages.size(), 1u);
+  EXPECT_TRUE(set.rules[0].stages[0].task);
+  EXPECT_EQ(set.rules[0].stages[0].after, 0);
+
+  ASSERT_EQ(set.rules[1].stages.size(), 2u);
+  EXPECT_EQ(set.rules[1].stages[0].after, 3600 * 1000);
+  EXPECT_TRUE(set.rules[1].stages[0].task && set.rules[1].stages[0].email);
+  EXPECT_EQ(set.rules[1].stages[0].email_template, "abandoned_cart");
+  EXPECT_FALSE(set.rules[1].stages[1].task);
+  EXPECT_EQ(set.rules[1].stages[1].after, 24 * 3600 * 1000);
+  EXPECT_EQ(set.rules[1].stages[1].email_template, "abandoned_cart_2");
+
+  EXPECT_DOUBLE_EQ(set.rules[2].factor, 2);  // high_value_cart's default
+  EXPECT_TRUE(set.rules[3].adaptive);
+  EXPECT_DOUBLE_EQ(set.rules[3].factor, 2.5);
+  EXPECT_EQ(set.rules[3].min_after, 20LL * 24 * 3600 * 1000);
+  EXPECT_TRUE(set.rules[3].stages[0].email);
+  EXPECT_FALSE(set.rules[3].stages[0].task);
 }
 
 }  // namespace
