@@ -1,5 +1,6 @@
-// The query API of the public listener (docs/api.md, "Query API"): GET /v1/events and the
-// customer and visitor documents (GET, and DELETE of a customer), with the site's secret key.
+// The query API of the public listener (docs/api.md, "Query API"): GET /v1/events, GET
+// /v1/deliveries and the customer and visitor documents (GET, and DELETE of a customer),
+// with the site's secret key.
 // Router member functions; the rest of the router is in router.cc.
 #include "collector/router.h"
 
@@ -101,6 +102,79 @@ void Router::HandleEvents(const Request& request, std::string_view query, Respon
       res.body() += e.json;
       res.body() += '\n';
     }
+    respond(std::move(res));
+  });
+}
+
+void Router::HandleDeliveries(const Request& request, std::string_view query, Respond respond) {
+  const unsigned version = request.version();
+  auto fail = [&](const SiteState* site, Response res) {
+    AddCors(request, site, res);
+    respond(std::move(res));
+  };
+  const SiteState* site = AuthenticateSecret(request, respond);
+  if (!site) return;
+  std::string after, status;
+  std::size_t limit = limits_.events_page_default;
+  auto params = ParseQuery(query);
+  if (!params) {
+    return fail(site, ErrorResponse(400, "invalid_query", "the query string is malformed", version));
+  }
+  for (auto& [key, value] : *params) {
+    if (key == "after") {
+      after = value;
+    } else if (key == "status") {
+      if (value != "pending" && value != "delivered" && value != "failed" && value != "dead" &&
+          value != "skipped") {
+        return fail(site, ErrorResponse(400, "invalid_status",
+                                        "status must be pending, delivered, failed, dead or "
+                                        "skipped",
+                                        version));
+      }
+      status = value;
+    } else if (key == "limit") {
+      std::size_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || end != value.data() + value.size() || n == 0 ||
+          n > limits_.events_page_max) {
+        return fail(site, ErrorResponse(400, "invalid_limit",
+                                        "limit must be a whole number from 1 to " +
+                                            std::to_string(limits_.events_page_max),
+                                        version));
+      }
+      limit = n;
+    }
+  }
+  Response res{http::status::ok, version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-store");
+  AddCors(request, site, res);
+  net::post(exports_, [this, site, after = std::move(after), status = std::move(status), limit,
+                       res = std::move(res), respond = std::move(respond)]() mutable {
+    const unsigned version = res.version();
+    auto page = store_.ReadDeliveries(site->site.name, status, after, limit);
+    if (!page) {
+      Response error =
+          page.error() == storage::make_error_code(storage::Errc::kInvalidArgument)
+              ? ErrorResponse(400, "invalid_cursor",
+                              "after= must be the next_cursor of an earlier page (an action id)",
+                              version)
+              : StorageErrorResponse(page.error(), version, StorageOp::kRead);
+      for (auto& field : res) {
+        if (field.name() != http::field::content_type) error.set(field.name(), field.value());
+      }
+      return respond(std::move(error));
+    }
+    std::string& body = res.body();
+    body = "{\"deliveries\":[";
+    for (std::size_t i = 0; i < page->deliveries.size(); ++i) {
+      if (i > 0) body.push_back(',');
+      body += page->deliveries[i];
+    }
+    body += "],\"next_cursor\":";
+    body += boost::json::serialize(boost::json::string(page->next_cursor));
+    body += '}';
+    res.set("Cartwatch-Cursor", page->next_cursor);
     respond(std::move(res));
   });
 }

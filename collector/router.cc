@@ -316,6 +316,11 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
       if (method == http::verb::options) return respond(HandlePreflight(request));
       return not_allowed("GET, OPTIONS");
     }
+    if (rest == "deliveries") {
+      if (method == http::verb::get) return HandleDeliveries(request, query, std::move(respond));
+      if (method == http::verb::options) return respond(HandlePreflight(request));
+      return not_allowed("GET, OPTIONS");
+    }
     for (const auto& [prefix, kind] : {std::pair{std::string_view("customers/"), Profile::kCustomer},
                                       std::pair{std::string_view("visitors/"), Profile::kVisitor}}) {
       if (rest.substr(0, prefix.size()) != prefix) continue;
@@ -635,6 +640,7 @@ RouteLabel PublicRouteLabel(std::string_view path) {
   }
   if (path == "/cartwatch.js") return RouteLabel::kTracker;
   if (path == "/v1/events") return RouteLabel::kEvents;
+  if (path == "/v1/deliveries") return RouteLabel::kDeliveries;
   if (path.starts_with("/v1/pixel/")) return RouteLabel::kPixel;
   if (path.starts_with("/v1/customers/")) return RouteLabel::kCustomers;
   if (path.starts_with("/v1/visitors/")) return RouteLabel::kVisitors;

@@ -99,6 +99,8 @@ class Router {
   void HandlePixel(Request&& request, std::string_view type, std::string_view query,
                    Respond respond, const boost::asio::ip::address& client);
   void HandleEvents(const Request& request, std::string_view query, Respond respond);
+  // GET /v1/deliveries: the outbox of the rule engine's actions, as JSON.
+  void HandleDeliveries(const Request& request, std::string_view query, Respond respond);
   enum class Profile { kCustomer, kVisitor };
   // /healthz, /readyz, and the 404 of the admin listener.
   Response HandleHealth(const Request& request);

@@ -1193,6 +1193,66 @@ TEST_F(HttpTest, FullDiskAnswers503AndRecoversByItself) {
   EXPECT_EQ(full_copies, 1u);
 }
 
+// GET /v1/deliveries: the rule engine's actions, secret key only, by status, paged with the
+// cursor; a bad status, limit or cursor is a 400 naming the parameter.
+TEST_F(HttpTest, DeliveriesListsTheRuleEnginesActions) {
+  rules::RuleSet set;
+  set.rules.push_back(rules::Rule{
+      .name = "abandoned",
+      .kind = rules::Kind::kAbandonedCart,
+      .stages = {rules::Stage{.after = 3600 * 1000, .task = true, .email = true, .email_template = "abandoned_cart"}}});
+  store_options_.rules = set;
+  store_options_.timer_tick = std::chrono::milliseconds(0);  // fired by the test
+  RestartStoreAndServer();
+  ASSERT_EQ(Post("/v1/batch", R"({"batch":[
+      {"type":"identify","anonymousId":"d1","userId":"anna","messageId":"i1","traits":{"name":"Anna"}},
+      {"type":"track","userId":"anna","event":"Product Added","messageId":"t1",
+       "properties":{"product_id":"p1","name":"Boots","price":80,"quantity":1,"currency":"EUR"}}]})")
+                .result_int(),
+            200);
+  const storage::FireResult fired = store_->FireDueTimers(util::NowMs() + 2 * 3600 * 1000, 1000);
+  ASSERT_FALSE(fired.error);
+  EXPECT_EQ(fired.actions, 2u);
+
+  EXPECT_EQ(Send(http::verb::get, "/v1/deliveries").result_int(), 401);
+  Response all = Send(http::verb::get, "/v1/deliveries", "", {{"Authorization", "Bearer sk"}});
+  ASSERT_EQ(all.result_int(), 200) << all.body();
+  EXPECT_EQ(all[http::field::content_type], "application/json");
+  json::object page = json::parse(all.body()).as_object();
+  const json::array& list = page.at("deliveries").as_array();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].at("type").as_string(), "task.created");
+  EXPECT_EQ(list[0].at("status").as_string(), "pending");
+  EXPECT_EQ(list[0].at("data").at("cart").at("lines").at(0).at("name").as_string(), "Boots");
+  EXPECT_EQ(list[1].at("type").as_string(), "email.triggered");
+  EXPECT_EQ(list[1].at("status").as_string(), "skipped");  // no e-mail address
+  EXPECT_EQ(list[1].at("reason").as_string(), "no_email_address");
+  EXPECT_EQ(page.at("next_cursor").as_string(), list[1].at("id").as_string());
+
+  Response skipped = Send(http::verb::get, "/v1/deliveries?status=skipped", "",
+                          {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(json::parse(skipped.body()).at("deliveries").as_array().size(), 1u);
+  Response first = Send(http::verb::get, "/v1/deliveries?limit=1", "", {{"Authorization", "Bearer sk"}});
+  const std::string cursor(json::parse(first.body()).at("next_cursor").as_string());
+  Response rest = Send(http::verb::get, "/v1/deliveries?after=" + cursor, "",
+                       {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(json::parse(rest.body()).at("deliveries").as_array().size(), 1u);
+
+  Response bad_status = Send(http::verb::get, "/v1/deliveries?status=lost", "",
+                             {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(bad_status.result_int(), 400);
+  EXPECT_EQ(ErrorCode(bad_status), "invalid_status");
+  EXPECT_EQ(ErrorCode(Send(http::verb::get, "/v1/deliveries?after=zzz", "",
+                           {{"Authorization", "Bearer sk"}})),
+            "invalid_cursor");
+  EXPECT_EQ(ErrorCode(Send(http::verb::get, "/v1/deliveries?limit=0", "",
+                           {{"Authorization", "Bearer sk"}})),
+            "invalid_limit");
+  // Another site's secret sees its own outbox: empty.
+  Response other = Send(http::verb::get, "/v1/deliveries", "", {{"Authorization", "Bearer sk2"}});
+  EXPECT_TRUE(json::parse(other.body()).at("deliveries").as_array().empty());
+}
+
 // A failing disk (every fsync fails with EIO, with storage.fsync on): 503
 // storage_unavailable, /readyz 503 with RocksDB's words while the store is read-only, and
 // both back by themselves once syncs succeed again (RocksDB is reopened: a failed log
