@@ -17,7 +17,8 @@ constexpr char kThresholdsRecord = 'T';
 // Byte 1. A new field is appended at the end of its record and read only when the
 // record's version is at least the one that added it; older records get its default.
 // Version 2 added the customer's merge fields (merged_user_ids, merged_into, merged_at).
-constexpr std::uint8_t kFormatVersion = 2;
+// Version 3 added the time zone and locale of visitors and customers.
+constexpr std::uint8_t kFormatVersion = 3;
 
 class ProfilesErrorCategory : public boost::system::error_category {
  public:
@@ -431,6 +432,8 @@ void EncodeTo(std::string& out, const Visitor& v) {
   Put(w, v.cart);
   Put(w, v.viewed);
   Put(w, v.orders);
+  w.String(v.timezone);
+  w.String(v.locale);
 }
 
 std::string Encode(const Customer& c) {
@@ -466,6 +469,8 @@ void EncodeTo(std::string& out, const Customer& c) {
   for (const std::string& id : c.merged_user_ids) w.String(id);
   w.String(c.merged_into);
   w.Signed(c.merged_at);
+  w.String(c.timezone);
+  w.String(c.locale);
 }
 
 std::string Encode(const SiteThresholds& t) {
@@ -486,7 +491,7 @@ std::string Encode(const SiteThresholds& t) {
 boost::system::result<Visitor> DecodeVisitor(std::string_view bytes) {
   Reader r(bytes);
   Visitor v;
-  if (Header(r, kVisitorRecord) != 0) {
+  if (const std::uint8_t version = Header(r, kVisitorRecord); version != 0) {
     r.String(v.anonymous_id);
     r.String(v.user_id);
     v.first_seen = r.Signed();
@@ -498,6 +503,10 @@ boost::system::result<Visitor> DecodeVisitor(std::string_view bytes) {
     Get(r, v.cart);
     GetAll(r, v.viewed, [&r](ViewedProduct& p) { Get(r, p); });
     GetAll(r, v.orders, [&r](Order& o) { Get(r, o); });
+    if (version >= 3) {
+      r.String(v.timezone);
+      r.String(v.locale);
+    }
   }
   return Finish(r, std::move(v));
 }
@@ -526,6 +535,10 @@ boost::system::result<Customer> DecodeCustomer(std::string_view bytes) {
       GetAll(r, c.merged_user_ids, [&r](std::string& id) { r.String(id); });
       r.String(c.merged_into);
       c.merged_at = r.Signed();
+    }
+    if (version >= 3) {
+      r.String(c.timezone);
+      r.String(c.locale);
     }
   }
   return Finish(r, std::move(c));

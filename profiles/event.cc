@@ -4,6 +4,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <utility>
@@ -194,6 +195,8 @@ void Clear(Event& e) {
   e.referrer.clear();
   Clear(e.campaign);
   e.traits = TraitValues();  // rarely set: not worth keeping
+  e.timezone.clear();
+  e.locale.clear();
   e.products.clear();
   e.currency.clear();
   e.order_id.clear();
@@ -417,8 +420,32 @@ bool ReadContext(od::value& value, Walk& w) {
     } else if (key == "traits") {
       w.context_traits = TraitValues();
       if (!ReadTraits(v, w.context_traits)) return false;
+    } else if (key == "timezone") {
+      GetString(v, w.event().timezone);
+    } else if (key == "locale") {
+      GetString(v, w.event().locale);
     }
     return true;
+  });
+}
+
+// An IANA time zone name: letters, digits and "_+-/", at most 64 bytes, no "..".
+bool LooksLikeTimeZone(std::string_view s) {
+  if (s.empty() || s.size() > 64 || s.front() == '/' || s.find("..") != std::string_view::npos) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '+' || c == '-' || c == '/';
+  });
+}
+
+// A BCP 47 language tag ("ru", "en-US", "zh_Hant_TW"): letters, digits, '-' and '_'.
+bool LooksLikeLocale(std::string_view s) {
+  if (s.empty() || s.size() > 35) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
   });
 }
 
@@ -526,6 +553,8 @@ bool Finish(Walk& w) {
   if (e.type != EventType::kAlias) e.previous_id.clear();
   e.at = w.timestamp ? *w.timestamp : *w.received_at;
   e.received_at = w.received_at ? *w.received_at : e.at;
+  if (!LooksLikeTimeZone(e.timezone)) e.timezone.clear();
+  if (!LooksLikeLocale(e.locale)) e.locale.clear();
 
   e.traits = std::move(w.context_traits);
   if (e.type == EventType::kIdentify) {

@@ -98,6 +98,10 @@ struct Event {
   // Traits from `traits` (identify only) overlaid on `context.traits` (any message).
   TraitValues traits;
 
+  // `context.timezone` (an IANA name, e.g. "Europe/Berlin", as analytics.js sends it) and
+  // `context.locale` ("ru-RU"); empty when absent or not shaped like one.
+  std::string timezone, locale;
+
   // E-commerce events.
   std::vector<Product> products;
   std::string currency;         // `properties.currency`, upper-cased; empty: not given

@@ -509,12 +509,20 @@ Outcome Apply(const Event& e, Visitor* visitor, Customer* customer, const Option
   assert((customer != nullptr) == !CustomerIdFor(e, visitor).empty());
   Outcome out;
   if (visitor == nullptr && customer == nullptr) return out;
+  // Where and in what language the person is, as their newest message says.
+  auto place = [&e](std::string& timezone, std::string& locale, EpochMs last_seen) {
+    if (e.at < last_seen) return;
+    if (!e.timezone.empty()) timezone = e.timezone;
+    if (!e.locale.empty()) locale = e.locale;
+  };
   if (visitor != nullptr) {
     if (visitor->anonymous_id.empty()) visitor->anonymous_id = e.anonymous_id;
+    place(visitor->timezone, visitor->locale, visitor->last_seen);
     Seen(visitor->first_seen, visitor->last_seen, e.at);
   }
   if (customer != nullptr) {
     if (customer->user_id.empty()) customer->user_id = CustomerIdFor(e, visitor);
+    place(customer->timezone, customer->locale, customer->last_seen);
     Seen(customer->first_seen, customer->last_seen, e.at);
   }
 

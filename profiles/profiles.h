@@ -204,6 +204,9 @@ struct Visitor {
   std::vector<ViewedProduct> viewed;  // most recent first
   std::vector<Order> orders;          // by time, oldest first
 
+  // The newest context.timezone and context.locale the device sent; empty: none yet.
+  std::string timezone, locale;
+
   friend bool operator==(const Visitor&, const Visitor&) = default;
 };
 
@@ -224,6 +227,9 @@ struct Customer {
   // nothing else (its data moved there), and its messages belong to that customer.
   std::string merged_into;
   EpochMs merged_at = 0;
+
+  // The newest context.timezone and context.locale any of their devices sent.
+  std::string timezone, locale;
 
   bool merged() const { return !merged_into.empty(); }
 

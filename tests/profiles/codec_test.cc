@@ -54,7 +54,7 @@ TEST_F(ShopDay, VisitorRoundTrips) {
   ASSERT_EQ(v.sessions.size(), 1u);
   const std::string bytes = Encode(v);
   EXPECT_EQ(bytes[0], 'V');
-  EXPECT_EQ(bytes[1], 2);
+  EXPECT_EQ(bytes[1], 3);
   const auto decoded = DecodeVisitor(bytes);
   ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
   EXPECT_EQ(*decoded, v);
@@ -123,14 +123,36 @@ TEST_F(ShopDay, CustomerRoundTrips) {
 TEST_F(ShopDay, CustomerOfVersion1Decodes) {
   const Customer c = w_.customer("ada");
   std::string bytes = Encode(c);
-  // Version 2 appended: a count of merged ids (0), an empty merged_into, merged_at (0): one
-  // byte each as varints.
-  ASSERT_EQ(bytes.substr(bytes.size() - 3), std::string(3, '\0'));
-  bytes.resize(bytes.size() - 3);
+  // Version 2 appended: a count of merged ids (0), an empty merged_into, merged_at (0); version
+  // 3 an empty time zone and locale: one byte each as varints.
+  ASSERT_EQ(bytes.substr(bytes.size() - 5), std::string(5, '\0'));
+  bytes.resize(bytes.size() - 5);
   bytes[1] = 1;
   const auto decoded = DecodeCustomer(bytes);
   ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
   EXPECT_EQ(*decoded, c);
+}
+
+// Records of version 2 read with no time zone nor locale; version 3 keeps them.
+TEST_F(ShopDay, TimeZoneAndLocaleOfVersion3) {
+  Customer c = w_.customer("ada");
+  std::string bytes = Encode(c);
+  bytes.resize(bytes.size() - 2);
+  bytes[1] = 2;
+  ASSERT_TRUE(DecodeCustomer(bytes).has_value());
+  Visitor v = w_.visitor("laptop");
+  std::string vbytes = Encode(v);
+  vbytes.resize(vbytes.size() - 2);
+  vbytes[1] = 2;
+  ASSERT_TRUE(DecodeVisitor(vbytes).has_value());
+  EXPECT_EQ(*DecodeVisitor(vbytes), v);
+
+  c.timezone = "Europe/Moscow";
+  c.locale = "ru-RU";
+  v.timezone = "America/New_York";
+  v.locale = "en-US";
+  EXPECT_EQ(*DecodeCustomer(Encode(c)), c);
+  EXPECT_EQ(*DecodeVisitor(Encode(v)), v);
 }
 
 TEST(CodecTest, ThresholdsRoundTrip) {
@@ -177,7 +199,7 @@ TEST(CodecTest, RefusesOtherRecordsNewerVersionsAndGarbage) {
   EXPECT_EQ(DecodeCustomer(visitor).error(), Errc::kWrongRecord);
   EXPECT_EQ(DecodeThresholds(visitor).error(), Errc::kWrongRecord);
   std::string newer = visitor;
-  newer[1] = 3;
+  newer[1] = 4;
   EXPECT_EQ(DecodeVisitor(newer).error(), Errc::kUnknownVersion);
   EXPECT_EQ(DecodeVisitor(visitor + "x").error(), Errc::kCorrupt);  // trailing bytes
   // A length far beyond the input: refused before allocating.

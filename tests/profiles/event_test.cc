@@ -14,6 +14,21 @@ namespace {
 
 using namespace helpers;  // NOLINT: test helpers
 
+TEST(ParseEventTest, TimeZoneAndLocaleFromContext) {
+  const Event e = Parse(R"({"type":"track","event":"X","anonymousId":"a",
+    "timestamp":"2026-11-24T10:00:00Z","context":{"timezone":"Europe/Moscow","locale":"ru-RU"}})");
+  EXPECT_EQ(e.timezone, "Europe/Moscow");
+  EXPECT_EQ(e.locale, "ru-RU");
+  // Not shaped like an IANA name or a language tag: dropped, never a path into zoneinfo.
+  const Event odd = Parse(R"({"type":"track","event":"X","anonymousId":"a",
+    "timestamp":"2026-11-24T10:00:00Z","context":{"timezone":"../../etc/passwd","locale":"<b>"}})");
+  EXPECT_TRUE(odd.timezone.empty());
+  EXPECT_TRUE(odd.locale.empty());
+  const Event number = Parse(R"({"type":"track","event":"X","anonymousId":"a",
+    "timestamp":"2026-11-24T10:00:00Z","context":{"timezone":3}})");
+  EXPECT_TRUE(number.timezone.empty());
+}
+
 TEST(ParseEventTest, PageFromContextWithCampaign) {
   const Event e = Parse(R"({"type":"page","name":"Home","anonymousId":"a-1","messageId":"m-1",
     "context":{"page":{"url":"https://shop.example/?utm_source=ignored","title":"Shop",

@@ -24,6 +24,25 @@ boost::json::object OrderProps(std::string_view id, double total,
   return o;
 }
 
+TEST(IdentityTest, TheNewestTimeZoneAndLocaleAreKept) {
+  World w;
+  auto with_context = [](std::string json, std::string_view timezone, std::string_view locale) {
+    auto v = boost::json::parse(json).as_object();
+    v["context"].emplace_object()["timezone"] = timezone;
+    v["context"].as_object()["locale"] = locale;
+    return boost::json::serialize(v);
+  };
+  w.Send(with_context(Identify("a:dev,u:ada", kT0), "Europe/Moscow", "ru-RU"));
+  EXPECT_EQ(w.customer("ada").timezone, "Europe/Moscow");
+  EXPECT_EQ(w.visitor("dev").locale, "ru-RU");
+  // A late message (older than what was seen) does not move them back.
+  w.Send(with_context(Track("u:ada", "X", kT0 - kHour), "Asia/Tokyo", "ja-JP"));
+  EXPECT_EQ(w.customer("ada").timezone, "Europe/Moscow");
+  w.Send(with_context(Track("u:ada", "X", kT0 + kHour), "Asia/Tokyo", "ja-JP"));
+  EXPECT_EQ(w.customer("ada").timezone, "Asia/Tokyo");
+  EXPECT_EQ(w.customer("ada").locale, "ja-JP");
+}
+
 TEST(IdentityTest, CustomerIdFor) {
   Event e;
   EXPECT_EQ(CustomerIdFor(e, nullptr), "");
