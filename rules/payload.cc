@@ -162,7 +162,13 @@ std::string ActionData(const ActionContext& c) {
     j.Key("price");
     j.Money(l.price);
     j.Key("currency");
-    j.Text(l.currency.empty() ? totals.currency : l.currency);
+    const std::string& currency = l.currency.empty() ? totals.currency : l.currency;
+    j.Text(currency);
+    // For people (a CRM's task view, the e-mails): "129.90 EUR".
+    j.Key("price_text");
+    j.String(MoneyText(l.price, currency));
+    j.Key("total_text");
+    j.String(MoneyText(l.price * l.quantity, currency));
     j.Key("image_url");
     j.Text(l.image_url);
     j.Key("url");
@@ -176,6 +182,8 @@ std::string ActionData(const ActionContext& c) {
   j.Money(totals.value);
   j.Key("currency");
   j.Text(totals.currency);
+  j.Key("value_text");
+  j.String(MoneyText(totals.value, totals.currency));
   j.Key("version");
   j.Int(static_cast<std::int64_t>(cart.version));
   j.Key("updated_at");
@@ -194,6 +202,8 @@ std::string ActionData(const ActionContext& c) {
     j.Money(s.revenue);
     j.Key("average_order_value");
     j.Money(s.average_order_value);
+    j.Key("average_order_value_text");
+    j.String(MoneyText(s.average_order_value, s.currency));
     j.Key("currency");
     j.Text(s.currency);
     j.Key("last_order_at");

@@ -11,7 +11,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libboost1.81-dev libboost-json1.81-dev
       librocksdb-dev libsimdjson-dev libtomlplusplus-dev libkainjow-mustache-dev
-      libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev prometheus-cpp-dev)
+      libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev prometheus-cpp-dev
+      tzdata)  # the time zones of quiet hours (rules/timezone.h)
 want_node=0 want_browser=0
 [[ "${1:-}" == "--demo" ]] && want_node=1
 [[ "${1:-}" == "--test" ]] && want_node=1 want_browser=1 && pkgs+=(clang libclang-rt-14-dev)
