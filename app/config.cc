@@ -27,6 +27,8 @@
 #include <type_traits>
 #include <variant>
 
+#include "rules/email.h"
+#include "rules/timezone.h"
 #include "util/base64.h"
 #include "util/time.h"
 
@@ -692,8 +694,35 @@ class Loader {
     }
   }
 
+  // Reads the e-mail templates and checks that every rule's e-mail has one.
+  void LoadTemplates() {
+    std::string error;
+    auto templates = rules::EmailTemplates::Load(config_.templates_dir, &error);
+    if (!templates) Fail(OriginOf("templates.dir"), error);
+    for (std::size_t i = 0; i < config_.rules.size(); ++i) {
+      const RuleConfig& rule = config_.rules[i];
+      const std::string path = "rules[" + std::to_string(i) + "]";
+      auto check = [&](const std::vector<std::string>& actions, const std::string& name,
+                       const std::string& key) {
+        if (!HasEmail(actions) || !templates->Languages(name).empty()) return;
+        Fail(file_ + ": " + key, "no template " + Quote(name) + " in " + Quote(config_.templates_dir) +
+                                     " (it needs " + name + ".<language>.subject and " + name +
+                                     ".<language>.html; templates.dir is relative to the "
+                                     "working directory)");
+      };
+      if (rule.stages.empty()) check(rule.actions, rule.template_name, path + ".template");
+      for (std::size_t j = 0; j < rule.stages.size(); ++j) {
+        check(rule.stages[j].actions, rule.stages[j].template_name,
+              path + ".stages[" + std::to_string(j) + "].template");
+      }
+    }
+    config_.storage.email_templates =
+        std::make_shared<const rules::EmailTemplates>(std::move(*templates));
+  }
+
   Config Take() {
     config_.storage.rules = ToRuleSet(config_);
+    config_.storage.rules.sites = std::move(site_settings_);
     config_.storage.timer_tick = config_.rule_engine.timer_tick;
     return std::move(config_);
   }
@@ -705,6 +734,8 @@ class Loader {
     Source source;
     std::string where;  // "<file>: <path>", "environment X" or "flag --x"
   };
+
+  std::map<std::string, rules::SiteSettings, std::less<>> site_settings_;  // by site name
 
   std::string OriginOf(const std::string& path) const {
     auto it = origin_.find(path);
@@ -785,8 +816,8 @@ class Loader {
     std::map<std::string, std::string> names, write_keys, secret_keys;
     for (const auto& [path, table] : ArrayOfTables(file_, "sites", node)) {
       TableReader site(file_, path, *table);
-      site.CheckKnown(
-          {"name", "write_key", "secret_key", "allowed_origins", "rate_limit", "rate_burst"});
+      site.CheckKnown({"name", "write_key", "secret_key", "allowed_origins", "rate_limit",
+                       "rate_burst", "timezone", "locale", "cart_url"});
       collector::Site out;
       out.name = site.RequiredString("name");
       out.write_key = site.RequiredString("write_key");
@@ -800,6 +831,30 @@ class Loader {
         site.Fail("rate_limit", "must be 0 (no limit) or at least 0.001 requests/s");
       }
       out.rate_burst = site.Number("rate_burst", 0, false).value_or(out.rate_burst);
+      // What the rule engine's actions take from the site.
+      rules::SiteSettings settings;
+      if (auto timezone = site.String("timezone")) {
+        if (!rules::TimeZone::Load(*timezone)) {
+          site.Fail("timezone", "unknown time zone " + Quote(*timezone) +
+                                    " (an IANA name such as \"Europe/Berlin\", from the tzdata "
+                                    "package's /usr/share/zoneinfo)");
+        }
+        settings.timezone = std::move(*timezone);
+      }
+      if (auto locale = site.String("locale")) {
+        if (rules::LanguageOf(*locale).empty() ||
+            locale->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+                std::string::npos) {
+          site.Fail("locale", "must be a language tag such as \"en\" or \"ru-RU\"");
+        }
+        settings.locale = std::move(*locale);
+      }
+      if (auto cart_url = site.String("cart_url")) {
+        if (!cart_url->starts_with("https://") && !cart_url->starts_with("http://")) {
+          site.Fail("cart_url", "must be an http:// or https:// URL");
+        }
+        settings.cart_url = std::move(*cart_url);
+      }
 
       if (auto it = names.find(out.name); it != names.end()) {
         site.Fail("name", "duplicate site name " + Quote(out.name));
@@ -826,6 +881,7 @@ class Loader {
         site.Fail("secret_key", "same as the write key of site " + Quote(it->second) +
                                     " (write keys are public; secret keys must not be)");
       }
+      site_settings_[out.name] = std::move(settings);
       names.emplace(out.name, out.name);
       write_keys.emplace(out.write_key, out.name);
       secret_keys.emplace(out.secret_key, out.name);
@@ -1027,6 +1083,7 @@ Config LoadConfig(const std::string& path, const std::map<std::string, std::stri
   loader.ApplyEnvironment(env);
   loader.ApplyFlags(flags);
   loader.CheckCombinations();
+  loader.LoadTemplates();
   return loader.Take();
 }
 

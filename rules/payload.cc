@@ -184,6 +184,17 @@ std::string ActionData(const ActionContext& c) {
   j.Text(totals.currency);
   j.Key("value_text");
   j.String(MoneyText(totals.value, totals.currency));
+  // Where an e-mail's button goes: the site's cart page, else the product changed last.
+  j.Key("url");
+  if (!c.cart_url.empty()) {
+    j.String(c.cart_url);
+  } else {
+    const profiles::CartLine* newest = nullptr;
+    for (const profiles::CartLine& l : cart.lines) {
+      if (!l.url.empty() && (newest == nullptr || l.updated_at >= newest->updated_at)) newest = &l;
+    }
+    j.Text(newest != nullptr ? std::string_view(newest->url) : std::string_view());
+  }
   j.Key("version");
   j.Int(static_cast<std::int64_t>(cart.version));
   j.Key("updated_at");

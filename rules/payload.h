@@ -22,6 +22,7 @@ struct ActionContext {
   const profiles::CustomerStats* stats = nullptr;  // customers only
   std::optional<profiles::Score> score;
   EpochMs now = 0;
+  std::string_view cart_url;  // the site's link to the cart; empty: a product's link
 };
 
 // The action's data as a JSON object.

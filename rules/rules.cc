@@ -91,6 +91,12 @@ std::optional<std::uint8_t> RuleSet::IndexOf(std::uint32_t id) const {
   return std::nullopt;
 }
 
+const SiteSettings& RuleSet::Site(std::string_view name) const {
+  static const SiteSettings kDefaults;
+  auto it = sites.find(name);
+  return it == sites.end() ? kDefaults : it->second;
+}
+
 std::optional<QuietHours> ParseQuietHours(std::string_view text) {
   auto minute = [](std::string_view hhmm) -> std::optional<int> {
     if (hhmm.size() != 5 || hhmm[2] != ':') return std::nullopt;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,12 +82,22 @@ std::optional<QuietHours> ParseQuietHours(std::string_view text);
 struct Settings {
   EpochMs email_cooldown = 16 * kHour;  // at most one e-mail a person per this, all rules
   std::optional<QuietHours> quiet_hours;
-  std::string timezone = "UTC";  // the site's, when the person's is not known
+};
+
+// What the actions of one site take from its config ([[sites]]).
+struct SiteSettings {
+  std::string timezone = "UTC";  // when the person's own (context.timezone) is not known
+  std::string locale = "en";     // the e-mails' language when the person's is not known
+  std::string cart_url;          // the link back to the cart in e-mails; empty: a product's
 };
 
 struct RuleSet {
   std::vector<Rule> rules;  // a timer names its rule by index: at most 255
   Settings settings;
+  std::map<std::string, SiteSettings, std::less<>> sites;  // by site name
+
+  // The site's settings; the defaults for a site not listed.
+  const SiteSettings& Site(std::string_view name) const;
 
   // The index of the rule whose RuleId is `id`; nullopt when no rule has it (a rule
   // removed from the config since its timers were armed).

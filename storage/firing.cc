@@ -101,8 +101,22 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
     const std::string marks_key = MarksKey(subject);
     auto marks = MarksOf(marks_key);
     if (!marks) return marks.error();
+    // The person's own time zone and language (their newest context), else the site's.
+    const std::string_view site_name = subject.site_prefix.substr(1);
+    const rules::SiteSettings& site = rules_.Site(site_name);
+    auto own = [&](std::string profiles::Customer::*of_customer,
+                   std::string profiles::Visitor::*of_visitor, const std::string& fallback) -> const std::string& {
+      if (customer && !((*customer).*of_customer).empty()) return (*customer).*of_customer;
+      if (visitor && !((*visitor).*of_visitor).empty()) return (*visitor).*of_visitor;
+      return fallback;
+    };
+    const std::string& timezone =
+        own(&profiles::Customer::timezone, &profiles::Visitor::timezone, site.timezone);
+    const std::string& locale =
+        own(&profiles::Customer::locale, &profiles::Visitor::locale, site.locale);
+    const int offset_minutes = zones_.Get(timezone).OffsetSeconds(request.now) / 60;
     const rules::Decision d = rules::Fire(rules_, stored->timer, person, stats ? &*stats : nullptr,
-                                          score, **marks, request.now);
+                                          score, **marks, request.now, offset_minutes);
     if (d.next) {
       TimerKeyInto(key, rules_, *d.next, subject);
       std::string version;
@@ -118,13 +132,14 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
     ++result.fired;
     const rules::Rule& rule = rules_.rules[stored->timer.rule];
     const std::string data = rules::ActionData(rules::ActionContext{
-        .site = subject.site_prefix.substr(1),
+        .site = site_name,
         .rule = &rule,
         .timer = stored->timer,
         .person = person,
         .stats = stats ? &*stats : nullptr,
         .score = score,
-        .now = request.now});
+        .now = request.now,
+        .cart_url = site.cart_url});
     for (const rules::Action& action : d.actions) {
       OutboxEntry entry{.type = std::string(rules::ActionEvent(action.type)),
                         .status = action.skipped ? DeliveryStatus::kSkipped : DeliveryStatus::kPending,
@@ -134,22 +149,37 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
                         .created_at = request.now,
                         .data = data};
       if (action.type == rules::ActionType::kEmail) {
-        // The e-mail's own fields, then the data the template is rendered with.
-        std::string email;
-        profiles::JsonWriter j(email);
+        // The e-mail as sent: to, subject and HTML rendered from the template in the
+        // person's language, then the data it was rendered with.
+        std::optional<rules::EmailTemplates::Email> email;
+        if (templates_ != nullptr) {
+          email = templates_->Render(action.email_template, locale, site.locale, data);
+        }
+        if (!email && !action.skipped) {
+          entry.status = DeliveryStatus::kSkipped;
+          entry.reason = "no_template";
+        }
+        std::string out;
+        profiles::JsonWriter j(out);
         j.BeginObject();
         j.Key("to");
         j.Text(person.traits().email.value);
         j.Key("template");
         j.String(action.email_template);
+        j.Key("language");
+        j.Text(email ? std::string_view(email->language) : std::string_view());
+        j.Key("subject");
+        j.Text(email ? std::string_view(email->subject) : std::string_view());
+        j.Key("html");
+        j.Text(email ? std::string_view(email->html) : std::string_view());
         j.Key("action");
         j.Raw(data);
         j.EndObject();
-        entry.data = std::move(email);
+        entry.data = std::move(out);
       }
+      if (entry.status == DeliveryStatus::kSkipped) ++result.skipped;
       parts_.outbox->Add(round, subject.site_prefix, entry);
       ++result.actions;
-      if (action.skipped) ++result.skipped;
     }
     if (d.marks != **marks) {
       **marks = d.marks;

@@ -11,13 +11,16 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <boost/system/error_code.hpp>
 #include <rocksdb/db.h>
 
+#include "rules/email.h"
 #include "rules/rules.h"
+#include "rules/timezone.h"
 #include "storage/commit_stage.h"
 #include "storage/outbox.h"
 #include "storage/requests.h"
@@ -27,9 +30,10 @@ namespace cartwatch::storage {
 
 class Firing final : public CommitStage {
  public:
-  // `rules` and `options` outlive it.
-  Firing(const rules::RuleSet& rules, const profiles::Options& options)
-      : rules_(rules), options_(options) {}
+  // `rules` and `options` outlive it. `templates` renders the e-mails (null: none).
+  Firing(const rules::RuleSet& rules, const profiles::Options& options,
+         std::shared_ptr<const rules::EmailTemplates> templates)
+      : rules_(rules), options_(options), templates_(std::move(templates)) {}
 
   struct Parts {
     rocksdb::DB* db = nullptr;
@@ -55,6 +59,8 @@ class Firing final : public CommitStage {
 
   const rules::RuleSet& rules_;
   const profiles::Options& options_;
+  const std::shared_ptr<const rules::EmailTemplates> templates_;
+  rules::TimeZones zones_;  // the people's and the sites' time zones, loaded once
   Parts parts_;
   std::map<std::string, rules::Marks, std::less<>> marks_;  // the round's
   std::map<std::string, std::optional<profiles::SiteThresholds>, std::less<>> thresholds_;

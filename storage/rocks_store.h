@@ -215,7 +215,7 @@ class RocksStore final : public Store,
   StateStage state_stage_{options_.apply_state};
   TimerStage timers_{options_.rules, options_.profiles};
   EraseStage erase_;
-  Firing firing_{options_.rules, options_.profiles};
+  Firing firing_{options_.rules, options_.profiles, options_.email_templates};
   Outbox outbox_;
   CommitStage* const stages_[7] = {&dedup_,  &event_log_, &state_stage_, &timers_,
                                    &erase_, &firing_,    &outbox_};

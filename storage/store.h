@@ -34,6 +34,7 @@
 #include <boost/system/result.hpp>
 
 #include "profiles/profiles.h"
+#include "rules/email.h"
 #include "rules/rules.h"
 #include "storage/types.h"
 #include "util/time.h"
@@ -121,6 +122,9 @@ struct StoreOptions {
   // The rule engine's rules (docs/rules.md): timers armed with the messages, fired every
   // timer_tick by the store's background thread. None: no timer is armed.
   rules::RuleSet rules;
+  // The e-mail templates the rules' e-mails are rendered with (rules/email.h); null: none
+  // (e-mails are then recorded as skipped, "no_template").
+  std::shared_ptr<const rules::EmailTemplates> email_templates;
   // How often the due timers are fired. 0: never by the store itself (tests call
   // FireDueTimers with the time they want). Default 1s.
   std::chrono::milliseconds timer_tick = std::chrono::seconds(1);

@@ -228,7 +228,7 @@ after = "60d"
 adaptive = true
 factor = 3
 actions = ["email"]
-template = "winback"
+template = "win_back"
 cooldown = "1w"
 
 [[rules]]
@@ -243,7 +243,7 @@ events = ["task.created"]
 allow_private = true
 
 [templates]
-dir = "/etc/cartwatch/templates"
+dir = "config/templates/../templates"
 )");
   EXPECT_EQ(config.server.listen, "127.0.0.1:18080");
   EXPECT_EQ(config.server.admin_listen, "[::1]:19464");
@@ -296,7 +296,7 @@ dir = "/etc/cartwatch/templates"
   EXPECT_TRUE(config.rules[0].adaptive);
   EXPECT_DOUBLE_EQ(config.rules[0].factor, 3);
   EXPECT_THAT(config.rules[0].actions, ::testing::ElementsAre("email"));
-  EXPECT_EQ(config.rules[0].template_name, "winback");
+  EXPECT_EQ(config.rules[0].template_name, "win_back");
   EXPECT_EQ(config.rules[0].cooldown, hours(24 * 7));
   EXPECT_EQ(config.rules[1].kind, "high_value_cart");
   EXPECT_DOUBLE_EQ(config.rules[1].factor, 1.5);
@@ -307,7 +307,7 @@ dir = "/etc/cartwatch/templates"
   EXPECT_EQ(config.webhooks[0].secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
   EXPECT_THAT(config.webhooks[0].events, ::testing::ElementsAre("task.created"));
   EXPECT_TRUE(config.webhooks[0].allow_private);
-  EXPECT_EQ(config.templates_dir, "/etc/cartwatch/templates");
+  EXPECT_EQ(config.templates_dir, "config/templates/../templates");
 }
 
 TEST_F(ConfigTest, MissingSectionsGetDefaults) {
@@ -604,6 +604,18 @@ INSTANTIATE_TEST_SUITE_P(
                   "rules[0].abc[0]", R"(unknown ABC class "D" (use A, B or C))"},
         ErrorCase{"MinCartValueOnDormant", Rule("kind = \"dormant_customer\"\nmin_cart_value = 10"),
                   "rules[0].min_cart_value", R"(not used by kind "dormant_customer")"},
+        ErrorCase{"NoSuchTemplate",
+                  Rule("kind = \"abandoned_cart\"\nactions = [\"email\"]\ntemplate = \"gone\""),
+                  "rules[0].template", R"(no template "gone" in "config/templates")"},
+        ErrorCase{"NoSuchStageTemplate",
+                  Rule("kind = \"abandoned_cart\"\nstages = [{after = \"1h\", actions = [\"email\"], template = \"gone\"}]"),
+                  "rules[0].stages[0].template", R"(no template "gone")"},
+        ErrorCase{"UnknownSiteTimeZone", Site("b", "wb", "sb") + "timezone = \"Mars/Base\"\n",
+                  "sites[1].timezone", R"(unknown time zone "Mars/Base")"},
+        ErrorCase{"SiteLocaleNotATag", Site("b", "wb", "sb") + "locale = \"<en>\"\n",
+                  "sites[1].locale", "must be a language tag"},
+        ErrorCase{"SiteCartUrlNotHttp", Site("b", "wb", "sb") + "cart_url = \"javascript:x\"\n",
+                  "sites[1].cart_url", "must be an http:// or https:// URL"},
         ErrorCase{"BadQuietHours", "[rule_engine]\nquiet_hours = \"22-08\"\n",
                   "rule_engine.quiet_hours", "must be \"HH:MM-HH:MM\""},
         ErrorCase{"ZeroTimerTick", "[rule_engine]\ntimer_tick = \"0s\"\n",
@@ -826,6 +838,30 @@ TEST_F(ConfigTest, CartwatchEnvironmentReadsTheProcessEnvironment) {
   EXPECT_EQ(env.at("CARTWATCH_STORAGE_DATA_DIR"), "/env/dir");
   EXPECT_EQ(env.count("CARTWATCHX"), 0u);
   EXPECT_EQ(env.count("PATH"), 0u);
+}
+
+TEST_F(ConfigTest, SitesGiveTheirTimeZoneLocaleAndCartLink) {
+  const Config config = Load(std::string(kSite) + R"(
+[[sites]]
+name = "ru"
+write_key = "wr"
+secret_key = "sr"
+timezone = "Europe/Moscow"
+locale = "ru-RU"
+cart_url = "https://shop.example.ru/cart"
+)");
+  const rules::SiteSettings& ru = config.storage.rules.Site("ru");
+  EXPECT_EQ(ru.timezone, "Europe/Moscow");
+  EXPECT_EQ(ru.locale, "ru-RU");
+  EXPECT_EQ(ru.cart_url, "https://shop.example.ru/cart");
+  const rules::SiteSettings& other = config.storage.rules.Site(config.sites[0].name);
+  EXPECT_EQ(other.timezone, "UTC");
+  EXPECT_EQ(other.locale, "en");
+  EXPECT_TRUE(other.cart_url.empty());
+  // The e-mail templates are loaded with the config.
+  ASSERT_NE(config.storage.email_templates, nullptr);
+  EXPECT_EQ(config.storage.email_templates->Languages("abandoned_cart"),
+            (std::vector<std::string>{"en", "ru"}));
 }
 
 TEST_F(ConfigTest, RulesBecomeTheRuleEnginesRuleSet) {

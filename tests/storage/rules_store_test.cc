@@ -65,6 +65,10 @@ class RulesStoreTest : public ::testing::Test {
     options_.thresholds_interval = std::chrono::hours(24 * 365);
     options_.dedup_window = std::chrono::hours(24 * 365);
     options_.rules = ShopRules();
+    std::string error;
+    auto templates = rules::EmailTemplates::Load(CARTWATCH_TEMPLATES_DIR, &error);
+    ASSERT_TRUE(templates) << error;  // the templates Cartwatch ships
+    options_.email_templates = std::make_shared<const rules::EmailTemplates>(std::move(*templates));
     options_.timer_tick = std::chrono::milliseconds(0);  // the test fires, with its own time
     options_.faults = faults_;
     options_.recovery_interval = std::chrono::milliseconds(20);
@@ -156,7 +160,43 @@ TEST_F(RulesStoreTest, AKnownCustomersCartFiresEachStageOnceWhenDue) {
   const auto& email = all[2].at("data").as_object();
   EXPECT_EQ(email.at("to").as_string(), "anna@example.com");
   EXPECT_EQ(email.at("template").as_string(), "abandoned_cart");
+  EXPECT_EQ(email.at("language").as_string(), "en");  // neither she nor the site says otherwise
+  EXPECT_EQ(email.at("subject").as_string(), "Your cart is waiting for you");
+  const std::string html(email.at("html").as_string());
+  EXPECT_NE(html.find("Name p1"), std::string::npos);
+  EXPECT_NE(html.find("40.00 EUR"), std::string::npos);
+  EXPECT_EQ(email.at("action").at("rule").as_string(), "abandoned_cart");
   EXPECT_TRUE(all[2].at("id").as_string().starts_with("act_"));
+}
+
+TEST_F(RulesStoreTest, EmailsInThePersonsLanguageAndQuietHoursInTheirTimeZone) {
+  options_.rules.settings.quiet_hours = rules::ParseQuietHours("22:00-08:00");
+  options_.rules.sites["shop"] = rules::SiteSettings{.timezone = "UTC", .locale = "en",
+                                                     .cart_url = "https://shop.example/cart"};
+  Reopen();
+  auto with_context = [](std::string json) {
+    auto v = boost::json::parse(json).as_object();
+    v["context"].emplace_object()["timezone"] = "Europe/Moscow";  // UTC+3
+    v["context"].as_object()["locale"] = "ru-RU";
+    return boost::json::serialize(v);
+  };
+  // Added at 18:30 UTC: due at 19:30 UTC, 22:30 in Moscow: held until 08:00 there (05:00 UTC).
+  const profiles::EpochMs day = (kT0 / kDay + 1) * kDay;
+  Send({with_context(h::Identify("a:dev,u:olga", day, {{"email", "olga@example.ru"}, {"first_name", "Ольга"}})),
+        with_context(AddToCart("u:olga", day + 18 * kHour + 30 * kMinute, "p1", 40))});
+  const FireResult at_due = Fire(day + 19 * kHour + 30 * kMinute);
+  EXPECT_EQ(at_due.held, 1u);
+  EXPECT_EQ(at_due.fired, 1u);  // cart_filled (a task: not held)
+  EXPECT_EQ(Fire(day + 29 * kHour - 1).due, 0u);
+  const FireResult morning = Fire(day + 29 * kHour);
+  EXPECT_EQ(morning.fired, 1u);
+  const auto all = Deliveries();
+  ASSERT_EQ(all.size(), 3u);
+  const auto& email = all[2].at("data").as_object();
+  EXPECT_EQ(email.at("language").as_string(), "ru");
+  EXPECT_EQ(email.at("subject").as_string(), "Ольга, ваша корзина ждёт вас");
+  EXPECT_NE(std::string(email.at("html").as_string()).find("href=\"https://shop.example/cart\""),
+            std::string::npos);
 }
 
 TEST_F(RulesStoreTest, AnOrderEndsTheAbandonmentAndAnAnonymousCartArmsNothing) {
