@@ -113,8 +113,9 @@ function tomlValue(v) {
 }
 
 // The TOML text of a config with the given sites, listening on free loopback ports.
-// `extra` adds keys to sections: { server: {max_connections: 10}, limits: {...}, ... }.
-export function configToml({ dataDir, sites = [DEFAULT_SITE], fsync = false, extra = {} } = {}) {
+// `extra` adds keys to sections: { server: {max_connections: 10}, limits: {...}, ... };
+// `toml` is appended as it is (arrays of tables such as [[rules]]).
+export function configToml({ dataDir, sites = [DEFAULT_SITE], fsync = false, extra = {}, toml = '' } = {}) {
   const keys = (section) =>
     Object.entries(extra[section] ?? {}).map(([k, v]) => `${k} = ${tomlValue(v)}`);
   const lines = [
@@ -142,16 +143,19 @@ export function configToml({ dataDir, sites = [DEFAULT_SITE], fsync = false, ext
       `allowed_origins = [${(site.allowedOrigins ?? []).map(tomlString).join(', ')}]`,
     );
   }
-  return lines.join('\n') + '\n';
+  return lines.join('\n') + '\n' + (toml ? `\n${toml}\n` : '');
 }
+
+// The e-mail templates Cartwatch ships (config/templates), for configs with [[rules]].
+export const TEMPLATES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../config/templates');
 
 // Makes a temporary directory holding cartwatch.toml and data/. Returns
 // { dir, configPath, dataDir }.
-export async function makeTempSetup({ sites, fsync, extra, dataDir: givenDataDir } = {}) {
+export async function makeTempSetup({ sites, fsync, extra, toml, dataDir: givenDataDir } = {}) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cartwatch-e2e-'));
   const dataDir = givenDataDir ?? path.join(dir, 'data');
   const configPath = path.join(dir, 'cartwatch.toml');
-  await fs.writeFile(configPath, configToml({ dataDir, sites, fsync, extra }));
+  await fs.writeFile(configPath, configToml({ dataDir, sites, fsync, extra, toml }));
   return { dir, configPath, dataDir };
 }
 
@@ -160,8 +164,8 @@ export async function makeTempSetup({ sites, fsync, extra, dataDir: givenDataDir
 // temporary directory removed when that test ends. Options:
 //   dir:       reuse the config and data dir of an earlier instance (cw.dir) instead of
 //              making new ones (a restart on the same data);
-//   sites, fsync, extra, dataDir: config of a new setup (configToml; dataDir: elsewhere
-//              than <dir>/data);
+//   sites, fsync, extra, toml, dataDir: config of a new setup (configToml; dataDir:
+//              elsewhere than <dir>/data);
 //   wrapper:   a command and arguments to run the binary under, e.g. ['prlimit', '--nofile=512'];
 //   args:      extra command-line arguments;
 //   env:       extra environment variables (e.g. CARTWATCH_STORAGE_FSYNC); the test
