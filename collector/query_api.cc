@@ -265,6 +265,27 @@ void Router::HandleProfile(const Request& request, Profile kind, std::string_vie
           thresholds && *thresholds ? &**thresholds : nullptr;
       res.body() =
           profiles::RenderCustomer(**found, t, util::NowMs(), store_.profile_options());
+      // What the rule engine holds for them: pending timers and the latest actions.
+      auto rules = store_.ReadPersonRules(name, id, 10);
+      if (!rules) return error(StorageErrorResponse(rules.error(), version, StorageOp::kRead));
+      std::string& body = res.body();
+      body.pop_back();  // the document's closing brace
+      body += ",\"rules\":{\"pending_timers\":[";
+      for (std::size_t i = 0; i < rules->pending.size(); ++i) {
+        const storage::PersonRules::Timer& timer = rules->pending[i];
+        if (i > 0) body.push_back(',');
+        boost::json::object o{{"rule", timer.rule}, {"stage", timer.stage}};
+        std::string due;
+        util::AppendIso8601(timer.due_at, due);
+        o["due_at"] = due;
+        body += boost::json::serialize(o);
+      }
+      body += "],\"last_actions\":[";
+      for (std::size_t i = 0; i < rules->actions.size(); ++i) {
+        if (i > 0) body.push_back(',');
+        body += rules->actions[i];
+      }
+      body += "]}}";
       return respond(std::move(res));
     }
     auto visitor = store_.ReadVisitor(name, id);

@@ -15,14 +15,14 @@
 namespace cartwatch::rules {
 
 struct ActionContext {
-  std::string_view site;
+  std::string_view site{};
   const Rule* rule = nullptr;
-  Timer timer;
-  Person person;  // as of the firing; `visitor` (when set) is their latest device
+  Timer timer{};
+  Person person{};  // as of the firing; `visitor` (when set) is their latest device
   const profiles::CustomerStats* stats = nullptr;  // customers only
-  std::optional<profiles::Score> score;
+  std::optional<profiles::Score> score{};
   EpochMs now = 0;
-  std::string_view cart_url;  // the site's link to the cart; empty: a product's link
+  std::string_view cart_url{};  // the site's link to the cart; empty: a product's link
 };
 
 // The action's data as a JSON object.

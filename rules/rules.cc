@@ -271,6 +271,34 @@ Decision Drop(Decision::Outcome outcome, std::string reason, const Marks& marks)
 
 }  // namespace
 
+std::optional<std::string_view> StaleReason(const Rule& rule, const Timer& timer,
+                                           const Person& person,
+                                           const profiles::CustomerStats* stats) {
+  const profiles::Cart& cart = person.cart();
+  switch (rule.kind) {
+    case Kind::kCartFilled:
+      if (cart.empty()) return "cart_emptied";
+      break;
+    case Kind::kAbandonedCart:
+      if (cart.empty()) return "cart_emptied";
+      if (cart.version != timer.version) return "cart_changed";
+      break;
+    case Kind::kHighValueCart: {
+      if (cart.empty()) return "cart_emptied";
+      const profiles::CartTotals totals = profiles::TotalsOf(cart);
+      const Amount aov = stats ? ComparableAov(*stats, totals) : 0;
+      if (!Crosses(totals.value, aov, rule.factor)) return "below_factor";
+      break;
+    }
+    case Kind::kDormantCustomer:
+      if (stats == nullptr || static_cast<std::uint64_t>(stats->orders) != timer.version) {
+        return "ordered_since";
+      }
+      break;
+  }
+  return std::nullopt;
+}
+
 Decision Fire(const RuleSet& rules, const Timer& timer, const Person& person,
               const profiles::CustomerStats* stats, const std::optional<profiles::Score>& score,
               const Marks& marks, EpochMs now, int utc_offset_minutes) {
@@ -283,25 +311,8 @@ Decision Fire(const RuleSet& rules, const Timer& timer, const Person& person,
   const profiles::CartTotals totals = profiles::TotalsOf(cart);
 
   // Still what armed it?
-  switch (rule.kind) {
-    case Kind::kCartFilled:
-      if (cart.empty()) return Drop(Outcome::kStale, "cart_emptied", marks);
-      break;
-    case Kind::kAbandonedCart:
-      if (cart.empty()) return Drop(Outcome::kStale, "cart_emptied", marks);
-      if (cart.version != timer.version) return Drop(Outcome::kStale, "cart_changed", marks);
-      break;
-    case Kind::kHighValueCart: {
-      if (cart.empty()) return Drop(Outcome::kStale, "cart_emptied", marks);
-      const Amount aov = stats ? ComparableAov(*stats, totals) : 0;
-      if (!Crosses(totals.value, aov, rule.factor)) return Drop(Outcome::kStale, "below_factor", marks);
-      break;
-    }
-    case Kind::kDormantCustomer:
-      if (stats == nullptr || static_cast<std::uint64_t>(stats->orders) != timer.version) {
-        return Drop(Outcome::kStale, "ordered_since", marks);
-      }
-      break;
+  if (auto stale = StaleReason(rule, timer, person, stats)) {
+    return Drop(Outcome::kStale, std::string(*stale), marks);
   }
 
   // Conditions.

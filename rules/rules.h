@@ -46,20 +46,20 @@ struct Stage {
   EpochMs after = 0;
   bool task = false;
   bool email = false;
-  std::string email_template;  // with `email`: the template's name (config/templates/)
+  std::string email_template{};  // with `email`: the template's name (config/templates/)
 };
 
 struct Conditions {
   Amount min_cart_value = 0;          // the cart's value (its currency) at least this
-  std::vector<std::string> segments;  // RFM segment names (profiles::SegmentName); empty: any
-  std::vector<std::string> abc;       // "A", "B", "C"; empty: any
+  std::vector<std::string> segments{};  // RFM segment names (profiles::SegmentName); empty: any
+  std::vector<std::string> abc{};       // "A", "B", "C"; empty: any
 };
 
 struct Rule {
-  std::string name;
+  std::string name{};
   Kind kind = Kind::kAbandonedCart;
-  std::vector<Stage> stages;  // at least one
-  Conditions conditions;
+  std::vector<Stage> stages{};  // at least one
+  Conditions conditions{};
   // high_value_cart: cart value / AOV above which it fires. dormant_customer (adaptive):
   // times the customer's mean interval between orders.
   double factor = 2;
@@ -81,20 +81,20 @@ std::optional<QuietHours> ParseQuietHours(std::string_view text);
 
 struct Settings {
   EpochMs email_cooldown = 16 * kHour;  // at most one e-mail a person per this, all rules
-  std::optional<QuietHours> quiet_hours;
+  std::optional<QuietHours> quiet_hours{};
 };
 
 // What the actions of one site take from its config ([[sites]]).
 struct SiteSettings {
   std::string timezone = "UTC";  // when the person's own (context.timezone) is not known
   std::string locale = "en";     // the e-mails' language when the person's is not known
-  std::string cart_url;          // the link back to the cart in e-mails; empty: a product's
+  std::string cart_url{};          // the link back to the cart in e-mails; empty: a product's
 };
 
 struct RuleSet {
-  std::vector<Rule> rules;  // a timer names its rule by index: at most 255
-  Settings settings;
-  std::map<std::string, SiteSettings, std::less<>> sites;  // by site name
+  std::vector<Rule> rules{};  // a timer names its rule by index: at most 255
+  Settings settings{};
+  std::map<std::string, SiteSettings, std::less<>> sites{};  // by site name
 
   // The site's settings; the defaults for a site not listed.
   const SiteSettings& Site(std::string_view name) const;
@@ -144,8 +144,8 @@ Before Snapshot(const Person& person);
 // What one message did to the person it belongs to.
 struct Change {
   EpochMs at = 0;  // the event's stored time
-  Person person;   // after the message
-  Before before;
+  Person person{};   // after the message
+  Before before{};
   bool order_added = false;
 };
 
@@ -171,7 +171,7 @@ struct Marks {
     EpochMs at = 0;
     friend bool operator==(const Fired&, const Fired&) = default;
   };
-  std::vector<Fired> fired;  // the last firing of each rule, for its cooldown
+  std::vector<Fired> fired{};  // the last firing of each rule, for its cooldown
   friend bool operator==(const Marks&, const Marks&) = default;
 };
 std::string EncodeMarks(const Marks& marks);
@@ -184,8 +184,8 @@ std::string_view ActionEvent(ActionType type);  // "task.created", "email.trigge
 struct Action {
   ActionType type = ActionType::kTask;
   bool skipped = false;
-  std::string reason;  // why skipped ("email_cooldown", "no_email_address")
-  std::string email_template;
+  std::string reason{};  // why skipped ("email_cooldown", "no_email_address")
+  std::string email_template{};
 };
 
 struct Decision {
@@ -196,11 +196,18 @@ struct Decision {
     kHeld,      // an e-mail in quiet hours: `next` is the same timer at the window's end
   };
   Outcome outcome = Outcome::kStale;
-  std::string reason;            // for kStale / kNotMatched, a word for logs and metrics
-  std::vector<Action> actions;   // kFired
-  std::optional<Timer> next;     // the next stage, or the held timer
-  Marks marks;                   // the person's marks after this firing
+  std::string reason{};            // for kStale / kNotMatched, a word for logs and metrics
+  std::vector<Action> actions{};   // kFired
+  std::optional<Timer> next{};     // the next stage, or the held timer
+  Marks marks{};                   // the person's marks after this firing
 };
+
+// Why `timer` no longer applies to `person` as their records are now ("cart_changed",
+// "cart_emptied", "below_factor", "ordered_since"); nullopt while it still does. `stats`:
+// the customer's (nullptr for a visitor).
+std::optional<std::string_view> StaleReason(const Rule& rule, const Timer& timer,
+                                           const Person& person,
+                                           const profiles::CustomerStats* stats);
 
 // Decides what `timer` does at `now` for `person` (the records as of now), with the
 // person's customer statistics and RFM score (when computed), their marks, and the offset

@@ -204,7 +204,7 @@ void RocksStore::Commit(std::vector<Pending>& work) {
   for (std::size_t i = 0; i < work.size() && !ec; ++i) {
     if (std::holds_alternative<ReadRequest>(work[i].request)) continue;  // after the write
     if (auto* request = std::get_if<EraseRequest>(&work[i].request)) {
-      ec = erase_.Apply(*state_, *request, round.last_event_id, erased[i]);
+      ec = erase_.Apply(*state_, *request, round.last_event_id, round, erased[i]);
       continue;
     }
     if (auto* request = std::get_if<FireRequest>(&work[i].request)) {

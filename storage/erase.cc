@@ -10,12 +10,19 @@
 
 #include "profiles/codec.h"
 #include "profiles/event.h"
+#include "storage/outbox.h"
 #include "storage/status.h"
+#include "storage/timers.h"
 
 namespace cartwatch::storage {
 
-boost::system::error_code EraseStage::Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta) {
+boost::system::error_code EraseStage::Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
+                                           rocksdb::ColumnFamilyHandle* timers,
+                                           rocksdb::ColumnFamilyHandle* outbox) {
+  db_ = &db;
   meta_ = meta;
+  timers_ = timers;
+  outbox_ = outbox;
   next_seq_ = 0;
   std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), meta));
   it->SeekForPrev(EraseJobKey(UINT64_MAX));
@@ -25,19 +32,41 @@ boost::system::error_code EraseStage::Load(rocksdb::DB& db, rocksdb::ColumnFamil
   return FromStatus(it->status());
 }
 
+boost::system::error_code EraseStage::ForgetRules(rocksdb::WriteBatch& batch,
+                                                  const SubjectKey& person) {
+  if (timers_ == nullptr || outbox_ == nullptr) return {};
+  if (auto ec = ErasePersonTimers(*db_, batch, timers_, person)) return ec;
+  return ErasePersonDeliveries(*db_, batch, outbox_, person);
+}
+
 boost::system::error_code EraseStage::Apply(StateWriter& state, const EraseRequest& request,
-                                            std::uint64_t last_event_id, EraseResult& result) {
+                                            std::uint64_t last_event_id, CommitRound& round,
+                                            EraseResult& result) {
   const std::string prefix = SitePrefix(request.site);
+  auto forget = [&](rules::SubjectKind kind, std::string_view id) {
+    return ForgetRules(*round.batch, SubjectKey{prefix, kind, id});
+  };
   if (!request.only_visitors.empty()) {
     auto erase = state.EraseVisitors(prefix, request.user_id, request.only_visitors);
     if (!erase) return erase.error();
     result.visitors = erase->size();
+    for (const std::string& id : *erase) {
+      if (auto ec = forget(rules::SubjectKind::kVisitor, id)) return ec;
+    }
     return {};
   }
   auto erase = state.Erase(prefix, request.user_id);
   if (!erase) return erase.error();
   result.found = erase->found;
   result.visitors = erase->anonymous_ids.size();
+  if (auto ec = forget(rules::SubjectKind::kCustomer, request.user_id)) return ec;
+  for (const std::string& user : erase->user_ids) {
+    if (user == request.user_id) continue;
+    if (auto ec = forget(rules::SubjectKind::kCustomer, user)) return ec;
+  }
+  for (const std::string& id : erase->anonymous_ids) {
+    if (auto ec = forget(rules::SubjectKind::kVisitor, id)) return ec;
+  }
   // One job a customer erased (more than one when an alias had merged customers).
   for (std::string& user : erase->user_ids) {
     jobs_.push_back(EraseJob{.site_prefix = prefix,

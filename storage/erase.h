@@ -26,19 +26,25 @@
 #include "storage/keys.h"
 #include "storage/requests.h"
 #include "storage/state.h"
+#include "storage/subject.h"
 
 namespace cartwatch::storage {
 
 class EraseStage final : public CommitStage {
  public:
-  // After each open of the database: the meta column family, and the number of the next
-  // job read from it (an error when it cannot be read).
-  boost::system::error_code Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta);
+  // After each open of the database: the column families, and the number of the next job
+  // read from meta (an error when it cannot be read).
+  boost::system::error_code Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
+                                 rocksdb::ColumnFamilyHandle* timers,
+                                 rocksdb::ColumnFamilyHandle* outbox);
 
   // Erases what `request` names through `state` (the round's last event id so far:
-  // `last_event_id`), filling `result`.
+  // `last_event_id`), filling `result`; with the records, the rule engine's pending
+  // timers, marks and undelivered actions of each person erased (read from the database,
+  // deleted in the round's batch).
   boost::system::error_code Apply(StateWriter& state, const EraseRequest& request,
-                                  std::uint64_t last_event_id, EraseResult& result);
+                                  std::uint64_t last_event_id, CommitRound& round,
+                                  EraseResult& result);
 
   boost::system::error_code Finish(CommitRound& round) override;
   void End(const CommitRound& round, bool written) override;
@@ -47,9 +53,15 @@ class EraseStage final : public CommitStage {
   bool wrote_jobs() const { return wrote_jobs_; }
 
  private:
+  // Deletes the person's timers, marks and undelivered actions in `batch`.
+  boost::system::error_code ForgetRules(rocksdb::WriteBatch& batch, const SubjectKey& person);
+
+  rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* timers_ = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
   std::uint64_t next_seq_ = 0;
-  std::vector<EraseJob> jobs_;  // the round's
+  std::vector<EraseJob> jobs_{};  // the round's
   bool wrote_jobs_ = false;
 };
 

@@ -49,7 +49,6 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(parts_.db->NewIterator(ro, parts_.timers));
-  std::string key;
   for (it->Seek(rocksdb::Slice(&kTimerPrefix, 1)); it->Valid(); it->Next()) {
     if (result.due >= request.limit) {
       result.more = true;
@@ -57,10 +56,16 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
     }
     const rocksdb::Slice raw_key = it->key();
     auto stored = DecodeTimer(rules_, raw_key.ToStringView(), it->value().ToStringView());
-    round.batch->Delete(parts_.timers, raw_key);  // whatever it decides, this timer is done
     ++result.due;
-    if (!stored || !stored->known_rule) {
-      ++result.stale;  // not of this layout, or its rule was removed from the config
+    // Whatever it decides, this timer is done.
+    if (!stored) {
+      round.batch->Delete(parts_.timers, raw_key);  // not of this layout
+      ++result.stale;
+      continue;
+    }
+    DeleteStoredTimer(*round.batch, parts_.timers, *stored);
+    if (!stored->known_rule) {
+      ++result.stale;  // its rule was removed from the config
       continue;
     }
     const SubjectKey& subject = stored->subject;
@@ -117,12 +122,7 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
     const int offset_minutes = zones_.Get(timezone).OffsetSeconds(request.now) / 60;
     const rules::Decision d = rules::Fire(rules_, stored->timer, person, stats ? &*stats : nullptr,
                                           score, **marks, request.now, offset_minutes);
-    if (d.next) {
-      TimerKeyInto(key, rules_, *d.next, subject);
-      std::string version;
-      PutBigEndian64(version, d.next->version);
-      round.batch->Put(parts_.timers, key, version);
-    }
+    if (d.next) PutTimer(*round.batch, parts_.timers, rules_, *d.next, subject);
     switch (d.outcome) {
       case rules::Decision::Outcome::kStale: ++result.stale; continue;
       case rules::Decision::Outcome::kNotMatched: ++result.not_matched; continue;
@@ -178,7 +178,7 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
         entry.data = std::move(out);
       }
       if (entry.status == DeliveryStatus::kSkipped) ++result.skipped;
-      parts_.outbox->Add(round, subject.site_prefix, entry);
+      parts_.outbox->Add(round, subject, entry);
       ++result.actions;
     }
     if (d.marks != **marks) {

@@ -62,8 +62,8 @@ class Firing final : public CommitStage {
   const std::shared_ptr<const rules::EmailTemplates> templates_;
   rules::TimeZones zones_;  // the people's and the sites' time zones, loaded once
   Parts parts_;
-  std::map<std::string, rules::Marks, std::less<>> marks_;  // the round's
-  std::map<std::string, std::optional<profiles::SiteThresholds>, std::less<>> thresholds_;
+  std::map<std::string, rules::Marks, std::less<>> marks_{};  // the round's
+  std::map<std::string, std::optional<profiles::SiteThresholds>, std::less<>> thresholds_{};
 };
 
 }  // namespace cartwatch::storage

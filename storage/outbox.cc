@@ -60,8 +60,8 @@ boost::system::error_code Outbox::Load(rocksdb::DB& db, rocksdb::ColumnFamilyHan
   return {};
 }
 
-std::string Outbox::Add(CommitRound& round, std::string_view site_prefix,
-                        const OutboxEntry& entry) {
+std::string Outbox::Add(CommitRound& round, const SubjectKey& person, const OutboxEntry& entry) {
+  const std::string_view site_prefix = person.site_prefix;
   const std::uint64_t seq = ++round_seq_;
   const std::string id = DeliveryId(seq);
   std::string value(1, static_cast<char>(entry.status));
@@ -88,6 +88,9 @@ std::string Outbox::Add(CommitRound& round, std::string_view site_prefix,
   j.Raw(entry.data);
   j.EndObject();
   round.batch->Put(outbox_, OutboxKey(site_prefix, seq), value);
+  std::string index = PersonPrefix(kPersonOutboxPrefix, person);
+  PutBigEndian64(index, seq);
+  round.batch->Put(outbox_, index, rocksdb::Slice());
   return id;
 }
 
@@ -107,6 +110,67 @@ void Outbox::End(const CommitRound& round, bool written) {
   } else {
     round_seq_ = last_seq_;
   }
+}
+
+namespace {
+
+// Calls f(seq, index key) for the person's entries, newest first, until f returns false.
+template <typename F>
+boost::system::error_code ForEachPersonEntry(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* outbox,
+                                             const SubjectKey& person, F&& f) {
+  const std::string prefix = PersonPrefix(kPersonOutboxPrefix, person);
+  std::string upper = prefix + std::string(9, '\xff');
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(ro, outbox));
+  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    const rocksdb::Slice key = it->key();
+    if (!key.starts_with(prefix)) break;
+    if (key.size() != prefix.size() + 8) continue;
+    if (!f(GetBigEndian64(key.data() + prefix.size()), key)) break;
+  }
+  return FromStatus(it->status());
+}
+
+}  // namespace
+
+boost::system::result<std::vector<std::string>> ReadPersonDeliveries(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* outbox, const SubjectKey& person,
+    std::size_t limit) {
+  std::vector<std::string> out;
+  boost::system::error_code read_error;
+  auto ec = ForEachPersonEntry(db, outbox, person, [&](std::uint64_t seq, const rocksdb::Slice&) {
+    std::string value;
+    rocksdb::Status s = db.Get(rocksdb::ReadOptions(), outbox, OutboxKey(person.site_prefix, seq), &value);
+    if (s.ok() && !value.empty()) out.push_back(value.substr(1));
+    if (!s.ok() && !s.IsNotFound()) read_error = FromStatus(s);
+    return !read_error && out.size() < limit;
+  });
+  if (ec) return ec;
+  if (read_error) return read_error;
+  return out;
+}
+
+boost::system::error_code ErasePersonDeliveries(rocksdb::DB& db, rocksdb::WriteBatch& batch,
+                                                rocksdb::ColumnFamilyHandle* outbox,
+                                                const SubjectKey& person) {
+  boost::system::error_code read_error;
+  auto ec = ForEachPersonEntry(db, outbox, person, [&](std::uint64_t seq, const rocksdb::Slice& index) {
+    const std::string key = OutboxKey(person.site_prefix, seq);
+    std::string value;
+    rocksdb::Status s = db.Get(rocksdb::ReadOptions(), outbox, key, &value);
+    if (!s.ok() && !s.IsNotFound()) {
+      read_error = FromStatus(s);
+      return false;
+    }
+    if (s.ok() && (value.empty() || value[0] != static_cast<char>(DeliveryStatus::kDelivered))) {
+      batch.Delete(outbox, key);
+    }
+    batch.Delete(outbox, index);
+    return true;
+  });
+  return ec ? ec : read_error;
 }
 
 boost::system::result<DeliveryPage> ReadDeliveries(rocksdb::DB& db,

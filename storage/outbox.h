@@ -4,7 +4,9 @@
 // records its attempts here; GET /v1/deliveries lists it (docs/api.md).
 //
 // Column family `outbox`: site prefix + u64 big-endian sequence -> a status byte, then the
-// entry as JSON ({"id", "type", "status", "created_at", "rule", "stage", "reason", "data"}).
+// entry as JSON ({"id", "type", "status", "created_at", "rule", "stage", "reason", "data"});
+// "\0" + person (storage/subject.h) + u64 big-endian sequence -> "": the person's entries
+// (site prefixes start with their length, never 0, so the index sorts before every site).
 // meta "last_outbox_seq": the newest sequence, written with the entries.
 //
 // Private to storage/. The stage and Add are the committing thread's; ReadDeliveries may be
@@ -21,6 +23,7 @@
 #include <rocksdb/db.h>
 
 #include "storage/commit_stage.h"
+#include "storage/subject.h"
 #include "storage/types.h"
 
 namespace cartwatch::storage {
@@ -42,13 +45,13 @@ std::string DeliveryId(std::uint64_t seq);
 std::optional<std::uint64_t> DeliverySeq(std::string_view id);
 
 struct OutboxEntry {
-  std::string type;  // "task.created", "email.triggered"
+  std::string type{};  // "task.created", "email.triggered"
   DeliveryStatus status = DeliveryStatus::kPending;
-  std::string reason;  // why skipped; empty otherwise
-  std::string rule;
+  std::string reason{};  // why skipped; empty otherwise
+  std::string rule{};
   int stage = 0;
   std::int64_t created_at = 0;  // Unix ms
-  std::string data;  // a JSON object
+  std::string data{};  // a JSON object
 };
 
 class Outbox final : public CommitStage {
@@ -57,8 +60,8 @@ class Outbox final : public CommitStage {
   boost::system::error_code Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
                                  rocksdb::ColumnFamilyHandle* outbox);
 
-  // Puts `entry` of the site into the round's batch; returns its id.
-  std::string Add(CommitRound& round, std::string_view site_prefix, const OutboxEntry& entry);
+  // Puts `entry` for `person` into the round's batch; returns its id.
+  std::string Add(CommitRound& round, const SubjectKey& person, const OutboxEntry& entry);
 
   boost::system::error_code Finish(CommitRound& round) override;
   void End(const CommitRound& round, bool written) override;
@@ -75,12 +78,24 @@ class Outbox final : public CommitStage {
 };
 
 struct DeliveryPage {
-  std::vector<std::string> deliveries;  // each a JSON object, oldest first
-  std::string next_cursor;              // resume after the last one listed
+  std::vector<std::string> deliveries{};  // each a JSON object, oldest first
+  std::string next_cursor{};              // resume after the last one listed
 };
 
 // The site's entries after the cursor `after` (an entry id; empty: from the first), with
 // `status` when given, at most `limit`. A cursor that is no entry id is kInvalidArgument.
+inline constexpr char kPersonOutboxPrefix = '\0';
+
+// The newest `limit` entries of `person`, newest first, each a JSON object.
+boost::system::result<std::vector<std::string>> ReadPersonDeliveries(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* outbox, const SubjectKey& person,
+    std::size_t limit);
+
+// Deletes every entry of `person` that was not delivered, and the index entries of all.
+boost::system::error_code ErasePersonDeliveries(rocksdb::DB& db, rocksdb::WriteBatch& batch,
+                                                rocksdb::ColumnFamilyHandle* outbox,
+                                                const SubjectKey& person);
+
 boost::system::result<DeliveryPage> ReadDeliveries(rocksdb::DB& db,
                                                    rocksdb::ColumnFamilyHandle* outbox,
                                                    std::string_view site_prefix,

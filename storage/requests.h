@@ -19,20 +19,20 @@ namespace cartwatch::storage {
 
 // Messages of a site to store (Store::Append).
 struct AppendRequest {
-  std::string site;
-  std::vector<Message> messages;
+  std::string site{};
+  std::vector<Message> messages{};
   std::size_t bytes = 0;  // of their JSON, for the queue's bounds
-  AppendCallback done;
+  AppendCallback done{};
 };
 
 // A customer to erase (Store::EraseCustomer), or, with `only_visitors`, just those of
 // its visitors that are still linked to it: an erase job found them beyond the customer's
 // list of linked visitors.
 struct EraseRequest {
-  std::string site;
-  std::string user_id;
-  std::vector<std::string> only_visitors;
-  EraseCallback done;
+  std::string site{};
+  std::string user_id{};
+  std::vector<std::string> only_visitors{};
+  EraseCallback done{};
 };
 
 // A read by the committing thread of the records as the messages committed so far left
@@ -40,7 +40,7 @@ struct EraseRequest {
 // writes; with write_state it runs after a round that wrote every unwritten record (for a
 // scan of the records in RocksDB). `read` gets the error that kept it from reading.
 struct ReadRequest {
-  std::function<void(boost::system::error_code)> read;
+  std::function<void(boost::system::error_code)> read{};
   bool write_state = false;
 };
 
@@ -48,7 +48,7 @@ struct ReadRequest {
 struct FireRequest {
   std::int64_t now = 0;
   std::size_t limit = 1000;
-  FireCallback done;
+  FireCallback done{};
 };
 
 using Request = std::variant<AppendRequest, EraseRequest, ReadRequest, FireRequest>;

@@ -87,6 +87,9 @@ class RocksStore final : public Store,
   boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) override;
   boost::system::error_code CheckWritable() override;
   FireResult FireDueTimers(std::int64_t now, std::size_t limit) override;
+  boost::system::result<PersonRules> ReadPersonRules(std::string_view site,
+                                                     std::string_view user_id,
+                                                     std::size_t max_actions) override;
   boost::system::result<DeliveryList> ReadDeliveries(std::string_view site,
                                                      std::string_view status,
                                                      std::string_view after,

@@ -171,7 +171,7 @@ bool RocksStore::LoadFromDb(std::string* error_message) {
     *error_message += ec.message();
     return false;
   }
-  if (auto ec = erase_.Load(*db_, meta_)) {
+  if (auto ec = erase_.Load(*db_, meta_, timers_cf_, outbox_cf_)) {
     unreadable("the erase jobs in ");
     *error_message += ec.message();
     return false;
@@ -379,6 +379,43 @@ boost::system::result<DeliveryList> RocksStore::ReadDeliveries(std::string_view 
   auto page = storage::ReadDeliveries(*db_, outbox_cf_, SitePrefix(site), wanted, after, limit);
   if (!page) return page.error();
   return DeliveryList{std::move(page->deliveries), std::move(page->next_cursor)};
+}
+
+boost::system::result<PersonRules> RocksStore::ReadPersonRules(std::string_view site,
+                                                               std::string_view user_id,
+                                                               std::size_t max_actions) {
+  auto customer = ReadCustomer(site, user_id);
+  if (!customer) return customer.error();
+  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
+  util::ReaderLock db_lock(db_mu_);
+  if (!db_) return health_.DbUnavailable();
+  const std::string prefix = SitePrefix(site);
+  const SubjectKey person{prefix, rules::SubjectKind::kCustomer, user_id};
+  auto pending = ReadPersonTimers(*db_, timers_cf_, person);
+  if (!pending) return pending.error();
+  PersonRules out;
+  const util::EpochMs now = util::NowMs();
+  std::optional<profiles::CustomerStats> stats;
+  if (*customer) stats = profiles::ComputeStats(**customer, now, options_.profiles);
+  for (const PendingTimer& p : *pending) {
+    const auto index = options_.rules.IndexOf(p.timer.rule_id);
+    if (index && *customer) {
+      // Only what still applies: a cart changed since made the older timers pointless.
+      const rules::Timer timer{*index, static_cast<std::uint8_t>(p.timer.stage), p.timer.due, p.version};
+      if (rules::StaleReason(options_.rules.rules[*index], timer, rules::PersonOf(&**customer, nullptr),
+                             stats ? &*stats : nullptr)) {
+        continue;
+      }
+    }
+    out.pending.push_back(PersonRules::Timer{
+        .rule = index ? options_.rules.rules[*index].name : std::string(),
+        .stage = p.timer.stage,
+        .due_at = p.timer.due});
+  }
+  auto actions = ReadPersonDeliveries(*db_, outbox_cf_, person, max_actions);
+  if (!actions) return actions.error();
+  out.actions = std::move(*actions);
+  return out;
 }
 
 Store::Health RocksStore::GetHealth() {

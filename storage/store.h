@@ -228,6 +228,12 @@ class Store {
   // StoreOptions::timer_tick; tests call it with the time they want.
   virtual FireResult FireDueTimers(std::int64_t now, std::size_t limit = 1000) = 0;
 
+  // The customer's pending timers (those the records still call for) and their newest
+  // `max_actions` outbox entries. Reads the records through the committing thread.
+  virtual boost::system::result<PersonRules> ReadPersonRules(std::string_view site,
+                                                             std::string_view user_id,
+                                                             std::size_t max_actions) = 0;
+
   // The site's outbox entries after the cursor `after` (an entry id; empty: from the
   // first), oldest first, only those with `status` ("pending", "delivered", "failed",
   // "dead", "skipped"; empty: any), at most `limit`. Errc::kInvalidArgument for an unknown

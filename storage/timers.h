@@ -10,8 +10,11 @@
 //   "T" + u64 big-endian due time (Unix ms) + u32 big-endian rules::RuleId + stage (1 byte)
 //       + site prefix + subject kind ('c' customer, 'v' visitor) + subject id
 //       ->  u64 big-endian version
+//   "P" + person (storage/subject.h) + u64 big-endian due + u32 rule id + stage  ->  version:
+//       the same timer indexed by person (their pending timers; an erase deletes them)
 //   "M" + site prefix + subject kind + subject id  ->  the person's marks (rules::Marks)
-// Timers sort by due time, so firing reads exactly what is due.
+// Timers sort by due time, so firing reads exactly what is due. A timer and its "P" entry
+// are always written and deleted in the same batch.
 //
 // Private to storage/. The stage is used by the committing thread only.
 #pragma once
@@ -20,24 +23,23 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <boost/system/result.hpp>
 
 #include <rocksdb/db.h>
 
 #include "rules/rules.h"
 #include "storage/commit_stage.h"
 #include "storage/state.h"
+#include "storage/subject.h"
 
 namespace cartwatch::storage {
 
 inline constexpr char kTimerPrefix = 'T';
 inline constexpr char kMarksPrefix = 'M';
 
-// A person of a site, as keys name them.
-struct SubjectKey {
-  std::string_view site_prefix;
-  rules::SubjectKind kind = rules::SubjectKind::kCustomer;
-  std::string_view id;
-};
+inline constexpr char kPersonTimerPrefix = 'P';
 
 // `timer.rule` is the index of its rule in `rules`.
 void TimerKeyInto(std::string& out, const rules::RuleSet& rules, const rules::Timer& timer,
@@ -47,14 +49,50 @@ std::string TimerKey(const rules::RuleSet& rules, const rules::Timer& timer,
 // The first key of the timers due after `due` (every key below it is due by then).
 std::string TimerKeyLimit(rules::EpochMs due);
 struct StoredTimer {
-  rules::Timer timer;  // `rule`: its index in `rules`, when `known_rule`
+  rules::Timer timer{};  // `rule`: its index in `rules`, when `known_rule`
   bool known_rule = false;
-  SubjectKey subject;  // views into the key
+  std::uint32_t rule_id = 0;
+  SubjectKey subject{};  // views into the key
 };
+// Deletes a stored timer and its "P" entry (also one whose rule is no longer configured).
+void DeleteStoredTimer(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* timers,
+                       const StoredTimer& stored);
 std::optional<StoredTimer> DecodeTimer(const rules::RuleSet& rules, std::string_view key,
                                        std::string_view value);
 
+// The "P" entry of `timer`.
+void PersonTimerKeyInto(std::string& out, const rules::RuleSet& rules, const rules::Timer& timer,
+                        const SubjectKey& subject);
+// Puts (or deletes) a timer and its "P" entry.
+void PutTimer(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* timers,
+              const rules::RuleSet& rules, const rules::Timer& timer, const SubjectKey& subject);
+void DeleteTimer(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* timers,
+                 const rules::RuleSet& rules, const rules::Timer& timer, const SubjectKey& subject);
+
+// A person's pending timer, read from the "P" index.
+struct PersonTimer {
+  std::uint32_t rule_id = 0;
+  int stage = 0;
+  rules::EpochMs due = 0;
+};
+// Decodes the part of a "P" key after the person's prefix.
+std::optional<PersonTimer> DecodePersonTimer(std::string_view suffix);
+
 std::string MarksKey(const SubjectKey& subject);
+
+// Reads the person's pending timers ("P" entries, soonest first) with their versions.
+struct PendingTimer {
+  PersonTimer timer;
+  std::uint64_t version = 0;
+};
+boost::system::result<std::vector<PendingTimer>> ReadPersonTimers(rocksdb::DB& db,
+                                                                  rocksdb::ColumnFamilyHandle* timers,
+                                                                  const SubjectKey& subject);
+
+// Puts into `batch` the deletes of every timer of the person and of their marks.
+boost::system::error_code ErasePersonTimers(rocksdb::DB& db, rocksdb::WriteBatch& batch,
+                                            rocksdb::ColumnFamilyHandle* timers,
+                                            const SubjectKey& subject);
 
 class TimerStage final : public CommitStage {
  public:
@@ -84,7 +122,6 @@ class TimerStage final : public CommitStage {
   const profiles::Options& options_;
   StateWriter* writer_ = nullptr;
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
-  std::string key_;  // scratch
   std::uint64_t round_armed_ = 0;
   std::uint64_t armed_ = 0;
 };

@@ -31,9 +31,9 @@ boost::system::error_code make_error_code(Errc e);
 
 // One message as the collector accepted it, ready to store.
 struct Message {
-  std::string message_id;           // dedup key within the site
+  std::string message_id{};           // dedup key within the site
   std::int64_t received_at_ms = 0;  // when the collector received it (Unix ms, UTC)
-  std::string json;                 // the document to store and export, as accepted
+  std::string json{};                 // the document to store and export, as accepted
 };
 
 struct AppendResult {
@@ -64,20 +64,31 @@ struct FireResult {
 };
 using FireCallback = std::function<void(const FireResult&)>;
 
+// What the rule engine holds for one customer (GET /v1/customers/{userId}, "rules").
+struct PersonRules {
+  struct Timer {
+    std::string rule{};  // its name; "" for a rule no longer configured
+    int stage = 0;
+    std::int64_t due_at = 0;  // Unix ms
+  };
+  std::vector<Timer> pending{};       // soonest first; only timers that still apply
+  std::vector<std::string> actions{};  // outbox entries (JSON objects), newest first
+};
+
 // A page of GET /v1/deliveries: outbox entries, each a JSON object.
 struct DeliveryList {
-  std::vector<std::string> deliveries;
-  std::string next_cursor;  // resume after the last one listed (or `after` when none)
+  std::vector<std::string> deliveries{};
+  std::string next_cursor{};  // resume after the last one listed (or `after` when none)
 };
 
 struct StoredEvent {
-  std::string cursor;  // resume after this event with ReadEvents(site, cursor, ...)
-  std::string json;
+  std::string cursor{};  // resume after this event with ReadEvents(site, cursor, ...)
+  std::string json{};
 };
 struct EventPage {
-  std::vector<StoredEvent> events;
+  std::vector<StoredEvent> events{};
   // Where to resume: the cursor of the last event, or `after` when there were none.
-  std::string next_cursor;
+  std::string next_cursor{};
 };
 
 }  // namespace cartwatch::storage

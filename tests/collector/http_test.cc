@@ -124,6 +124,11 @@ class SwitchableStore final : public storage::Store {
                                                               std::size_t limit) override {
     return real_->ReadDeliveries(site, status, after, limit);
   }
+  boost::system::result<storage::PersonRules> ReadPersonRules(std::string_view site,
+                                                              std::string_view user_id,
+                                                              std::size_t max_actions) override {
+    return real_->ReadPersonRules(site, user_id, max_actions);
+  }
   Health GetHealth() override { return real_->GetHealth(); }
   boost::system::error_code Checkpoint(const std::string& dir) override {
     return real_->Checkpoint(dir);
@@ -1248,6 +1253,13 @@ TEST_F(HttpTest, DeliveriesListsTheRuleEnginesActions) {
   EXPECT_EQ(ErrorCode(Send(http::verb::get, "/v1/deliveries?limit=0", "",
                            {{"Authorization", "Bearer sk"}})),
             "invalid_limit");
+  // The customer's document shows them too.
+  Response anna = Send(http::verb::get, "/v1/customers/anna", "", {{"Authorization", "Bearer sk"}});
+  ASSERT_EQ(anna.result_int(), 200) << anna.body();
+  json::object doc = json::parse(anna.body()).as_object();
+  EXPECT_EQ(doc.at("user_id").as_string(), "anna");
+  EXPECT_TRUE(doc.at("rules").at("pending_timers").as_array().empty());  // the one stage fired
+  EXPECT_EQ(doc.at("rules").at("last_actions").as_array().size(), 2u);
   // Another site's secret sees its own outbox: empty.
   Response other = Send(http::verb::get, "/v1/deliveries", "", {{"Authorization", "Bearer sk2"}});
   EXPECT_TRUE(json::parse(other.body()).at("deliveries").as_array().empty());

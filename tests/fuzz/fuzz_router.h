@@ -243,6 +243,10 @@ class FakeStore final : public storage::Store {
   boost::system::error_code DeleteEventsBefore(std::int64_t) override { return {}; }
   boost::system::error_code CheckWritable() override { return {}; }
   storage::FireResult FireDueTimers(std::int64_t, std::size_t) override { return {}; }
+  boost::system::result<storage::PersonRules> ReadPersonRules(std::string_view, std::string_view,
+                                                              std::size_t) override {
+    return storage::PersonRules{};
+  }
   boost::system::result<storage::DeliveryList> ReadDeliveries(std::string_view site,
                                                               std::string_view status,
                                                               std::string_view after,

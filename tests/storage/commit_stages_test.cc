@@ -109,7 +109,7 @@ TEST_F(CommitStagesTest, TheEraseStageNumbersJobsOnAndForgetsARoundThatFailed) {
   // An earlier run left job 5.
   ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), EraseJobKey(5), "x").ok());
   EraseStage erase;
-  ASSERT_FALSE(erase.Load(*db_, cf()));
+  ASSERT_FALSE(erase.Load(*db_, cf(), cf(), cf()));
   StateOptions options;
   StateWriter writer(db_.get(), cf(), cf(), options);
   const std::string prefix = SitePrefix("shop");
@@ -118,7 +118,7 @@ TEST_F(CommitStagesTest, TheEraseStageNumbersJobsOnAndForgetsARoundThatFailed) {
   CommitRound round{.batch = &batch_, .last_event_id = 1};
   EraseRequest request{.site = "shop", .user_id = "anna", .only_visitors = {}, .done = {}};
   EraseResult result;
-  ASSERT_FALSE(erase.Apply(writer, request, round.last_event_id, result));
+  ASSERT_FALSE(erase.Apply(writer, request, round.last_event_id, round, result));
   EXPECT_TRUE(result.found);
   EXPECT_EQ(result.visitors, 1u);
   ASSERT_FALSE(erase.Finish(round));
@@ -130,20 +130,20 @@ TEST_F(CommitStagesTest, TheEraseStageNumbersJobsOnAndForgetsARoundThatFailed) {
   batch_.Clear();
   ASSERT_FALSE(writer.Apply(prefix, 2, h::Identify("a:dev2,u:bob", h::kT0)));
   EraseRequest bob{.site = "shop", .user_id = "bob", .only_visitors = {}, .done = {}};
-  ASSERT_FALSE(erase.Apply(writer, bob, 2, result));
+  ASSERT_FALSE(erase.Apply(writer, bob, 2, round, result));
   ASSERT_FALSE(erase.Finish(round));
   EXPECT_EQ(PutKeys(batch_), std::vector<std::string>{"0:" + EraseJobKey(6)});
   erase.End(round, /*written=*/true);
   EXPECT_TRUE(erase.wrote_jobs());
   batch_.Clear();
-  ASSERT_FALSE(erase.Apply(writer, request, 3, result));
+  ASSERT_FALSE(erase.Apply(writer, request, 3, round, result));
   ASSERT_FALSE(erase.Finish(round));
   EXPECT_EQ(PutKeys(batch_), std::vector<std::string>{"0:" + EraseJobKey(7)});
   // Only some visitors: no job.
   erase.End(round, true);
   batch_.Clear();
   EraseRequest some{.site = "shop", .user_id = "anna", .only_visitors = {"dev"}, .done = {}};
-  ASSERT_FALSE(erase.Apply(writer, some, 3, result));
+  ASSERT_FALSE(erase.Apply(writer, some, 3, round, result));
   ASSERT_FALSE(erase.Finish(round));
   EXPECT_TRUE(PutKeys(batch_).empty());
 }

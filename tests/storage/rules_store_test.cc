@@ -282,6 +282,39 @@ TEST_F(RulesStoreTest, DeliveriesByStatusAndCursor) {
   EXPECT_TRUE(store_->ReadDeliveries("other", "", "", 10)->deliveries.empty());
 }
 
+TEST_F(RulesStoreTest, ACustomersPendingTimersAndActionsAndTheirErase) {
+  Send({h::Identify("a:dev,u:anna", kT0, {{"email", "anna@example.com"}}),
+        AddToCart("u:anna", kT0, "p1", 40)});
+  auto rules = store_->ReadPersonRules("shop", "anna", 10);
+  ASSERT_TRUE(rules);
+  ASSERT_EQ(rules->pending.size(), 2u);
+  EXPECT_EQ(rules->pending[0].rule, "cart_filled");
+  EXPECT_EQ(rules->pending[1].rule, "abandoned_cart");
+  EXPECT_EQ(rules->pending[1].due_at, kT0 + kHour);
+  // A change re-arms; the older timer no longer applies and is not listed.
+  Send({AddToCart("u:anna", kT0 + kMinute, "p2", 10)});
+  rules = store_->ReadPersonRules("shop", "anna", 10);
+  ASSERT_EQ(rules->pending.size(), 2u);
+  EXPECT_EQ(rules->pending[1].due_at, kT0 + kMinute + kHour);
+  EXPECT_EQ(Fire(kT0 + kMinute).fired, 1u);
+  rules = store_->ReadPersonRules("shop", "anna", 10);
+  ASSERT_EQ(rules->pending.size(), 1u);
+  ASSERT_EQ(rules->actions.size(), 1u);
+  EXPECT_NE(rules->actions[0].find("\"cart_filled\""), std::string::npos);
+
+  // The erase takes the timers, the marks and the actions not delivered with it.
+  std::promise<EraseResult> erased;
+  store_->EraseCustomer("shop", "anna", [&](const EraseResult& r) { erased.set_value(r); });
+  store_->Flush();
+  ASSERT_FALSE(erased.get_future().get().error);
+  rules = store_->ReadPersonRules("shop", "anna", 10);
+  ASSERT_TRUE(rules);
+  EXPECT_TRUE(rules->pending.empty());
+  EXPECT_TRUE(rules->actions.empty());
+  EXPECT_TRUE(Deliveries().empty());
+  EXPECT_EQ(Fire(kT0 + 3 * kDay).due, 0u);
+}
+
 TEST_F(RulesStoreTest, WithoutRulesNothingIsArmed) {
   options_.rules = {};
   Reopen();
