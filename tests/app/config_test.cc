@@ -92,12 +92,25 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_THAT(config.sites[0].allowed_origins,
               ::testing::ElementsAre("http://localhost:8000", "http://127.0.0.1:8000"));
 
-  ASSERT_EQ(config.rules.size(), 1u);
-  EXPECT_EQ(config.rules[0].name, "abandoned_cart_1h");
-  EXPECT_EQ(config.rules[0].kind, "abandoned_cart");
-  EXPECT_EQ(config.rules[0].idle, hours(1));
-  EXPECT_THAT(config.rules[0].actions, ::testing::ElementsAre("task", "email"));
-  EXPECT_EQ(config.rules[0].template_name, "abandoned_cart");
+  // The rule set a store usually wants, with the templates Cartwatch ships.
+  const rules::RuleSet& set = config.storage.rules;
+  ASSERT_EQ(set.rules.size(), 4u);
+  EXPECT_EQ(set.rules[0].kind, rules::Kind::kCartFilled);
+  EXPECT_EQ(set.rules[1].kind, rules::Kind::kAbandonedCart);
+  ASSERT_EQ(set.rules[1].stages.size(), 2u);
+  EXPECT_EQ(set.rules[1].stages[0].after, 3600 * 1000);
+  EXPECT_TRUE(set.rules[1].stages[0].task && set.rules[1].stages[0].email);
+  EXPECT_EQ(set.rules[1].stages[1].email_template, "abandoned_cart_2");
+  EXPECT_EQ(set.rules[2].kind, rules::Kind::kHighValueCart);
+  EXPECT_EQ(set.rules[3].kind, rules::Kind::kDormantCustomer);
+  EXPECT_TRUE(set.rules[3].adaptive);
+  EXPECT_EQ(set.rules[3].stages[0].email_template, "win_back");
+  EXPECT_TRUE(set.settings.quiet_hours.has_value());
+  EXPECT_EQ(set.Site("demo").cart_url, "http://localhost:8000/cart.html");
+  for (const char* name : {"abandoned_cart", "abandoned_cart_2", "win_back"}) {
+    EXPECT_EQ(config.storage.email_templates->Languages(name), (std::vector<std::string>{"en", "ru"}))
+        << name;
+  }
   EXPECT_TRUE(config.webhooks.empty());  // commented out in the example
 
   // The example documents the defaults: its values must be the code's defaults.
