@@ -981,6 +981,7 @@ class Loader {
           out.stages.push_back(std::move(s));
         }
         if (out.stages.empty()) rule.Fail("stages", "must list at least one stage");
+        if (out.stages.size() > 16) rule.Fail("stages", "at most 16 stages");
       } else if (HasEmail(out.actions) && out.template_name.empty()) {
         rule.Fail("template",
                   "required by the email action (a template name from [templates] dir)");

@@ -520,6 +520,11 @@ mkdir -p "$(dirname "$OUT")"
     cat bench/limits.md
     echo
   fi
+  # The rule engine's figures (measured by hand with cartwatch-timer-bench and ab.sh).
+  if [ -f bench/rules.md ]; then
+    cat bench/rules.md
+    echo
+  fi
   echo "## Raw results"
   echo
   echo "<details><summary>One JSON line per run (the load generator's output in \`loadgen\`)</summary>"

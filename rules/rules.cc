@@ -143,15 +143,22 @@ Person PersonOf(const profiles::Customer* customer, const profiles::Visitor* vis
   return Person{.kind = SubjectKind::kVisitor, .customer = nullptr, .visitor = visitor};
 }
 
-Before Snapshot(const Person& person) {
+Before Snapshot(const Person& person, bool cart_value) {
   if (person.kind == SubjectKind::kCustomer ? person.customer == nullptr : person.visitor == nullptr) {
     return Before{};
   }
   const profiles::Cart& cart = person.cart();
+  const bool known = person.known();
+  // Only a known person's value is ever compared (an unknown one's cart counts as new).
   return Before{.cart_version = cart.version,
                 .cart_empty = cart.empty(),
-                .cart_value = cart.empty() ? 0 : profiles::TotalsOf(cart).value,
-                .known = person.known()};
+                .cart_value = cart_value && known && !cart.empty() ? profiles::TotalsOf(cart).value : 0,
+                .known = known};
+}
+
+bool RuleSet::ComparesCartValues() const {
+  return std::any_of(rules.begin(), rules.end(),
+                     [](const Rule& r) { return r.kind == Kind::kHighValueCart; });
 }
 
 std::vector<Timer> Plan(const RuleSet& rules, const Change& change,

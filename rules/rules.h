@@ -96,6 +96,9 @@ struct RuleSet {
   Settings settings{};
   std::map<std::string, SiteSettings, std::less<>> sites{};  // by site name
 
+  // Whether a rule needs the cart's value from before a message (high_value_cart).
+  bool ComparesCartValues() const;
+
   // The site's settings; the defaults for a site not listed.
   const SiteSettings& Site(std::string_view name) const;
 
@@ -139,7 +142,9 @@ struct Before {
   bool known = false;
 };
 // Of `person`'s records before the message (none, for a person the message creates).
-Before Snapshot(const Person& person);
+// `cart_value`: whether a rule compares the cart's value before and after (a
+// high_value_cart rule; RuleSet::ComparesCartValues): summing the cart is most of the cost.
+Before Snapshot(const Person& person, bool cart_value = true);
 
 // What one message did to the person it belongs to.
 struct Change {

@@ -303,7 +303,8 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     change_.before = rules::Snapshot(
         customer != nullptr
             ? rules::PersonOf(customer_created ? nullptr : &customer->record, nullptr)
-            : rules::PersonOf(nullptr, visitor_created ? nullptr : &visitor->record));
+            : rules::PersonOf(nullptr, visitor_created ? nullptr : &visitor->record),
+        observe_cart_values_);
   }
   const profiles::Outcome outcome =
       profiles::Apply(event, visitor ? &visitor->record : nullptr,

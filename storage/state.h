@@ -71,7 +71,11 @@ class StateWriter {
   // With `observe` on (the rule engine has rules), Apply keeps what the message did to the
   // person it belongs to (rules::Change, pointing into the records in memory), until the
   // next call of Apply, Erase or Finish: last_change(). Off, Apply skips that work.
-  void ObserveChanges(bool observe) { observe_changes_ = observe; }
+  // `cart_values`: keep the cart's value from before too (RuleSet::ComparesCartValues).
+  void ObserveChanges(bool observe, bool cart_values) {
+    observe_changes_ = observe;
+    observe_cart_values_ = cart_values;
+  }
   // nullptr when the last Apply changed no person (skipped, replayed, or an alias merge).
   const rules::Change* last_change() const { return has_change_ ? &change_ : nullptr; }
 
@@ -195,6 +199,7 @@ class StateWriter {
   std::string key_;                 // scratch: the key being looked up
   profiles::Event event_;           // scratch: the message being applied
   bool observe_changes_ = false;
+  bool observe_cart_values_ = false;
   bool has_change_ = false;
   rules::Change change_;            // the last Apply's, when has_change_
   std::string value_;               // scratch: a value being read or written

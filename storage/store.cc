@@ -196,7 +196,7 @@ bool RocksStore::LoadFromDb(std::string* error_message) {
 
 void RocksStore::AttachStages() {
   state_ = std::make_unique<StateWriter>(db_.get(), visitors_, customers_, MakeStateOptions());
-  state_->ObserveChanges(timers_.active());
+  state_->ObserveChanges(timers_.active(), options_.rules.ComparesCartValues());
   state_stage_.Attach(state_.get(), meta_);
   timers_.Attach(state_.get(), timers_cf_);
   firing_.Attach(Firing::Parts{.db = db_.get(),

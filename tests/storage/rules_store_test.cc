@@ -199,6 +199,32 @@ TEST_F(RulesStoreTest, EmailsInThePersonsLanguageAndQuietHoursInTheirTimeZone) {
             std::string::npos);
 }
 
+// The site's own time zone, with its summer time: the same UTC hour is inside the quiet
+// hours in July (22:30 in Berlin) and outside in January (21:30).
+TEST_F(RulesStoreTest, QuietHoursFollowTheSitesSummerTime) {
+  options_.rules.settings.quiet_hours = rules::ParseQuietHours("22:00-08:00");
+  options_.rules.sites["shop"] = rules::SiteSettings{.timezone = "Europe/Berlin", .locale = "en", .cart_url = ""};
+  Reopen();
+  const profiles::EpochMs july = *util::ParseIso8601("2026-07-01T19:30:00Z");
+  const profiles::EpochMs january = *util::ParseIso8601("2026-01-15T19:30:00Z");
+  Send({h::Identify("a:d1,u:summer", july, {{"email", "s@example.com"}}),
+        AddToCart("u:summer", july, "p1", 40),
+        h::Identify("a:d2,u:winter", january, {{"email", "w@example.com"}}),
+        AddToCart("u:winter", january, "p1", 40)});
+  // January: due 20:30 UTC, 21:30 in Berlin: sent.
+  const FireResult winter = Fire(january + kHour);
+  EXPECT_EQ(winter.held, 0u);
+  EXPECT_EQ(winter.fired, 2u);  // cart_filled and the abandonment
+  // July: due 20:30 UTC, 22:30 in Berlin: held until 08:00 there, 06:00 UTC. (So is the
+  // winter customer's second e-mail, due since January: quiet hours are about when an
+  // e-mail is sent.)
+  const FireResult summer = Fire(july + kHour);
+  EXPECT_EQ(summer.fired, 1u);  // the summer customer's cart_filled task: never held
+  EXPECT_EQ(summer.held, 2u);
+  EXPECT_EQ(Fire(*util::ParseIso8601("2026-07-02T05:59:59Z")).due, 0u);
+  EXPECT_EQ(Fire(*util::ParseIso8601("2026-07-02T06:00:00Z")).fired, 2u);
+}
+
 TEST_F(RulesStoreTest, AnOrderEndsTheAbandonmentAndAnAnonymousCartArmsNothing) {
   Send({h::Identify("a:d1,u:bob", kT0, {{"email", "bob@example.com"}}),
         AddToCart("u:bob", kT0, "p1", 40), AddToCart("a:stranger", kT0, "p2", 10)});
