@@ -166,6 +166,8 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
         j.Text(person.traits().email.value);
         j.Key("template");
         j.String(action.email_template);
+        j.Key("locale");  // the person's (or the site's) locale, and the template's language
+        j.Text(locale);
         j.Key("language");
         j.Text(email ? std::string_view(email->language) : std::string_view());
         j.Key("subject");

@@ -193,6 +193,7 @@ TEST_F(RulesStoreTest, EmailsInThePersonsLanguageAndQuietHoursInTheirTimeZone) {
   const auto all = Deliveries();
   ASSERT_EQ(all.size(), 3u);
   const auto& email = all[2].at("data").as_object();
+  EXPECT_EQ(email.at("locale").as_string(), "ru-RU");
   EXPECT_EQ(email.at("language").as_string(), "ru");
   EXPECT_EQ(email.at("subject").as_string(), "Ольга, ваша корзина ждёт вас");
   EXPECT_NE(std::string(email.at("html").as_string()).find("href=\"https://shop.example/cart\""),
