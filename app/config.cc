@@ -30,6 +30,7 @@
 #include "rules/email.h"
 #include "rules/timezone.h"
 #include "util/base64.h"
+#include "webhooks/signature.h"
 #include "util/time.h"
 
 namespace cartwatch {
@@ -1014,33 +1015,78 @@ class Loader {
   }
 
   void LoadWebhooks(const toml::node& node) {
+    std::set<std::string> names;
     for (const auto& [path, table] : ArrayOfTables(file_, "webhooks", node)) {
       TableReader webhook(file_, path, *table);
-      webhook.CheckKnown({"url", "secret", "events", "allow_private"});
+      webhook.CheckKnown({"name", "url", "secret", "previous_secret", "events", "allow_private",
+                          "timeout", "max_in_flight", "ca_file"});
       WebhookConfig out;
       out.url = webhook.RequiredString("url");
       if (std::string reason = CheckWebhookUrl(out.url); !reason.empty()) {
         webhook.Fail("url", reason);
       }
-      out.secret = webhook.RequiredString("secret");
-      constexpr std::string_view kSecretPrefix = "whsec_";
-      const std::string_view secret = out.secret;
-      if (secret.rfind(kSecretPrefix, 0) != 0 || secret.size() == kSecretPrefix.size() ||
-          !util::Base64Decode(secret.substr(kSecretPrefix.size())).has_value()) {
-        // The secret itself is never echoed.
-        webhook.Fail("secret", R"(must be "whsec_" followed by base64 (Standard Webhooks), )"
-                               R"(e.g. "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")");
+      if (auto name = webhook.String("name")) {
+        if (name->empty() || name->find_first_of("/?#% ") != std::string::npos) {
+          webhook.Fail("name", "must be non-empty, without '/', '?', '#', '%' or spaces (it is "
+                               "part of the URL POST /v1/endpoints/{name}/enable)");
+        }
+        out.name = std::move(*name);
+      } else {
+        out.name = HostOf(out.url);
       }
+      if (!names.insert(out.name).second) {
+        webhook.Fail(webhook.Find("name") ? "name" : "url",
+                     "a second endpoint named " + Quote(out.name) +
+                         (webhook.Find("name") ? "" : " (the URL's host; give each a name)"));
+      }
+      auto secret = [&](std::string_view key, bool required) {
+        std::optional<std::string> value =
+            required ? std::optional<std::string>(webhook.RequiredString(key)) : webhook.String(key);
+        if (value && !webhooks::SecretKey(*value)) {
+          // The secret itself is never echoed.
+          webhook.Fail(key, R"(must be "whsec_" followed by base64 (Standard Webhooks), )"
+                            R"(e.g. "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")");
+        }
+        return value.value_or(std::string());
+      };
+      out.secret = secret("secret", true);
+      out.previous_secret = secret("previous_secret", false);
       out.events = webhook
                        .Strings("events",
                                 [](const std::string& event) -> std::string {
-                                  if (event.empty()) return "must not be empty";
-                                  return {};
+                                  if (event == "task.created" || event == "email.triggered") return {};
+                                  return "unknown event type " + Quote(event) +
+                                         " (Cartwatch sends task.created and email.triggered)";
                                 })
                        .value_or(std::vector<std::string>{});
       out.allow_private = webhook.Bool("allow_private").value_or(out.allow_private);
+      out.timeout = webhook.Duration("timeout", false).value_or(out.timeout);
+      if (auto n = webhook.Number("max_in_flight", 1, false)) {
+        if (*n != std::floor(*n) || *n > 1000) {
+          webhook.Fail("max_in_flight", "must be a whole number from 1 to 1000");
+        }
+        out.max_in_flight = static_cast<std::size_t>(*n);
+      }
+      if (auto ca = webhook.String("ca_file")) {
+        if (std::FILE* f = std::fopen(ca->c_str(), "rb")) {
+          std::fclose(f);
+        } else {
+          webhook.Fail("ca_file", "cannot read " + Quote(*ca) + ": " + std::strerror(errno));
+        }
+        out.ca_file = std::move(*ca);
+      }
       config_.webhooks.push_back(std::move(out));
     }
+  }
+
+  // The host of an http(s) URL CheckWebhookUrl accepted.
+  static std::string HostOf(const std::string& url) {
+    std::string_view rest = url;
+    rest.remove_prefix(rest.find("://") + 3);
+    rest = rest.substr(0, rest.find_first_of("/?#"));
+    if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+    if (!rest.empty() && rest.front() == '[') return std::string(rest.substr(1, rest.find(']') - 1));
+    return std::string(rest.substr(0, rest.find(':')));
   }
 
   const std::string file_;

@@ -59,12 +59,18 @@ struct RuleEngineConfig {
   std::string quiet_hours;  // "HH:MM-HH:MM"; empty: none
 };
 
-// One webhook endpoint (docs/config.md, [[webhooks]]).
+// One webhook endpoint (docs/config.md, [[webhooks]]; docs/webhooks.md).
 struct WebhookConfig {
+  std::string name;                 // unique; default: the URL's host
   std::string url;
-  std::string secret;               // "whsec_" + base64
-  std::vector<std::string> events;  // e.g. "task.created", "email.triggered"
+  std::string secret;               // "whsec_" + base64: signs every delivery
+  // The secret being replaced, during a rotation: deliveries carry both signatures.
+  std::string previous_secret;
+  std::vector<std::string> events;  // "task.created", "email.triggered"; empty: every type
   bool allow_private = false;       // allow private/loopback addresses
+  std::chrono::milliseconds timeout = std::chrono::seconds(15);  // connect, write, read each
+  std::size_t max_in_flight = 8;    // deliveries at once to this endpoint
+  std::string ca_file;              // PEM CA certificates to trust instead of the system's
 };
 
 struct Config {

@@ -45,7 +45,7 @@ class Background {
 
   struct Intervals {
     std::chrono::milliseconds thresholds{std::chrono::hours(1)};
-    std::chrono::milliseconds retention{0};  // 0: no retention
+    std::chrono::milliseconds retention{0};  // how often retention runs; 0: no retention
     std::chrono::milliseconds recovery{std::chrono::seconds(1)};
     std::chrono::milliseconds timers{0};  // 0: no timers to fire
   };

@@ -233,7 +233,10 @@ class RocksStore final : public Store,
   WriteHealth health_{options_};
   Background background_{
       *this, Background::Intervals{.thresholds = options_.thresholds_interval,
-                                   .retention = options_.retention,
+                                   // Retention, when on, every retention_interval.
+                                   .retention = options_.retention.count() > 0
+                                                    ? options_.retention_interval
+                                                    : std::chrono::milliseconds(0),
                                    .recovery = options_.recovery_interval,
                                    .timers = options_.rules.rules.empty()
                                                  ? std::chrono::milliseconds(0)

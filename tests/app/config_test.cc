@@ -671,6 +671,25 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"WebhookEventsNotArray",
                   Webhook(std::string(kUrl) + "\n" + kSecret + "\nevents = \"task.created\""),
                   "webhooks[0].events", "expected an array of strings"},
+        ErrorCase{"WebhookUnknownEvent",
+                  Webhook(std::string(kUrl) + "\n" + kSecret + "\nevents = [\"task.done\"]"),
+                  "webhooks[0].events[0]", R"(unknown event type "task.done")"},
+        ErrorCase{"WebhookPreviousSecretNotWhsec",
+                  Webhook(std::string(kUrl) + "\n" + kSecret + "\nprevious_secret = \"old\""),
+                  "webhooks[0].previous_secret", R"(must be "whsec_" followed by base64)"},
+        ErrorCase{"WebhookSameHostTwice",
+                  Webhook(std::string(kUrl) + "\n" + kSecret) +
+                      Webhook(std::string("url = \"https://crm.example.com/other\"\n") + kSecret),
+                  "webhooks[1].url", R"(a second endpoint named "crm.example.com" (the URL's host; give each a name))"},
+        ErrorCase{"WebhookNameWithSlash",
+                  Webhook(std::string(kUrl) + "\n" + kSecret + "\nname = \"a/b\""),
+                  "webhooks[0].name", "must be non-empty"},
+        ErrorCase{"WebhookZeroInFlight",
+                  Webhook(std::string(kUrl) + "\n" + kSecret + "\nmax_in_flight = 0"),
+                  "webhooks[0].max_in_flight", "must be at least 1"},
+        ErrorCase{"WebhookCaFileMissing",
+                  Webhook(std::string(kUrl) + "\n" + kSecret + "\nca_file = \"/nonexistent/ca.pem\""),
+                  "webhooks[0].ca_file", R"(cannot read "/nonexistent/ca.pem")"},
         ErrorCase{"WebhookAllowPrivateString",
                   Webhook(std::string(kUrl) + "\n" + kSecret + "\nallow_private = \"yes\""),
                   "webhooks[0].allow_private", "expected a boolean, got string"}),
@@ -851,6 +870,35 @@ TEST_F(ConfigTest, CartwatchEnvironmentReadsTheProcessEnvironment) {
   EXPECT_EQ(env.at("CARTWATCH_STORAGE_DATA_DIR"), "/env/dir");
   EXPECT_EQ(env.count("CARTWATCHX"), 0u);
   EXPECT_EQ(env.count("PATH"), 0u);
+}
+
+TEST_F(ConfigTest, WebhookEndpointsWithTheirDefaults) {
+  const Config config = Load(std::string(kSite) + R"(
+[[webhooks]]
+url = "https://crm.example.com:8443/hooks"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+[[webhooks]]
+name = "mailer"
+url = "http://[::1]:9000/in"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+previous_secret = "whsec_dGhlIHByZXZpb3VzIHNlY3JldA=="
+events = ["email.triggered"]
+allow_private = true
+timeout = "2s"
+max_in_flight = 2
+)");
+  ASSERT_EQ(config.webhooks.size(), 2u);
+  EXPECT_EQ(config.webhooks[0].name, "crm.example.com");
+  EXPECT_EQ(config.webhooks[0].timeout, std::chrono::seconds(15));
+  EXPECT_EQ(config.webhooks[0].max_in_flight, 8u);
+  EXPECT_TRUE(config.webhooks[0].events.empty());
+  EXPECT_TRUE(config.webhooks[0].previous_secret.empty());
+  EXPECT_EQ(config.webhooks[1].name, "mailer");
+  EXPECT_EQ(config.webhooks[1].previous_secret, "whsec_dGhlIHByZXZpb3VzIHNlY3JldA==");
+  EXPECT_EQ(config.webhooks[1].timeout, std::chrono::seconds(2));
+  EXPECT_EQ(config.webhooks[1].max_in_flight, 2u);
+  EXPECT_TRUE(config.webhooks[1].allow_private);
 }
 
 TEST_F(ConfigTest, SitesGiveTheirTimeZoneLocaleAndCartLink) {
