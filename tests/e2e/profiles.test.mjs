@@ -134,6 +134,8 @@ const EXPECTED_ADA = {
       url: null, image_url: null, views: 1, viewed_at: at(2) },
   ],
   recent_orders: [{ order_id: 'o-1', at: at(8), revenue: 88.95, currency: 'EUR' }],
+  // No [[rules]] in this test's config: the rule engine holds nothing for her.
+  rules: { pending_timers: [], last_actions: [] },
 };
 
 const EXPECTED_ADA_STATS = {
