@@ -48,9 +48,10 @@ bool Crosses(Amount value, Amount aov, double factor) {
 EpochMs DormantDue(const Rule& rule, const profiles::CustomerStats& stats) {
   const EpochMs last = stats.last_order_at.value_or(0);
   if (rule.adaptive && stats.mean_days_between_orders && *stats.mean_days_between_orders > 0) {
-    const auto own = static_cast<EpochMs>(rule.factor * *stats.mean_days_between_orders *
-                                          static_cast<double>(kDay));
-    return last + std::max(own, rule.min_after);
+    // At most a hundred years: a huge factor must not overflow the conversion.
+    const double own = std::min(rule.factor * *stats.mean_days_between_orders,
+                                100.0 * 365) * static_cast<double>(kDay);
+    return last + std::max(static_cast<EpochMs>(own), rule.min_after);
   }
   return last + rule.after;
 }

@@ -79,15 +79,22 @@ export function runToExit(t, bin, args, { env = {}, timeoutMs = 10_000 } = {}) {
 }
 
 // A loopback TCP port that was free a moment ago.
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+// A loopback TCP port that is free now, for a server that must keep its port across a
+// restart. Chosen below the kernel's ephemeral range (32768-60999 on Linux): a port from
+// that range can be handed to any other process's port-0 bind (parallel tests start
+// collectors that way) between this check and the test's own listen. Random, so that
+// parallel callers rarely try the same one; each candidate is checked by binding it.
+export async function freePort() {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('no free port in 20000-31999 on 127.0.0.1');
 }
 
 // The binary under test: $CARTWATCH_BIN (CTest sets it to $<TARGET_FILE:cartwatch>).
