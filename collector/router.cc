@@ -70,6 +70,7 @@ class StoreFigures final : public prometheus::Collectable {
   explicit StoreFigures(storage::Store& store) : store_(store) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     const storage::Store::Health health = store_.GetHealth();
+    const storage::Store::RuleFigures rules = store_.GetRuleFigures();
     return {
         metrics::GaugeFamily("cartwatch_storage_writable",
                              "1 while RocksDB takes writes (what /readyz reports); 0 while it is "
@@ -79,6 +80,27 @@ class StoreFigures final : public prometheus::Collectable {
                                "Opens that recovered from a damaged write-ahead log by dropping "
                                "what came after the damage (docs/operations.md).",
                                static_cast<double>(health.wal_damage_recoveries)),
+        metrics::CounterFamily("cartwatch_rule_timers_armed_total",
+                               "Timers the rule engine armed with the messages that called for "
+                               "them (docs/rules.md).",
+                               static_cast<double>(rules.timers_armed)),
+        metrics::LabelledCounterFamily(
+            "cartwatch_rule_timers_due_total",
+            "Timers that fell due, by what became of them: fired (actions taken), stale (the "
+            "records no longer called for them), not_matched (conditions or cooldown), held "
+            "(an e-mail moved past quiet hours).",
+            "outcome",
+            {{"fired", static_cast<double>(rules.timers_fired)},
+             {"stale", static_cast<double>(rules.timers_stale)},
+             {"not_matched", static_cast<double>(rules.timers_not_matched)},
+             {"held", static_cast<double>(rules.timers_held)}}),
+        metrics::LabelledCounterFamily(
+            "cartwatch_rule_actions_total",
+            "Actions (tasks and e-mails) written to the outbox, by status: pending (to be "
+            "delivered) or skipped (e-mail cap, no address, no template).",
+            "status",
+            {{"pending", static_cast<double>(rules.actions_pending)},
+             {"skipped", static_cast<double>(rules.actions_skipped)}}),
     };
   }
 

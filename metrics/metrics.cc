@@ -66,4 +66,20 @@ prometheus::MetricFamily GaugeFamily(std::string name, std::string help, double 
   return Family(std::move(name), std::move(help), prometheus::MetricType::Gauge, value);
 }
 
+prometheus::MetricFamily LabelledCounterFamily(
+    std::string name, std::string help, const std::string& label,
+    const std::vector<std::pair<std::string, double>>& samples) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Counter;
+  for (const auto& [value, count] : samples) {
+    prometheus::ClientMetric metric;
+    metric.label.push_back(prometheus::ClientMetric::Label{label, value});
+    metric.counter.value = count;
+    family.metric.push_back(std::move(metric));
+  }
+  return family;
+}
+
 }  // namespace cartwatch::metrics

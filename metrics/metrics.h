@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <prometheus/collectable.h>
@@ -52,5 +53,9 @@ class Metrics {
 // One family of one unlabelled sample, for collectables.
 prometheus::MetricFamily CounterFamily(std::string name, std::string help, double value);
 prometheus::MetricFamily GaugeFamily(std::string name, std::string help, double value);
+// A counter family of one sample per value of one label: {label: value -> count}.
+prometheus::MetricFamily LabelledCounterFamily(
+    std::string name, std::string help, const std::string& label,
+    const std::vector<std::pair<std::string, double>>& samples);
 
 }  // namespace cartwatch::metrics

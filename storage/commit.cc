@@ -257,7 +257,17 @@ void RocksStore::Commit(std::vector<Pending>& work) {
   if (ec) state_needs_replay_ = true;
   for (std::size_t i = 0; i < work.size(); ++i) {
     if (auto* fire = std::get_if<FireRequest>(&work[i].request)) {
-      if (ec) fired[i] = FireResult{.error = ec};
+      if (ec) {
+        fired[i] = FireResult{.error = ec};
+      } else {
+        const FireResult& r = fired[i];
+        rule_counts_.fired.fetch_add(r.fired, std::memory_order_relaxed);
+        rule_counts_.stale.fetch_add(r.stale, std::memory_order_relaxed);
+        rule_counts_.not_matched.fetch_add(r.not_matched, std::memory_order_relaxed);
+        rule_counts_.held.fetch_add(r.held, std::memory_order_relaxed);
+        rule_counts_.pending.fetch_add(r.actions - r.skipped, std::memory_order_relaxed);
+        rule_counts_.skipped.fetch_add(r.skipped, std::memory_order_relaxed);
+      }
       fire->done(fired[i]);
     } else if (auto* erase = std::get_if<EraseRequest>(&work[i].request)) {
       if (ec) erased[i] = EraseResult{.error = ec};

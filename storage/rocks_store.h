@@ -95,6 +95,7 @@ class RocksStore final : public Store,
                                                      std::string_view after,
                                                      std::size_t limit) override;
   Health GetHealth() override;
+  RuleFigures GetRuleFigures() override;
   boost::system::error_code Checkpoint(const std::string& dir) override;
   void Close() override;
 
@@ -246,6 +247,13 @@ class RocksStore final : public Store,
   // RocksDB is reopened. The background thread's.
   static constexpr int kResumesBeforeReopen = 10;
   int failed_resumes_ = 0;
+  // The rule engine's counts (GetRuleFigures): added by the committing thread after each
+  // written round, read by any.
+  struct RuleCounters {
+    std::atomic<std::uint64_t> fired{0}, stale{0}, not_matched{0}, held{0}, pending{0}, skipped{0};
+  };
+  RuleCounters rule_counts_;
+
   // RocksDB's cumulative count of background errors (rocksdb.background-errors) when the
   // store last recovered: only errors beyond it make CheckWritable fail.
   std::atomic<std::uint64_t> background_errors_recovered_{0};

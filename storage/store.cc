@@ -418,6 +418,17 @@ boost::system::result<PersonRules> RocksStore::ReadPersonRules(std::string_view 
   return out;
 }
 
+Store::RuleFigures RocksStore::GetRuleFigures() {
+  auto load = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+  return RuleFigures{.timers_armed = timers_.armed(),
+                     .timers_fired = load(rule_counts_.fired),
+                     .timers_stale = load(rule_counts_.stale),
+                     .timers_not_matched = load(rule_counts_.not_matched),
+                     .timers_held = load(rule_counts_.held),
+                     .actions_pending = load(rule_counts_.pending),
+                     .actions_skipped = load(rule_counts_.skipped)};
+}
+
 Store::Health RocksStore::GetHealth() {
   Health health;
   health.writable = CheckWritable();

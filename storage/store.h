@@ -255,6 +255,18 @@ class Store {
   };
   virtual Health GetHealth() = 0;
 
+  // The rule engine's counts since the store opened (written rounds only).
+  struct RuleFigures {
+    std::uint64_t timers_armed = 0;
+    std::uint64_t timers_fired = 0;        // took actions
+    std::uint64_t timers_stale = 0;        // dropped: the records no longer called for them
+    std::uint64_t timers_not_matched = 0;  // dropped: conditions or cooldown
+    std::uint64_t timers_held = 0;         // e-mails moved past quiet hours
+    std::uint64_t actions_pending = 0;     // outbox entries to deliver
+    std::uint64_t actions_skipped = 0;     // outbox entries recorded as skipped
+  };
+  virtual RuleFigures GetRuleFigures() { return {}; }
+
   // Writes a consistent copy of the database to `dir` (RocksDB's checkpoint: hard links
   // to its immutable files where `dir` is on the same file system, copies otherwise),
   // holding every message acknowledged before the call. `dir` must not exist; its parent

@@ -19,6 +19,7 @@
 // Private to storage/. The stage is used by the committing thread only.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -110,11 +111,11 @@ class TimerStage final : public CommitStage {
   boost::system::error_code Stored(CommitRound& round, std::string_view site_prefix,
                                    std::uint64_t id, const Message& message) override;
 
-  // Timers armed by written rounds, since the store opened.
-  std::uint64_t armed() const { return armed_; }
+  // Timers armed by written rounds, since the store opened. Any thread.
+  std::uint64_t armed() const { return armed_.load(std::memory_order_relaxed); }
   void Begin(const CommitRound& round) override { round_armed_ = 0; }
   void End(const CommitRound& round, bool written) override {
-    if (written) armed_ += round_armed_;
+    if (written && round_armed_ > 0) armed_.fetch_add(round_armed_, std::memory_order_relaxed);
   }
 
  private:
@@ -123,7 +124,7 @@ class TimerStage final : public CommitStage {
   StateWriter* writer_ = nullptr;
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   std::uint64_t round_armed_ = 0;
-  std::uint64_t armed_ = 0;
+  std::atomic<std::uint64_t> armed_{0};
 };
 
 }  // namespace cartwatch::storage

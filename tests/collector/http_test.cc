@@ -115,6 +115,7 @@ class SwitchableStore final : public storage::Store {
   }
   const profiles::Options& profile_options() const override { return real_->profile_options(); }
   boost::system::error_code CheckWritable() override { return real_->CheckWritable(); }
+  RuleFigures GetRuleFigures() override { return real_->GetRuleFigures(); }
   storage::FireResult FireDueTimers(std::int64_t now, std::size_t limit) override {
     return real_->FireDueTimers(now, limit);
   }
@@ -550,6 +551,9 @@ TEST_F(HttpTest, MetricsCountRequestsMessagesAndRejections) {
            "cartwatch_ingest_duration_seconds_count 2",
            "cartwatch_storage_writable 1",
            "cartwatch_storage_wal_damage_recoveries_total 0",
+           "cartwatch_rule_timers_armed_total 0",  // no rules in this test
+           R"(cartwatch_rule_timers_due_total{outcome="stale"} 0)",
+           R"(cartwatch_rule_actions_total{status="skipped"} 0)",
        }) {
     EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line << "\n" << text;
   }
@@ -1253,6 +1257,12 @@ TEST_F(HttpTest, DeliveriesListsTheRuleEnginesActions) {
   EXPECT_EQ(ErrorCode(Send(http::verb::get, "/v1/deliveries?limit=0", "",
                            {{"Authorization", "Bearer sk"}})),
             "invalid_limit");
+  // Counted for Prometheus.
+  const std::string metrics = Send(http::verb::get, "/metrics", "", {}, true).body();
+  EXPECT_NE(metrics.find("cartwatch_rule_timers_armed_total 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("cartwatch_rule_timers_due_total{outcome=\"fired\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("cartwatch_rule_actions_total{status=\"pending\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("cartwatch_rule_actions_total{status=\"skipped\"} 1"), std::string::npos);
   // The customer's document shows them too.
   Response anna = Send(http::verb::get, "/v1/customers/anna", "", {{"Authorization", "Bearer sk"}});
   ASSERT_EQ(anna.result_int(), 200) << anna.body();
