@@ -254,6 +254,9 @@ class RocksStore final : public Store,
   };
   RuleCounters rule_counts_;
 
+  // A MANIFEST write failed since this RocksDB was opened: recovery reopens it rather than
+  // calling DB::Resume (see OpenDb's listener). Set on RocksDB's threads, read anywhere.
+  std::atomic<bool> manifest_failed_{false};
   // RocksDB's cumulative count of background errors (rocksdb.background-errors) when the
   // store last recovered: only errors beyond it make CheckWritable fail.
   std::atomic<std::uint64_t> background_errors_recovered_{0};

@@ -48,14 +48,19 @@ constexpr char kWritableProbeKey[] = "writable_probe";
 // Its callbacks run on RocksDB's threads; it only records.
 class WriteFailureListener final : public rocksdb::EventListener {
  public:
-  explicit WriteFailureListener(std::function<void(const rocksdb::Status&)> on_failure)
+  // `on_failure(status, manifest)`: `manifest` when the write that failed was RocksDB's
+  // MANIFEST.
+  explicit WriteFailureListener(std::function<void(const rocksdb::Status&, bool)> on_failure)
       : on_failure_(std::move(on_failure)) {}
-  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
-    if (error != nullptr && !error->ok() && !error->IsShutdownInProgress()) on_failure_(*error);
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
+    if (error == nullptr || error->ok() || error->IsShutdownInProgress()) return;
+    const bool manifest = reason == rocksdb::BackgroundErrorReason::kManifestWrite ||
+                          reason == rocksdb::BackgroundErrorReason::kManifestWriteNoWAL;
+    on_failure_(*error, manifest);
   }
 
  private:
-  std::function<void(const rocksdb::Status&)> on_failure_;
+  std::function<void(const rocksdb::Status&, bool)> on_failure_;
 };
 
 }  // namespace
@@ -69,7 +74,13 @@ rocksdb::Status RocksStore::OpenDb(rocksdb::WALRecoveryMode recovery, std::strin
     hooks.env = fault_env_.get();
   }
   hooks.listener = std::make_shared<WriteFailureListener>(
-      [this](const rocksdb::Status& status) { NoteWriteFailure(status); });
+      [this](const rocksdb::Status& status, bool manifest) {
+        // DB::Resume() after a failed MANIFEST write can trip an assertion in RocksDB
+        // (Debian's build keeps them: "!versions_->descriptor_log_" in ResumeImpl) when the
+        // write that failed was creating a new MANIFEST: RocksDB is reopened instead.
+        if (manifest) manifest_failed_.store(true);
+        NoteWriteFailure(status);
+      });
   // RocksDB's own LOG, written so that a full disk loses lines instead of aborting.
   if (!info_log_) info_log_ = InfoLog::Open(options_.data_dir);
   hooks.info_log = info_log_;
@@ -81,6 +92,7 @@ rocksdb::Status RocksStore::OpenDb(rocksdb::WALRecoveryMode recovery, std::strin
   }
   db_ = std::move(opened.db);
   background_errors_recovered_.store(0);  // a new DB counts its own
+  manifest_failed_.store(false);
   handles_ = std::move(opened.handles);
   events_ = opened.events;
   dedup_log_ = opened.dedup_log;
@@ -226,7 +238,9 @@ void RocksStore::Close() {
   commits_.Close();
   // After a failed write RocksDB may refuse to write or sync its log again: it is closed
   // without writing (the log files are fsync'ed by name) unless it can resume.
-  if (db_ && health_.db_failed() && !db_->Resume().ok()) CloseDbAfterFailure();
+  if (db_ && health_.db_failed() && (manifest_failed_.load() || !db_->Resume().ok())) {
+    CloseDbAfterFailure();
+  }
   if (db_ && state_ && options_.write_state_on_close && !state_needs_replay_ &&
       !health_.low_space()) {
     if (auto ec = WriteState(last_event_id_ + 1)) {
@@ -471,11 +485,15 @@ void RocksStore::NoteWriteFailure(const rocksdb::Status& status) {
 
 void RocksStore::TryToRecover() {
   if (!health_.DiskHasRoom()) return;
-  rocksdb::Status s = db_ ? db_->Resume() : rocksdb::Status::IOError("RocksDB is closed");
+  rocksdb::Status s = !db_ ? rocksdb::Status::IOError("RocksDB is closed")
+                      : manifest_failed_.load()
+                          ? rocksdb::Status::IOError("the MANIFEST write failed: reopening")
+                          : db_->Resume();
   // RocksDB does not resume after a failed write to its log (the log may end in a partial
   // record), nor while its own recovery is stuck (Resume answers Busy on and on): it is
   // reopened, which recovers the log up to that write.
-  if (!s.ok() && (!db_ || s.severity() >= rocksdb::Status::Severity::kFatalError ||
+  if (!s.ok() && (!db_ || manifest_failed_.load() ||
+                  s.severity() >= rocksdb::Status::Severity::kFatalError ||
                   ++failed_resumes_ >= kResumesBeforeReopen)) {
     s = ReopenDb();
   }
