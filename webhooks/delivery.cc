@@ -2,52 +2,19 @@
 
 #include <algorithm>
 
+#include "util/varint.h"
+
 namespace cartwatch::webhooks {
 namespace {
 
 constexpr char kFormat = '\x01';
 
-void PutVarint(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-bool GetVarint(std::string_view& in, std::uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
-    const auto byte = static_cast<unsigned char>(in.front());
-    in.remove_prefix(1);
-    v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-// Signed values as zigzag varints.
-void PutSigned(std::string& out, std::int64_t v) {
-  PutVarint(out, (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
-}
-bool GetSigned(std::string_view& in, std::int64_t& v) {
-  std::uint64_t u = 0;
-  if (!GetVarint(in, u)) return false;
-  v = static_cast<std::int64_t>((u >> 1) ^ (~(u & 1) + 1));
-  return true;
-}
-
-void PutString(std::string& out, std::string_view s) {
-  PutVarint(out, s.size());
-  out.append(s);
-}
-bool GetString(std::string_view& in, std::string& s) {
-  std::uint64_t n = 0;
-  if (!GetVarint(in, n) || n > in.size()) return false;
-  s.assign(in.substr(0, n));
-  in.remove_prefix(n);
-  return true;
-}
+using util::GetLengthPrefixed;
+using util::GetSignedVarint;
+using util::GetVarint;
+using util::PutLengthPrefixed;
+using util::PutSignedVarint;
+using util::PutVarint;
 
 }  // namespace
 
@@ -65,14 +32,14 @@ std::string EncodeDelivery(const Delivery& d) {
   std::string out(1, kFormat);
   out.push_back(static_cast<char>(d.state));
   PutVarint(out, static_cast<std::uint64_t>(d.attempts));
-  PutSigned(out, d.next_attempt_at);
-  PutString(out, d.last_error);
+  PutSignedVarint(out, d.next_attempt_at);
+  PutLengthPrefixed(out, d.last_error);
   PutVarint(out, d.history.size());
   for (const AttemptRecord& a : d.history) {
-    PutSigned(out, a.at);
-    PutSigned(out, a.status);
-    PutString(out, a.error);
-    PutSigned(out, a.duration_ms);
+    PutSignedVarint(out, a.at);
+    PutSignedVarint(out, a.status);
+    PutLengthPrefixed(out, a.error);
+    PutSignedVarint(out, a.duration_ms);
   }
   return out;
 }
@@ -87,13 +54,13 @@ std::optional<Delivery> DecodeDelivery(std::string_view in) {
   std::uint64_t attempts = 0, n = 0;
   if (!GetVarint(in, attempts) || attempts > 1'000'000) return std::nullopt;
   d.attempts = static_cast<int>(attempts);
-  if (!GetSigned(in, d.next_attempt_at) || !GetString(in, d.last_error)) return std::nullopt;
+  if (!GetSignedVarint(in, d.next_attempt_at) || !GetLengthPrefixed(in, d.last_error)) return std::nullopt;
   if (!GetVarint(in, n) || n > kMaxHistory) return std::nullopt;
   for (std::uint64_t i = 0; i < n; ++i) {
     AttemptRecord a;
     std::int64_t status = 0;
-    if (!GetSigned(in, a.at) || !GetSigned(in, status) || !GetString(in, a.error) ||
-        !GetSigned(in, a.duration_ms) || status < 0 || status > 999) {
+    if (!GetSignedVarint(in, a.at) || !GetSignedVarint(in, status) || !GetLengthPrefixed(in, a.error) ||
+        !GetSignedVarint(in, a.duration_ms) || status < 0 || status > 999) {
       return std::nullopt;
     }
     a.status = static_cast<int>(status);
