@@ -31,6 +31,7 @@
 #include "rules/timezone.h"
 #include "util/base64.h"
 #include "webhooks/signature.h"
+#include "webhooks/url.h"
 #include "util/time.h"
 
 namespace cartwatch {
@@ -98,10 +99,6 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
            auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
            return lower(x) == lower(y);
          });
-}
-
-bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
 }
 
 // The TOML type of `node` in words, for "expected X, got Y".
@@ -178,25 +175,9 @@ std::string_view PortOf(std::string_view address) { return address.substr(addres
 
 // "" when `url` is an absolute http(s) URL with a host, else why not.
 std::string CheckWebhookUrl(std::string_view url) {
-  const std::string bad = "must be an http:// or https:// URL with a host, got " + Quote(url);
-  std::string_view rest;
-  if (StartsWithIgnoreCase(url, "https://")) {
-    rest = url.substr(8);
-  } else if (StartsWithIgnoreCase(url, "http://")) {
-    rest = url.substr(7);
-  } else {
-    return bad;
-  }
-  for (char c : url) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return bad;
-  }
-  const std::size_t end = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, end);
-  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
-    authority = authority.substr(at + 1);
-  }
-  if (authority.empty() || authority.front() == ':') return bad;
-  return {};
+  if (webhooks::ParseUrl(url)) return {};
+  return "must be an http:// or https:// URL with a host (no user info, no fragment; a port "
+         "from 1 to 65535), got " + Quote(url);
 }
 
 // "" when `origin` is "*" or "scheme://host[:port]" (what browsers send in Origin).
@@ -637,6 +618,8 @@ class Loader {
         LoadRules(node);
       } else if (name == "webhooks") {
         LoadWebhooks(node);
+      } else if (name == "delivery") {
+        LoadDelivery(node);
       } else {
         Fail(file_ + ": " + std::string(name),
              node.is_table() || node.is_array_of_tables() ? "unknown section" : "unknown key");
@@ -725,6 +708,15 @@ class Loader {
     config_.storage.rules = ToRuleSet(config_);
     config_.storage.rules.sites = std::move(site_settings_);
     config_.storage.timer_tick = config_.rule_engine.timer_tick;
+    for (const WebhookConfig& webhook : config_.webhooks) {
+      config_.storage.webhooks.push_back(
+          storage::WebhookEndpoint{.name = webhook.name, .events = webhook.events});
+    }
+    config_.storage.delivery_schedule.delays.clear();
+    for (auto delay : config_.delivery.retry_schedule) {
+      config_.storage.delivery_schedule.delays.push_back(delay.count());
+    }
+    config_.storage.delivery_schedule.jitter = config_.delivery.retry_jitter;
     return std::move(config_);
   }
 
@@ -1080,13 +1072,29 @@ class Loader {
   }
 
   // The host of an http(s) URL CheckWebhookUrl accepted.
-  static std::string HostOf(const std::string& url) {
-    std::string_view rest = url;
-    rest.remove_prefix(rest.find("://") + 3);
-    rest = rest.substr(0, rest.find_first_of("/?#"));
-    if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
-    if (!rest.empty() && rest.front() == '[') return std::string(rest.substr(1, rest.find(']') - 1));
-    return std::string(rest.substr(0, rest.find(':')));
+  static std::string HostOf(const std::string& url) { return webhooks::ParseUrl(url)->host; }
+
+  void LoadDelivery(const toml::node& node) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) Fail(file_ + ": delivery", Expected("a table", node));
+    TableReader delivery(file_, "delivery", *table);
+    delivery.CheckKnown({"tick", "retry_schedule", "retry_jitter"});
+    DeliveryConfig& out = config_.delivery;
+    out.tick = delivery.Duration("tick", false).value_or(out.tick);
+    if (out.tick > kMaxTimeout) delivery.Fail("tick", "must be at most 24h");
+    if (auto schedule = delivery.Strings("retry_schedule", [](const std::string& text) -> std::string {
+          auto d = util::ParseDuration(text);
+          if (!d || d->count() <= 0) return "must be a duration more than 0, like \"5s\" or \"2h\"";
+          return {};
+        })) {
+      if (schedule->size() > 100) delivery.Fail("retry_schedule", "must have at most 100 delays");
+      out.retry_schedule.clear();
+      for (const std::string& text : *schedule) out.retry_schedule.push_back(*util::ParseDuration(text));
+    }
+    if (auto jitter = delivery.Number("retry_jitter", 0, false)) {
+      if (*jitter >= 1) delivery.Fail("retry_jitter", "must be from 0 to less than 1 (a fraction of the delay)");
+      out.retry_jitter = *jitter;
+    }
   }
 
   const std::string file_;

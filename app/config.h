@@ -73,6 +73,17 @@ struct WebhookConfig {
   std::string ca_file;              // PEM CA certificates to trust instead of the system's
 };
 
+// [delivery]: how webhook deliveries are sent and retried (docs/webhooks.md).
+struct DeliveryConfig {
+  std::chrono::milliseconds tick = std::chrono::seconds(1);  // how often the queues are read
+  // The delays after failed attempts 1, 2, ...; after the last the delivery is dead.
+  std::vector<std::chrono::milliseconds> retry_schedule = {
+      std::chrono::seconds(5), std::chrono::minutes(5), std::chrono::minutes(30),
+      std::chrono::hours(2),   std::chrono::hours(5),   std::chrono::hours(10),
+      std::chrono::hours(10)};
+  double retry_jitter = 0.1;  // each delay varies by up to this fraction
+};
+
 struct Config {
   collector::ServerOptions server;    // [server]
   storage::StoreOptions storage;      // [storage]
@@ -81,6 +92,7 @@ struct Config {
   std::vector<RuleConfig> rules;      // [[rules]]
   RuleEngineConfig rule_engine;       // [rule_engine]
   std::vector<WebhookConfig> webhooks;  // [[webhooks]]
+  DeliveryConfig delivery;              // [delivery]
   std::string templates_dir = "config/templates";  // [templates] dir
 };
 

@@ -15,6 +15,8 @@
 #include "collector/server.h"
 #include "metrics/metrics.h"
 #include "storage/store.h"
+#include "webhooks/dispatcher.h"
+#include "webhooks/signature.h"
 
 namespace {
 
@@ -112,6 +114,31 @@ int main(int argc, char** argv) {
     std::cerr << "cartwatch: " << e.what() << "\n";
     return 1;
   }
+  // Webhook deliveries (docs/webhooks.md), on their own event loop.
+  std::unique_ptr<cartwatch::webhooks::Dispatcher> dispatcher;
+  if (!config.webhooks.empty()) {
+    std::vector<cartwatch::webhooks::EndpointConfig> endpoints;
+    for (const cartwatch::WebhookConfig& w : config.webhooks) {
+      cartwatch::webhooks::EndpointConfig e{.name = w.name,
+                                            .client = {.url = w.url,
+                                                       .allow_private = w.allow_private,
+                                                       .timeout = w.timeout,
+                                                       .max_in_flight = w.max_in_flight,
+                                                       .ca_file = w.ca_file},
+                                            .keys = {*cartwatch::webhooks::SecretKey(w.secret)}};
+      if (!w.previous_secret.empty()) {
+        e.keys.push_back(*cartwatch::webhooks::SecretKey(w.previous_secret));
+      }
+      endpoints.push_back(std::move(e));
+    }
+    dispatcher = cartwatch::webhooks::Dispatcher::Start(
+        **store, std::move(endpoints), {.tick = config.delivery.tick}, &error);
+    if (!dispatcher) {
+      std::cerr << "cartwatch: " << error << "\n";
+      server->Stop();
+      return 1;
+    }
+  }
   std::cout << "cartwatch: listening on " << WithPort(config.server.listen, server->public_port())
             << " (public), " << WithPort(config.server.admin_listen, server->admin_port())
             << " (admin)" << std::endl;
@@ -120,6 +147,9 @@ int main(int argc, char** argv) {
   sigwait(&signals, &received);
   std::cerr << "cartwatch: " << strsignal(received) << ", shutting down\n";
   server->Stop();
+  // Attempts in flight are recorded if they finish within the grace; the rest are
+  // attempted again after the next start.
+  if (dispatcher) dispatcher->Stop(std::chrono::seconds(5));
   (*store)->Close();
   std::cerr << "cartwatch: stopped\n";
   return 0;

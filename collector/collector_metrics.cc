@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(RouteLabel::kCount)> kRouteNames = {
     "batch",  "track",     "page",     "identify", "screen",  "alias",   "group",
-    "pixel",  "tracker",   "events",   "customers", "visitors", "deliveries", "other",  "healthz",
+    "pixel",  "tracker",   "events",   "customers", "visitors", "deliveries", "endpoints", "other",  "healthz",
     "readyz", "metrics",   "checkpoint"};
 
 // Seconds: from a fast loopback answer to a commit stalled behind a slow disk.

@@ -33,7 +33,7 @@ namespace cartwatch::collector {
 // analytics.js count as their long ones; every unknown path is "other").
 enum class RouteLabel : std::uint8_t {
   kBatch, kTrack, kPage, kIdentify, kScreen, kAlias, kGroup, kPixel, kTracker, kEvents,
-  kCustomers, kVisitors, kDeliveries, kOther, kHealthz, kReadyz, kMetrics, kCheckpoint, kCount
+  kCustomers, kVisitors, kDeliveries, kEndpoints, kOther, kHealthz, kReadyz, kMetrics, kCheckpoint, kCount
 };
 std::string_view RouteLabelName(RouteLabel route);
 

@@ -147,6 +147,10 @@ Response StorageErrorResponse(const boost::system::error_code& ec, unsigned vers
       return ErrorResponse(500, "storage_error",
                            "the erase could not be written" + why + "; nothing was erased, retry",
                            version);
+    case StorageOp::kChange:
+      return ErrorResponse(500, "storage_error",
+                           "the change could not be written" + why + "; nothing changed, retry",
+                           version);
     case StorageOp::kStore:
       break;
   }

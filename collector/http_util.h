@@ -36,7 +36,7 @@ std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::
 void CopyCors(const Response& prepared, Response& error);
 
 // What the failed storage operation was, for the 500's message.
-enum class StorageOp { kStore, kRead, kErase };
+enum class StorageOp { kStore, kRead, kErase, kChange };
 // The answer to a storage error: 503 with Retry-After for what passes (overloaded, shutting
 // down, a full disk, failing storage), else 500 saying what was not done.
 Response StorageErrorResponse(const boost::system::error_code& ec, unsigned version,

@@ -179,6 +179,74 @@ void Router::HandleDeliveries(const Request& request, std::string_view query, Re
   });
 }
 
+void Router::HandleDeliveryChange(const Request& request, storage::DeliveryChange::Kind kind,
+                                  std::string_view name, Respond respond) {
+  const unsigned version = request.version();
+  const SiteState* site = AuthenticateSecret(request, respond);
+  if (!site) return;
+  const bool retry = kind == storage::DeliveryChange::Kind::kRetry;
+  auto decoded = PercentDecode(name);
+  if (!decoded) {
+    Response res = ErrorResponse(400, "invalid_path",
+                                 retry ? "the action id has a malformed %-escape"
+                                       : "the endpoint name has a malformed %-escape",
+                                 version);
+    AddCors(request, site, res);
+    return respond(std::move(res));
+  }
+  storage::DeliveryChange change{.kind = kind, .now = util::NowMs()};
+  if (retry) {
+    change.site = site->site.name;
+    change.id = *decoded;
+  } else {
+    change.endpoint = *decoded;
+  }
+  Response base = JsonResponse(retry ? 202 : 200, "", version);
+  AddCors(request, site, base);
+  store_.ChangeDeliveries(
+      std::move(change),
+      [retry, name = *decoded, base = std::move(base), respond = std::move(respond),
+       version](const storage::DeliveryResult& result) mutable {
+        auto answer = [&](Response res) {
+          CopyCors(base, res);
+          respond(std::move(res));
+        };
+        if (result.error) return answer(StorageErrorResponse(result.error, version, StorageOp::kChange));
+        if (retry && !result.found) {
+          return answer(ErrorResponse(404, "delivery_not_found",
+                                      "this site has no action \"" + name +
+                                          "\" with webhook deliveries (ids look like "
+                                          "act_000000000000002a: GET /v1/deliveries lists them)",
+                                      version));
+        }
+        if (retry && result.retried == 0) {
+          return answer(ErrorResponse(409, "not_retryable",
+                                      "action \"" + name +
+                                          "\" has no failed or dead delivery to retry (delivered, "
+                                          "not yet attempted, or waiting for a disabled endpoint: "
+                                          "POST /v1/endpoints/{name}/enable)",
+                                      version));
+        }
+        if (!retry && !result.found) {
+          return answer(ErrorResponse(404, "endpoint_not_found",
+                                      "no webhook endpoint is named \"" + name +
+                                          "\" ([[webhooks]] name in the config; the URL's host "
+                                          "when no name is given)",
+                                      version));
+        }
+        boost::json::object body{{"success", true}};
+        if (retry) {
+          body["id"] = name;
+          body["retried"] = result.retried;
+        } else {
+          body["endpoint"] = name;
+          body["was_disabled"] = result.was_disabled;
+        }
+        base.body() = boost::json::serialize(body);
+        respond(std::move(base));
+      });
+}
+
 void Router::HandleProfile(const Request& request, Profile kind, std::string_view raw_id,
                            Respond respond) {
   const unsigned version = request.version();

@@ -343,6 +343,24 @@ void Router::Handle(Request&& request, Respond respond, const boost::asio::ip::a
       if (method == http::verb::options) return respond(HandlePreflight(request));
       return not_allowed("GET, OPTIONS");
     }
+    // POST /v1/deliveries/{id}/retry, POST /v1/endpoints/{name}/enable.
+    for (const auto& [prefix, suffix, kind] :
+         {std::tuple{std::string_view("deliveries/"), std::string_view("/retry"),
+                     storage::DeliveryChange::Kind::kRetry},
+          std::tuple{std::string_view("endpoints/"), std::string_view("/enable"),
+                     storage::DeliveryChange::Kind::kEnable}}) {
+      if (!rest.starts_with(prefix) || !rest.ends_with(suffix) ||
+          rest.size() <= prefix.size() + suffix.size()) {
+        continue;
+      }
+      if (method == http::verb::post) {
+        return HandleDeliveryChange(
+            request, kind, rest.substr(prefix.size(), rest.size() - prefix.size() - suffix.size()),
+            std::move(respond));
+      }
+      if (method == http::verb::options) return respond(HandlePreflight(request));
+      return not_allowed("POST, OPTIONS");
+    }
     for (const auto& [prefix, kind] : {std::pair{std::string_view("customers/"), Profile::kCustomer},
                                       std::pair{std::string_view("visitors/"), Profile::kVisitor}}) {
       if (rest.substr(0, prefix.size()) != prefix) continue;
@@ -662,7 +680,8 @@ RouteLabel PublicRouteLabel(std::string_view path) {
   }
   if (path == "/cartwatch.js") return RouteLabel::kTracker;
   if (path == "/v1/events") return RouteLabel::kEvents;
-  if (path == "/v1/deliveries") return RouteLabel::kDeliveries;
+  if (path == "/v1/deliveries" || path.starts_with("/v1/deliveries/")) return RouteLabel::kDeliveries;
+  if (path.starts_with("/v1/endpoints/")) return RouteLabel::kEndpoints;
   if (path.starts_with("/v1/pixel/")) return RouteLabel::kPixel;
   if (path.starts_with("/v1/customers/")) return RouteLabel::kCustomers;
   if (path.starts_with("/v1/visitors/")) return RouteLabel::kVisitors;

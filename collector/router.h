@@ -101,6 +101,10 @@ class Router {
   void HandleEvents(const Request& request, std::string_view query, Respond respond);
   // GET /v1/deliveries: the outbox of the rule engine's actions, as JSON.
   void HandleDeliveries(const Request& request, std::string_view query, Respond respond);
+  // POST /v1/deliveries/{id}/retry (kRetry, `name` the action id) and POST
+  // /v1/endpoints/{name}/enable (kEnable).
+  void HandleDeliveryChange(const Request& request, storage::DeliveryChange::Kind kind,
+                            std::string_view name, Respond respond);
   enum class Profile { kCustomer, kVisitor };
   // /healthz, /readyz, and the 404 of the admin listener.
   Response HandleHealth(const Request& request);

@@ -4,8 +4,8 @@
 # Usage: scripts/install-deps.sh [--demo | --test]
 #   --demo adds Node.js and npm (the demo shop and the tracker's build);
 #   --test adds those, Debian's chromium (the tracker's browser tests), clang with its
-#   sanitizer and libFuzzer runtimes (scripts/fuzz.sh, run by scripts/test.sh when CI is set)
-#   and promtool (the metrics tests' checker) in build/tools/promtool.
+#   sanitizer and libFuzzer runtimes (scripts/fuzz.sh, run by scripts/test.sh when CI is set),
+#   the openssl command (test certificates) and promtool (the metrics tests' checker) in build/tools/promtool.
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ pkg-config
@@ -15,7 +15,8 @@ pkgs=(cmake ninja-build g++ pkg-config
       tzdata)  # the time zones of quiet hours (rules/timezone.h)
 want_node=0 want_browser=0
 [[ "${1:-}" == "--demo" ]] && want_node=1
-[[ "${1:-}" == "--test" ]] && want_node=1 want_browser=1 && pkgs+=(clang libclang-rt-14-dev)
+# openssl: the webhook tests make a test CA and certificates with it.
+[[ "${1:-}" == "--test" ]] && want_node=1 want_browser=1 && pkgs+=(clang libclang-rt-14-dev openssl)
 
 missing=()
 for p in "${pkgs[@]}"; do

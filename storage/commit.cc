@@ -177,6 +177,8 @@ void RocksStore::Commit(std::vector<Pending>& work) {
   erased.assign(work.size(), EraseResult{});
   std::vector<FireResult>& fired = sc.fired;
   fired.assign(work.size(), FireResult{});
+  std::vector<DeliveryResult>& changed = sc.changed;
+  changed.assign(work.size(), DeliveryResult{});
   // A failed commit dropped the records in memory: rebuilt first, or this one fails too.
   // Refused before anything is applied: the records in memory stay as they are.
   bool low_space_started = false;
@@ -209,6 +211,10 @@ void RocksStore::Commit(std::vector<Pending>& work) {
     }
     if (auto* request = std::get_if<FireRequest>(&work[i].request)) {
       ec = firing_.Apply(*request, round, fired[i]);
+      continue;
+    }
+    if (auto* request = std::get_if<DeliveryRequest>(&work[i].request)) {
+      ec = deliveries_.Apply(*request, round, changed[i]);
       continue;
     }
     const auto& append = std::get<AppendRequest>(work[i].request);
@@ -269,6 +275,9 @@ void RocksStore::Commit(std::vector<Pending>& work) {
         rule_counts_.skipped.fetch_add(r.skipped, std::memory_order_relaxed);
       }
       fire->done(fired[i]);
+    } else if (auto* change = std::get_if<DeliveryRequest>(&work[i].request)) {
+      if (ec) changed[i] = DeliveryResult{.error = ec};
+      change->done(changed[i]);
     } else if (auto* erase = std::get_if<EraseRequest>(&work[i].request)) {
       if (ec) erased[i] = EraseResult{.error = ec};
       erase->done(erased[i]);

@@ -18,7 +18,9 @@ namespace cartwatch::storage {
 
 boost::system::error_code EraseStage::Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
                                            rocksdb::ColumnFamilyHandle* timers,
-                                           rocksdb::ColumnFamilyHandle* outbox) {
+                                           rocksdb::ColumnFamilyHandle* outbox,
+                                           Deliveries* deliveries) {
+  deliveries_ = deliveries;
   db_ = &db;
   meta_ = meta;
   timers_ = timers;
@@ -32,11 +34,12 @@ boost::system::error_code EraseStage::Load(rocksdb::DB& db, rocksdb::ColumnFamil
   return FromStatus(it->status());
 }
 
-boost::system::error_code EraseStage::ForgetRules(rocksdb::WriteBatch& batch,
-                                                  const SubjectKey& person) {
+boost::system::error_code EraseStage::ForgetRules(CommitRound& round, const SubjectKey& person) {
   if (timers_ == nullptr || outbox_ == nullptr) return {};
-  if (auto ec = ErasePersonTimers(*db_, batch, timers_, person)) return ec;
-  return ErasePersonDeliveries(*db_, batch, outbox_, person);
+  if (auto ec = ErasePersonTimers(*db_, *round.batch, timers_, person)) return ec;
+  return ErasePersonDeliveries(*db_, *round.batch, outbox_, person, [&](std::uint64_t seq) {
+    return deliveries_ ? deliveries_->Forget(round, seq) : boost::system::error_code();
+  });
 }
 
 boost::system::error_code EraseStage::Apply(StateWriter& state, const EraseRequest& request,
@@ -44,7 +47,7 @@ boost::system::error_code EraseStage::Apply(StateWriter& state, const EraseReque
                                             EraseResult& result) {
   const std::string prefix = SitePrefix(request.site);
   auto forget = [&](rules::SubjectKind kind, std::string_view id) {
-    return ForgetRules(*round.batch, SubjectKey{prefix, kind, id});
+    return ForgetRules(round, SubjectKey{prefix, kind, id});
   };
   if (!request.only_visitors.empty()) {
     auto erase = state.EraseVisitors(prefix, request.user_id, request.only_visitors);

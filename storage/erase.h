@@ -23,6 +23,7 @@
 
 #include "storage/background.h"
 #include "storage/commit_stage.h"
+#include "storage/deliveries.h"
 #include "storage/keys.h"
 #include "storage/requests.h"
 #include "storage/state.h"
@@ -34,9 +35,10 @@ class EraseStage final : public CommitStage {
  public:
   // After each open of the database: the column families, and the number of the next job
   // read from meta (an error when it cannot be read).
+  // `deliveries` forgets the delivery records of the actions erased (null: none).
   boost::system::error_code Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
                                  rocksdb::ColumnFamilyHandle* timers,
-                                 rocksdb::ColumnFamilyHandle* outbox);
+                                 rocksdb::ColumnFamilyHandle* outbox, Deliveries* deliveries);
 
   // Erases what `request` names through `state` (the round's last event id so far:
   // `last_event_id`), filling `result`; with the records, the rule engine's pending
@@ -53,13 +55,15 @@ class EraseStage final : public CommitStage {
   bool wrote_jobs() const { return wrote_jobs_; }
 
  private:
-  // Deletes the person's timers, marks and undelivered actions in `batch`.
-  boost::system::error_code ForgetRules(rocksdb::WriteBatch& batch, const SubjectKey& person);
+  // Deletes the person's timers, marks and undelivered actions (and their deliveries) in
+  // the round's batch.
+  boost::system::error_code ForgetRules(CommitRound& round, const SubjectKey& person);
 
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* timers_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
+  Deliveries* deliveries_ = nullptr;
   std::uint64_t next_seq_ = 0;
   std::vector<EraseJob> jobs_{};  // the round's
   bool wrote_jobs_ = false;

@@ -6,6 +6,7 @@
 #include <rocksdb/iterator.h>
 
 #include "profiles/json_writer.h"
+#include "storage/deliveries.h"
 #include "storage/keys.h"
 #include "storage/status.h"
 
@@ -18,7 +19,69 @@ std::string OutboxKey(std::string_view site_prefix, std::uint64_t seq) {
   return key;
 }
 
+// The raw JSON value of the top-level `key` of a stored entry, for a key before "data":
+// those values are strings and numbers, and inside a JSON string every '"' is escaped, so
+// the first `"key":` is the member itself.
+std::optional<std::string_view> Member(std::string_view json, std::string_view key,
+                                       std::string_view next_key) {
+  std::string probe = "\"" + std::string(key) + "\":";
+  const auto at = json.find(probe);
+  if (at == std::string_view::npos) return std::nullopt;
+  const auto start = at + probe.size();
+  const auto end = json.find(",\"" + std::string(next_key) + "\":", start);
+  if (end == std::string_view::npos) return std::nullopt;
+  return json.substr(start, end - start);
+}
+
+// The stored entry with its status byte's status and the records' attempts filled in.
+std::string RenderEntry(std::string_view value, const RenderedRecords* records) {
+  std::string out;
+  std::string_view json = value.substr(1);
+  const std::string_view status = DeliveryStatusName(static_cast<DeliveryStatus>(value[0]));
+  const auto status_at = json.find("\"status\":\"");
+  const auto attempts_at = json.find(",\"attempts\":[]");
+  if (status_at == std::string_view::npos || attempts_at == std::string_view::npos ||
+      attempts_at < status_at) {
+    return std::string(json);
+  }
+  const auto status_end = json.find('"', status_at + 10);
+  out.reserve(json.size() + 256);
+  out.append(json.substr(0, status_at + 10));
+  out.append(status);
+  out.append(json.substr(status_end, attempts_at - status_end));
+  out.append(",\"attempts\":");
+  out.append(records ? records->attempts : "[]");
+  out.append(",\"endpoints\":");
+  out.append(records ? records->endpoints : "[]");
+  out.append(json.substr(attempts_at + 14));
+  return out;
+}
+
+// An entry as GET /v1/deliveries shows it.
+boost::system::result<std::string> ShowEntry(const OutboxView& view, std::uint64_t seq,
+                                             std::string_view value) {
+  if (view.deliveries == nullptr) return RenderEntry(value, nullptr);
+  auto records = RenderDeliveryRecords(*view.db, view.deliveries, seq, view.disabled);
+  if (!records) return records.error();
+  return RenderEntry(value, &*records);
+}
+
 }  // namespace
+
+std::optional<std::string> WebhookBody(std::string_view json) {
+  auto type = Member(json, "type", "status");
+  auto created_at = Member(json, "created_at", "rule");
+  const auto data_at = json.find(",\"data\":");
+  if (!type || !created_at || data_at == std::string_view::npos || json.back() != '}') {
+    return std::nullopt;
+  }
+  std::string body = "{\"type\":";
+  body.append(*type);
+  body.append(",\"timestamp\":");
+  body.append(*created_at);
+  body.append(json.substr(data_at));
+  return body;
+}
 
 std::string_view DeliveryStatusName(DeliveryStatus status) {
   switch (status) {
@@ -48,7 +111,8 @@ std::optional<std::uint64_t> DeliverySeq(std::string_view id) {
 }
 
 boost::system::error_code Outbox::Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
-                                       rocksdb::ColumnFamilyHandle* outbox) {
+                                       rocksdb::ColumnFamilyHandle* outbox, Deliveries* deliveries) {
+  deliveries_ = deliveries;
   meta_ = meta;
   outbox_ = outbox;
   last_seq_ = 0;
@@ -91,6 +155,9 @@ std::string Outbox::Add(CommitRound& round, const SubjectKey& person, const Outb
   std::string index = PersonPrefix(kPersonOutboxPrefix, person);
   PutBigEndian64(index, seq);
   round.batch->Put(outbox_, index, rocksdb::Slice());
+  if (deliveries_ && entry.status == DeliveryStatus::kPending) {
+    deliveries_->Created(round, site_prefix, seq, entry.type, entry.created_at);
+  }
   return id;
 }
 
@@ -135,15 +202,23 @@ boost::system::error_code ForEachPersonEntry(rocksdb::DB& db, rocksdb::ColumnFam
 
 }  // namespace
 
-boost::system::result<std::vector<std::string>> ReadPersonDeliveries(
-    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* outbox, const SubjectKey& person,
-    std::size_t limit) {
+boost::system::result<std::vector<std::string>> ReadPersonDeliveries(const OutboxView& view,
+                                                                     const SubjectKey& person,
+                                                                     std::size_t limit) {
   std::vector<std::string> out;
   boost::system::error_code read_error;
-  auto ec = ForEachPersonEntry(db, outbox, person, [&](std::uint64_t seq, const rocksdb::Slice&) {
+  rocksdb::DB& db = *view.db;
+  auto ec = ForEachPersonEntry(db, view.outbox, person, [&](std::uint64_t seq, const rocksdb::Slice&) {
     std::string value;
-    rocksdb::Status s = db.Get(rocksdb::ReadOptions(), outbox, OutboxKey(person.site_prefix, seq), &value);
-    if (s.ok() && !value.empty()) out.push_back(value.substr(1));
+    rocksdb::Status s = db.Get(rocksdb::ReadOptions(), view.outbox, OutboxKey(person.site_prefix, seq), &value);
+    if (s.ok() && !value.empty()) {
+      auto shown = ShowEntry(view, seq, value);
+      if (!shown) {
+        read_error = shown.error();
+        return false;
+      }
+      out.push_back(std::move(*shown));
+    }
     if (!s.ok() && !s.IsNotFound()) read_error = FromStatus(s);
     return !read_error && out.size() < limit;
   });
@@ -152,9 +227,9 @@ boost::system::result<std::vector<std::string>> ReadPersonDeliveries(
   return out;
 }
 
-boost::system::error_code ErasePersonDeliveries(rocksdb::DB& db, rocksdb::WriteBatch& batch,
-                                                rocksdb::ColumnFamilyHandle* outbox,
-                                                const SubjectKey& person) {
+boost::system::error_code ErasePersonDeliveries(
+    rocksdb::DB& db, rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* outbox,
+    const SubjectKey& person, const std::function<boost::system::error_code(std::uint64_t)>& erased) {
   boost::system::error_code read_error;
   auto ec = ForEachPersonEntry(db, outbox, person, [&](std::uint64_t seq, const rocksdb::Slice& index) {
     const std::string key = OutboxKey(person.site_prefix, seq);
@@ -166,6 +241,9 @@ boost::system::error_code ErasePersonDeliveries(rocksdb::DB& db, rocksdb::WriteB
     }
     if (s.ok() && (value.empty() || value[0] != static_cast<char>(DeliveryStatus::kDelivered))) {
       batch.Delete(outbox, key);
+      if (s.ok() && erased) {
+        if ((read_error = erased(seq))) return false;
+      }
     }
     batch.Delete(outbox, index);
     return true;
@@ -173,8 +251,7 @@ boost::system::error_code ErasePersonDeliveries(rocksdb::DB& db, rocksdb::WriteB
   return ec ? ec : read_error;
 }
 
-boost::system::result<DeliveryPage> ReadDeliveries(rocksdb::DB& db,
-                                                   rocksdb::ColumnFamilyHandle* outbox,
+boost::system::result<DeliveryPage> ReadDeliveries(const OutboxView& view,
                                                    std::string_view site_prefix,
                                                    std::optional<DeliveryStatus> status,
                                                    std::string_view after, std::size_t limit) {
@@ -192,15 +269,18 @@ boost::system::result<DeliveryPage> ReadDeliveries(rocksdb::DB& db,
   ro.fill_cache = false;
   DeliveryPage page;
   page.next_cursor = std::string(after);
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(ro, outbox));
+  std::unique_ptr<rocksdb::Iterator> it(view.db->NewIterator(ro, view.outbox));
   for (it->Seek(OutboxKey(site_prefix, start)); it->Valid() && page.deliveries.size() < limit;
        it->Next()) {
     const rocksdb::Slice key = it->key();
     const rocksdb::Slice value = it->value();
     if (key.size() != site_prefix.size() + 8 || value.empty()) continue;
-    page.next_cursor = DeliveryId(GetBigEndian64(key.data() + site_prefix.size()));
+    const std::uint64_t seq = GetBigEndian64(key.data() + site_prefix.size());
+    page.next_cursor = DeliveryId(seq);
     if (status && value[0] != static_cast<char>(*status)) continue;
-    page.deliveries.emplace_back(value.data() + 1, value.size() - 1);
+    auto shown = ShowEntry(view, seq, value.ToStringView());
+    if (!shown) return shown.error();
+    page.deliveries.push_back(std::move(*shown));
   }
   if (auto ec = FromStatus(it->status())) return ec;
   return page;

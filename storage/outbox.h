@@ -1,10 +1,12 @@
 // The outbox: every action the rule engine took (a task, an e-mail, or an e-mail recorded
 // as skipped), durable in RocksDB and written in the same batch as the firing that took
-// it, so an action exists exactly once. Webhook delivery (docs/webhooks.md) reads it and
-// records its attempts here; GET /v1/deliveries lists it (docs/api.md).
+// it, so an action exists exactly once. Its webhook deliveries (storage/deliveries.h) are
+// created in the same batch; GET /v1/deliveries lists it with them (docs/api.md).
 //
 // Column family `outbox`: site prefix + u64 big-endian sequence -> a status byte, then the
-// entry as JSON ({"id", "type", "status", "created_at", "rule", "stage", "reason", "data"});
+// entry as JSON ({"id", "type", "status", "reason", "created_at", "rule", "stage",
+// "attempts": [], "data"}, in that order; the status byte is the entry's status, and
+// "status" and "attempts" are filled in from it and the delivery records when read);
 // "\0" + person (storage/subject.h) + u64 big-endian sequence -> "": the person's entries
 // (site prefixes start with their length, never 0, so the index sorts before every site).
 // meta "last_outbox_seq": the newest sequence, written with the entries.
@@ -14,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,11 +57,18 @@ struct OutboxEntry {
   std::string data{};  // a JSON object
 };
 
+class Deliveries;
+
+// The body every delivery of the entry posts ({"type", "timestamp", "data"}), from the
+// entry's stored JSON (after its status byte); nullopt when that is not one.
+std::optional<std::string> WebhookBody(std::string_view entry_json);
+
 class Outbox final : public CommitStage {
  public:
   // After each open of the database: the column families, and the newest sequence.
+  // `deliveries` gets each pending entry (null: none).
   boost::system::error_code Load(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
-                                 rocksdb::ColumnFamilyHandle* outbox);
+                                 rocksdb::ColumnFamilyHandle* outbox, Deliveries* deliveries);
 
   // Puts `entry` for `person` into the round's batch; returns its id.
   std::string Add(CommitRound& round, const SubjectKey& person, const OutboxEntry& entry);
@@ -75,6 +85,7 @@ class Outbox final : public CommitStage {
   std::uint64_t last_seq_ = 0;   // durable
   std::uint64_t round_seq_ = 0;  // with the round's entries
   std::uint64_t added_ = 0;
+  Deliveries* deliveries_ = nullptr;
 };
 
 struct DeliveryPage {
@@ -86,18 +97,27 @@ struct DeliveryPage {
 // `status` when given, at most `limit`. A cursor that is no entry id is kInvalidArgument.
 inline constexpr char kPersonOutboxPrefix = '\0';
 
+// Where the readers below find the delivery records (storage/deliveries.h) of the entries
+// they show, and which endpoints are disabled.
+struct OutboxView {
+  rocksdb::DB* db = nullptr;
+  rocksdb::ColumnFamilyHandle* outbox = nullptr;
+  rocksdb::ColumnFamilyHandle* deliveries = nullptr;  // null: none shown
+  std::vector<std::string> disabled{};
+};
+
 // The newest `limit` entries of `person`, newest first, each a JSON object.
-boost::system::result<std::vector<std::string>> ReadPersonDeliveries(
-    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* outbox, const SubjectKey& person,
-    std::size_t limit);
+boost::system::result<std::vector<std::string>> ReadPersonDeliveries(const OutboxView& view,
+                                                                     const SubjectKey& person,
+                                                                     std::size_t limit);
 
-// Deletes every entry of `person` that was not delivered, and the index entries of all.
-boost::system::error_code ErasePersonDeliveries(rocksdb::DB& db, rocksdb::WriteBatch& batch,
-                                                rocksdb::ColumnFamilyHandle* outbox,
-                                                const SubjectKey& person);
+// Deletes every entry of `person` that was not delivered, and the index entries of all;
+// `erased(seq)` for each entry deleted (its delivery records go with it).
+boost::system::error_code ErasePersonDeliveries(
+    rocksdb::DB& db, rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* outbox,
+    const SubjectKey& person, const std::function<boost::system::error_code(std::uint64_t)>& erased);
 
-boost::system::result<DeliveryPage> ReadDeliveries(rocksdb::DB& db,
-                                                   rocksdb::ColumnFamilyHandle* outbox,
+boost::system::result<DeliveryPage> ReadDeliveries(const OutboxView& view,
                                                    std::string_view site_prefix,
                                                    std::optional<DeliveryStatus> status,
                                                    std::string_view after, std::size_t limit);

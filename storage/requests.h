@@ -1,6 +1,5 @@
 // The requests the store's commit queue carries, one type a kind: the committing thread
-// tells them apart by type, not by which fields happen to be set. The outbox's delivery
-// results join this variant.
+// tells them apart by type, not by which fields happen to be set.
 //
 // Private to storage/. Plain values; each is handled by the committing thread.
 #pragma once
@@ -13,6 +12,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include "storage/store.h"
 #include "storage/types.h"
 
 namespace cartwatch::storage {
@@ -51,7 +51,13 @@ struct FireRequest {
   FireCallback done{};
 };
 
-using Request = std::variant<AppendRequest, EraseRequest, ReadRequest, FireRequest>;
+// A change to webhook deliveries (Store::ChangeDeliveries).
+struct DeliveryRequest {
+  DeliveryChange change{};
+  DeliveryCallback done{};
+};
+
+using Request = std::variant<AppendRequest, EraseRequest, ReadRequest, FireRequest, DeliveryRequest>;
 
 // A request in the queue.
 struct Pending {
@@ -78,6 +84,8 @@ struct Pending {
       erase->done(EraseResult{.error = ec});
     } else if (auto* fire = std::get_if<FireRequest>(&request)) {
       fire->done(FireResult{.error = ec});
+    } else if (auto* change = std::get_if<DeliveryRequest>(&request)) {
+      change->done(DeliveryResult{.error = ec});
     } else {
       std::get<ReadRequest>(request).read(ec);
     }

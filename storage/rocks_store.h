@@ -5,7 +5,8 @@
 //   rocks_store.h -> commit_queue.h   the queue of requests and its rounds (no RocksDB)
 //                 -> commit_stage.h   the stages of a round: dedup_index.h, event_log.h,
 //                                     state_stage.h (-> state.h), timers.h, erase.h,
-//                                     firing.h, outbox.h (timers and firing -> rules/)
+//                                     firing.h, outbox.h, deliveries.h (timers and
+//                                     firing -> rules/, deliveries -> webhooks/)
 //                 -> background.h     the store's own thread (no RocksDB)
 //                 -> write_health.h   whether writes succeed, and why not
 //                 -> schema.h         opening the database; event_log.h, erase.h and
@@ -37,6 +38,7 @@
 #include "storage/commit_queue.h"
 #include "storage/commit_stage.h"
 #include "storage/dedup_index.h"
+#include "storage/deliveries.h"
 #include "storage/erase.h"
 #include "storage/event_log.h"
 #include "storage/firing.h"
@@ -96,6 +98,11 @@ class RocksStore final : public Store,
                                                      std::size_t limit) override;
   Health GetHealth() override;
   RuleFigures GetRuleFigures() override;
+  boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
+      std::string_view endpoint, std::int64_t now, std::size_t limit,
+      const std::set<std::uint64_t>& skip) override;
+  boost::system::result<std::vector<std::string>> ReadDisabledEndpoints() override;
+  void ChangeDeliveries(DeliveryChange change, DeliveryCallback done, bool own_thread) override;
   boost::system::error_code Checkpoint(const std::string& dir) override;
   void Close() override;
 
@@ -123,6 +130,9 @@ class RocksStore final : public Store,
   // On failure (the disk still full) it stays closed; the next call retries.
   rocksdb::Status ReopenDb();
   StateOptions MakeStateOptions() const;
+  // The outbox's column families and the disabled endpoints, for its readers.
+  // REQUIRES: db_mu_ held shared, db_ open.
+  boost::system::result<OutboxView> ViewOutbox();
   // Records a failed write of any thread, and wakes the background thread's recovery.
   void NoteWriteFailure(const rocksdb::Status& status);
 
@@ -181,6 +191,7 @@ class RocksStore final : public Store,
     std::vector<AppendResult> results;
     std::vector<EraseResult> erased;
     std::vector<FireResult> fired;
+    std::vector<DeliveryResult> changed;
   };
 
   const StoreOptions options_;
@@ -195,6 +206,7 @@ class RocksStore final : public Store,
   rocksdb::ColumnFamilyHandle* customers_ = nullptr;
   rocksdb::ColumnFamilyHandle* timers_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* deliveries_cf_ = nullptr;
   // Held shared by the threads that read RocksDB outside the commit (exports, thresholds,
   // purges, retention, CheckWritable), exclusively by ReopenDb while db_ is replaced; the
   // committing thread needs none (ReopenDb holds the commit).
@@ -221,8 +233,9 @@ class RocksStore final : public Store,
   EraseStage erase_;
   Firing firing_{options_.rules, options_.profiles, options_.email_templates};
   Outbox outbox_;
-  CommitStage* const stages_[7] = {&dedup_,  &event_log_, &state_stage_, &timers_,
-                                   &erase_, &firing_,    &outbox_};
+  Deliveries deliveries_{options_.webhooks, options_.delivery_schedule};
+  CommitStage* const stages_[8] = {&dedup_, &event_log_, &state_stage_, &timers_,
+                                   &erase_, &firing_,    &outbox_,      &deliveries_};
 
   // The queue of requests and who commits them; this store writes its rounds.
   CommitQueue commits_{CommitQueue::Bounds{.round_messages = options_.max_round_messages,

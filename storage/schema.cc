@@ -95,7 +95,8 @@ rocksdb::Status OpenDatabase(const StoreOptions& options, rocksdb::WALRecoveryMo
   people.memtable_prefix_bloom_size_ratio = 0.05;
   people.memtable_whole_key_filtering = true;
 
-  // Timers are written once and deleted once, in due order; the outbox is appended.
+  // Timers are written once and deleted once, in due order; the outbox is appended; a
+  // delivery record is rewritten a few times.
   rocksdb::ColumnFamilyOptions rules;
   rules.compression_per_level = per_level;
   rules.table_factory = table_options(false);
@@ -109,6 +110,7 @@ rocksdb::Status OpenDatabase(const StoreOptions& options, rocksdb::WALRecoveryMo
       {kCustomersCf, people},
       {kTimersCf, rules},
       {kOutboxCf, rules},
+      {kDeliveriesCf, rules},
   };
   std::vector<std::string> existing;
   bool legacy_dedup = false;
@@ -132,6 +134,7 @@ rocksdb::Status OpenDatabase(const StoreOptions& options, rocksdb::WALRecoveryMo
   out.customers = handles[5];
   out.timers = handles[6];
   out.outbox = handles[7];
+  out.deliveries = handles[8];
   if (legacy_dedup) {
     s = out.db->DropColumnFamily(handles.back());
     if (!s.ok()) {
@@ -148,7 +151,7 @@ void Database::Close() {
   handles.clear();
   if (db) db->Close().PermitUncheckedError();
   db.reset();
-  events = dedup_log = meta = visitors = customers = timers = outbox = nullptr;
+  events = dedup_log = meta = visitors = customers = timers = outbox = deliveries = nullptr;
 }
 
 }  // namespace cartwatch::storage

@@ -26,6 +26,7 @@ inline constexpr char kVisitorsCf[] = "visitors";
 inline constexpr char kCustomersCf[] = "customers";
 inline constexpr char kTimersCf[] = "timers";  // the rule engine's timers and marks
 inline constexpr char kOutboxCf[] = "outbox";  // the rule engine's actions
+inline constexpr char kDeliveriesCf[] = "deliveries";  // their webhook deliveries
 // The random-key dedup index of earlier versions; dropped when found (docs/storage.md).
 inline constexpr char kLegacyDedupCf[] = "dedup";
 
@@ -41,6 +42,7 @@ struct Database {
   rocksdb::ColumnFamilyHandle* customers = nullptr;
   rocksdb::ColumnFamilyHandle* timers = nullptr;  // storage/timers.h
   rocksdb::ColumnFamilyHandle* outbox = nullptr;  // storage/outbox.h
+  rocksdb::ColumnFamilyHandle* deliveries = nullptr;  // storage/deliveries.h
 
   // Closes the handles and the DB without writing anything more. Idempotent.
   void Close();

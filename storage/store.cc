@@ -101,6 +101,7 @@ rocksdb::Status RocksStore::OpenDb(rocksdb::WALRecoveryMode recovery, std::strin
   customers_ = opened.customers;
   timers_cf_ = opened.timers;
   outbox_cf_ = opened.outbox;
+  deliveries_cf_ = opened.deliveries;
   return s;
 }
 
@@ -183,12 +184,12 @@ bool RocksStore::LoadFromDb(std::string* error_message) {
     *error_message += ec.message();
     return false;
   }
-  if (auto ec = erase_.Load(*db_, meta_, timers_cf_, outbox_cf_)) {
+  if (auto ec = erase_.Load(*db_, meta_, timers_cf_, outbox_cf_, &deliveries_)) {
     unreadable("the erase jobs in ");
     *error_message += ec.message();
     return false;
   }
-  if (auto ec = outbox_.Load(*db_, meta_, outbox_cf_)) {
+  if (auto ec = outbox_.Load(*db_, meta_, outbox_cf_, &deliveries_)) {
     unreadable("the outbox in ");
     *error_message += ec.message();
     return false;
@@ -216,12 +217,14 @@ void RocksStore::AttachStages() {
                                .meta = meta_,
                                .writer = state_.get(),
                                .outbox = &outbox_});
+  deliveries_.Attach(db_.get(), deliveries_cf_, outbox_cf_);
 }
 
 void RocksStore::DetachStages() {
   state_stage_.Attach(nullptr, nullptr);
   timers_.Attach(nullptr, nullptr);
   firing_.Attach(Firing::Parts{});
+  deliveries_.Attach(nullptr, nullptr, nullptr);
 }
 
 StateOptions RocksStore::MakeStateOptions() const {
@@ -390,7 +393,9 @@ boost::system::result<DeliveryList> RocksStore::ReadDeliveries(std::string_view 
   if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
   util::ReaderLock db_lock(db_mu_);
   if (!db_) return health_.DbUnavailable();
-  auto page = storage::ReadDeliveries(*db_, outbox_cf_, SitePrefix(site), wanted, after, limit);
+  auto view = ViewOutbox();
+  if (!view) return view.error();
+  auto page = storage::ReadDeliveries(*view, SitePrefix(site), wanted, after, limit);
   if (!page) return page.error();
   return DeliveryList{std::move(page->deliveries), std::move(page->next_cursor)};
 }
@@ -426,10 +431,55 @@ boost::system::result<PersonRules> RocksStore::ReadPersonRules(std::string_view 
         .stage = p.timer.stage,
         .due_at = p.timer.due});
   }
-  auto actions = ReadPersonDeliveries(*db_, outbox_cf_, person, max_actions);
+  auto view = ViewOutbox();
+  if (!view) return view.error();
+  auto actions = ReadPersonDeliveries(*view, person, max_actions);
   if (!actions) return actions.error();
   out.actions = std::move(*actions);
   return out;
+}
+
+boost::system::result<OutboxView> RocksStore::ViewOutbox() {
+  auto disabled = storage::ReadDisabledEndpoints(*db_, deliveries_cf_);
+  if (!disabled) return disabled.error();
+  return OutboxView{.db = db_.get(),
+                    .outbox = outbox_cf_,
+                    .deliveries = deliveries_cf_,
+                    .disabled = std::move(*disabled)};
+}
+
+boost::system::result<std::vector<DueDelivery>> RocksStore::ReadDueDeliveries(
+    std::string_view endpoint, std::int64_t now, std::size_t limit,
+    const std::set<std::uint64_t>& skip) {
+  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
+  util::ReaderLock db_lock(db_mu_);
+  if (!db_) return health_.DbUnavailable();
+  return storage::ReadDueDeliveries(*db_, deliveries_cf_, outbox_cf_, endpoint, now, limit, skip);
+}
+
+boost::system::result<std::vector<std::string>> RocksStore::ReadDisabledEndpoints() {
+  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
+  util::ReaderLock db_lock(db_mu_);
+  if (!db_) return health_.DbUnavailable();
+  return storage::ReadDisabledEndpoints(*db_, deliveries_cf_);
+}
+
+void RocksStore::ChangeDeliveries(DeliveryChange change, DeliveryCallback done, bool own_thread) {
+  if (change.kind == DeliveryChange::Kind::kRetry && change.site.size() > kMaxSiteName) {
+    done(DeliveryResult{.error = Errc::kInvalidArgument});
+    return;
+  }
+  if (own_thread) {
+    DeliveryCallback refused = done;
+    if (!commits_.QueueAndCommit(Pending{DeliveryRequest{.change = std::move(change), .done = std::move(done)}})) {
+      refused(DeliveryResult{.error = Errc::kClosed});
+    }
+    return;
+  }
+  Pending request{DeliveryRequest{.change = std::move(change), .done = std::move(done)}};
+  if (!commits_.Queue(request)) {
+    std::get<DeliveryRequest>(request.request).done(DeliveryResult{.error = Errc::kClosed});
+  }
 }
 
 Store::RuleFigures RocksStore::GetRuleFigures() {

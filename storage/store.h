@@ -1,7 +1,7 @@
 // Store: Cartwatch's embedded RocksDB. It owns the event log, the messageId dedup index, and
 // the visitor and customer records built from the events (sessions, carts, orders, traits;
-// docs/profiles.md). Later: timers and the webhook outbox. The key layout is in
-// docs/storage.md.
+// docs/profiles.md), the rule engine's timers and outbox, and the outbox's webhook
+// deliveries. The key layout is in docs/storage.md.
 //
 // Writes are group commits: Append only queues; Flush writes everything queued, from any
 // number of threads, as one RocksDB WriteBatch on the calling thread, and then runs the
@@ -23,11 +23,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <boost/system/error_code.hpp>
@@ -38,6 +40,8 @@
 #include "rules/rules.h"
 #include "storage/types.h"
 #include "util/time.h"
+#include "webhooks/delivery.h"
+#include "webhooks/policy.h"
 
 namespace cartwatch::storage {
 
@@ -51,6 +55,72 @@ enum class WalRecovery {
   kPointInTime,  // recover up to the damage, drop the rest, say so at error level and on
                  // /readyz (Store::GetHealth)
 };
+
+// A webhook endpoint as the store knows it (docs/webhooks.md): its name, and the action
+// types it subscribes to (empty: every type).
+struct WebhookEndpoint {
+  std::string name{};
+  std::vector<std::string> events{};
+  bool Subscribes(std::string_view type) const {
+    if (events.empty()) return true;
+    for (const std::string& e : events) {
+      if (e == type) return true;
+    }
+    return false;
+  }
+};
+
+// A delivery due to be attempted (Store::ReadDueDeliveries).
+struct DueDelivery {
+  std::uint64_t seq = 0;    // the outbox entry's
+  std::string id{};         // the entry's id: the `webhook-id` of every attempt
+  std::string endpoint{};
+  int attempts = 0;         // made before this one
+  std::string body{};       // {"type", "timestamp", "data"}: the same on every attempt
+};
+
+// What one attempt got, for Store::ChangeDeliveries.
+struct DeliveryAttemptDone {
+  std::uint64_t seq = 0;
+  std::string endpoint{};
+  webhooks::Attempt result{};
+  std::int64_t at = 0;           // when it ended (Unix ms)
+  std::int64_t duration_ms = 0;
+  double random = 0;             // in [0, 1): the retry delay's jitter
+};
+
+// A change to deliveries, made by the committing thread (so that it never overwrites
+// another): attempts' results, a manual retry of an entry, or an endpoint enabled again.
+struct DeliveryChange {
+  enum class Kind : std::uint8_t { kAttempts, kRetry, kEnable };
+  Kind kind = Kind::kAttempts;
+  std::vector<DeliveryAttemptDone> attempts{};  // kAttempts
+  std::string site{};      // kRetry: the entry's site
+  std::string id{};        // kRetry: the entry's id ("act_...")
+  std::string endpoint{};  // kEnable
+  std::int64_t now = 0;    // kRetry, kEnable: the next attempts are due at this time
+};
+
+enum class DeliveryOutcome : std::uint8_t {
+  kDelivered,  // a 2xx
+  kRetrying,   // failed; attempted again later
+  kDead,       // failed, and the schedule is spent
+  kGone,       // a 410: the endpoint is disabled, the delivery waits
+};
+
+struct DeliveryResult {
+  boost::system::error_code error;  // empty on success; then the change is durable
+  // kRetry: the entry exists in the site and has deliveries; how many were re-queued
+  // (failed or dead ones).
+  bool found = false;
+  std::size_t retried = 0;
+  bool was_disabled = false;  // kEnable
+  // kAttempts: what each recorded attempt came to, by endpoint (an attempt of a delivery
+  // erased meanwhile is not recorded).
+  std::vector<std::pair<std::string, DeliveryOutcome>> outcomes{};
+  std::vector<std::string> disabled{};  // endpoints disabled by these results (a 410)
+};
+using DeliveryCallback = std::function<void(const DeliveryResult&)>;
 
 struct StoreOptions {
   // Directory of the RocksDB database; created when missing. Default "./data".
@@ -128,6 +198,11 @@ struct StoreOptions {
   // How often the due timers are fired. 0: never by the store itself (tests call
   // FireDueTimers with the time they want). Default 1s.
   std::chrono::milliseconds timer_tick = std::chrono::seconds(1);
+  // The webhook endpoints (docs/webhooks.md): each outbox entry gets a delivery record for
+  // every endpoint that subscribes to its type, in the write that creates it.
+  std::vector<WebhookEndpoint> webhooks;
+  // When failed deliveries are tried again.
+  webhooks::Schedule delivery_schedule;
   // Tests only: makes the files RocksDB writes fail on purpose. Not in the config file.
   std::shared_ptr<FaultInjection> faults;
 };
@@ -242,6 +317,27 @@ class Store {
                                                              std::string_view status,
                                                              std::string_view after,
                                                              std::size_t limit) = 0;
+
+  // --- Webhook deliveries (docs/webhooks.md) ---
+  // Up to `limit` deliveries to `endpoint` due by `now` (Unix ms), oldest due first,
+  // leaving out the entries `skip` holds (attempts in flight).
+  virtual boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
+      std::string_view endpoint, std::int64_t now, std::size_t limit,
+      const std::set<std::uint64_t>& skip) {
+    return std::vector<DueDelivery>{};
+  }
+  // The endpoints a 410 disabled.
+  virtual boost::system::result<std::vector<std::string>> ReadDisabledEndpoints() {
+    return std::vector<std::string>{};
+  }
+  // Makes `change` through the committing thread; `done` is called once it is durable (or
+  // failed), on the thread that committed it. From an event loop's thread: queued for its
+  // Flush. From any other thread (own_thread): committed on this thread, or by the thread
+  // committing now.
+  virtual void ChangeDeliveries(DeliveryChange change, DeliveryCallback done,
+                                bool own_thread = false) {
+    done(DeliveryResult{.error = Errc::kInvalidArgument});
+  }
 
   // What /readyz shows beside its status.
   struct Health {

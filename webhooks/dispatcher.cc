@@ -1,0 +1,292 @@
+#include "webhooks/dispatcher.h"
+
+#include <algorithm>
+#include <atomic>
+#include <future>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "util/time.h"
+#include "webhooks/signature.h"
+
+namespace cartwatch::webhooks {
+namespace {
+
+namespace net = boost::asio;
+
+class DispatcherImpl final : public Dispatcher {
+ public:
+  DispatcherImpl(storage::Store& store, const DispatcherOptions& options)
+      : store_(store), options_(options), timer_(ioc_), guard_(ioc_.get_executor()) {}
+
+  ~DispatcherImpl() override { Stop(std::chrono::milliseconds(0)); }
+
+  bool Init(std::vector<EndpointConfig> endpoints, std::string* error) {
+    for (EndpointConfig& config : endpoints) {
+      auto ep = std::make_unique<Endpoint>();
+      ep->client = CreateClient(ioc_, config.client, error);
+      if (!ep->client) {
+        *error = "webhook endpoint \"" + config.name + "\": " + *error;
+        return false;
+      }
+      ep->name = config.name;
+      ep->keys = std::move(config.keys);
+      ep->figures.name = config.name;
+      endpoints_.push_back(std::move(ep));
+    }
+    return true;
+  }
+
+  void Run() {
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "cartwatch-hooks");
+      ioc_.run();
+    });
+    net::post(ioc_, [this] { Tick(); });
+  }
+
+  void Wake() override {
+    net::post(ioc_, [this] {
+      if (!stopping_) ReadQueues();
+    });
+  }
+
+  std::vector<EndpointFigures> GetFigures() const override {
+    std::lock_guard lock(figures_mu_);
+    std::vector<EndpointFigures> out;
+    for (const auto& ep : endpoints_) out.push_back(ep->figures);
+    return out;
+  }
+
+  void Stop(std::chrono::milliseconds grace) override {
+    if (stopped_.exchange(true)) return;
+    net::post(ioc_, [this] {
+      stopping_ = true;
+      timer_.cancel();
+    });
+    const auto until = std::chrono::steady_clock::now() + grace;
+    while (busy_.load() > 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::promise<void> closed;
+    net::post(ioc_, [this, &closed] {
+      closing_ = true;  // what finishes from now on is not recorded: it stays due
+      for (auto& ep : endpoints_) ep->client->Close();
+      closed.set_value();
+    });
+    closed.get_future().wait();
+    while (committing_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    guard_.reset();
+    thread_.join();
+  }
+
+ private:
+  struct Endpoint {
+    std::string name;
+    std::shared_ptr<Client> client;
+    std::vector<std::string> keys;
+    std::set<std::uint64_t> in_flight;  // seqs sent or being recorded
+    bool disabled = false;
+    bool more = false;  // the last read filled every free slot: more may be due
+    EndpointFigures figures;  // under figures_mu_
+  };
+
+  void Tick() {
+    if (stopping_) return;
+    auto disabled = store_.ReadDisabledEndpoints();
+    if (disabled) {
+      for (auto& ep : endpoints_) {
+        ep->disabled = std::find(disabled->begin(), disabled->end(), ep->name) != disabled->end();
+      }
+    }
+    {
+      std::lock_guard lock(figures_mu_);
+      UpdateFigures();
+    }
+    ReadQueues();
+    timer_.expires_after(options_.tick);
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) Tick();
+    });
+  }
+
+  void ReadQueues() {
+    for (auto& ep : endpoints_) Fill(*ep);
+  }
+
+  // Sends the endpoint's due deliveries into its free slots.
+  void Fill(Endpoint& ep) {
+    if (stopping_ || ep.disabled) return;
+    const std::size_t max = ep.client->max_in_flight();
+    if (ep.in_flight.size() >= max) return;
+    const std::size_t free = max - ep.in_flight.size();
+    const std::int64_t now = util::NowMs();
+    auto due = store_.ReadDueDeliveries(ep.name, now, free, ep.in_flight);
+    if (!due) {
+      Log("cannot read the deliveries due to \"" + ep.name + "\": " + due.error().message());
+      return;
+    }
+    ep.more = due->size() == free;
+    for (storage::DueDelivery& d : *due) Send(ep, std::move(d));
+  }
+
+  void Send(Endpoint& ep, storage::DueDelivery d) {
+    ep.in_flight.insert(d.seq);
+    ++busy_;
+    const std::int64_t timestamp = util::NowMs() / 1000;
+    Post post{.id = d.id,
+              .timestamp = timestamp,
+              .signature = SignatureHeader(ep.keys, d.id, timestamp, d.body),
+              .body = std::move(d.body)};
+    const auto started = std::chrono::steady_clock::now();
+    ep.client->Send(std::move(post), [this, &ep, seq = d.seq, id = d.id, attempt = d.attempts + 1,
+                                      started](Attempt result) {
+      const auto took = std::chrono::steady_clock::now() - started;
+      if (closing_) {
+        ep.in_flight.erase(seq);
+        --busy_;
+        return;
+      }
+      if (result.status == 0 || result.status < 200 || result.status > 299) {
+        Log("delivery " + id + " to \"" + ep.name + "\" failed (attempt " + std::to_string(attempt) +
+            "): " + (result.status ? "HTTP " + std::to_string(result.status) : result.error));
+      }
+      {
+        std::lock_guard lock(figures_mu_);
+        ep.figures.seconds += std::chrono::duration<double>(took).count();
+      }
+      results_.push_back(storage::DeliveryAttemptDone{
+          .seq = seq,
+          .endpoint = ep.name,
+          .result = std::move(result),
+          .at = util::NowMs(),
+          .duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+          .random = std::uniform_real_distribution<double>(0.0, 1.0)(random_)});
+      if (!record_posted_) {
+        record_posted_ = true;
+        net::post(ioc_, [this] { Record(); });
+      }
+    });
+  }
+
+  // Hands the finished attempts to the store, as one change.
+  void Record() {
+    record_posted_ = false;
+    if (results_.empty()) return;
+    storage::DeliveryChange change{.kind = storage::DeliveryChange::Kind::kAttempts,
+                                   .attempts = std::move(results_)};
+    results_.clear();
+    std::vector<std::pair<std::string, std::uint64_t>> done;
+    for (const auto& a : change.attempts) done.emplace_back(a.endpoint, a.seq);
+    ++committing_;
+    store_.ChangeDeliveries(
+        std::move(change),
+        [this, done = std::move(done)](const storage::DeliveryResult& result) mutable {
+          net::post(ioc_, [this, done = std::move(done), result] {
+            Recorded(done, result);
+            --committing_;
+          });
+        },
+        /*own_thread=*/true);
+  }
+
+  void Recorded(const std::vector<std::pair<std::string, std::uint64_t>>& done,
+                const storage::DeliveryResult& result) {
+    if (result.error) {
+      // Not recorded: the deliveries stay due where they were and are attempted again.
+      Log("cannot record " + std::to_string(done.size()) +
+          " delivery attempts: " + result.error.message());
+    }
+    std::set<Endpoint*> touched;
+    for (const auto& [name, seq] : done) {
+      for (auto& ep : endpoints_) {
+        if (ep->name != name) continue;
+        ep->in_flight.erase(seq);
+        --busy_;
+        touched.insert(ep.get());
+      }
+    }
+    for (const std::string& name : result.disabled) {
+      for (auto& ep : endpoints_) {
+        if (ep->name == name && !ep->disabled) {
+          ep->disabled = true;
+          Log("webhook endpoint \"" + name + "\" answered 410 Gone: disabled; its deliveries wait "
+              "until POST /v1/endpoints/" + name + "/enable");
+        }
+      }
+    }
+    {
+      std::lock_guard lock(figures_mu_);
+      if (!result.error) Count(result);
+      UpdateFigures();
+    }
+    for (Endpoint* ep : touched) {
+      if (ep->more || ep->in_flight.empty()) Fill(*ep);
+    }
+  }
+
+  // Adds `result`'s outcomes to their endpoints' figures. REQUIRES: figures_mu_.
+  void Count(const storage::DeliveryResult& result) {
+    for (const auto& [endpoint, outcome] : result.outcomes) {
+      for (auto& ep : endpoints_) {
+        if (ep->name != endpoint) continue;
+        switch (outcome) {
+          case storage::DeliveryOutcome::kDelivered: ++ep->figures.delivered; break;
+          case storage::DeliveryOutcome::kRetrying: ++ep->figures.failed; break;
+          case storage::DeliveryOutcome::kDead: ++ep->figures.dead; ++ep->figures.failed; break;
+          case storage::DeliveryOutcome::kGone: ++ep->figures.gone; ++ep->figures.failed; break;
+        }
+      }
+    }
+  }
+
+  // REQUIRES: figures_mu_.
+  void UpdateFigures() {
+    for (auto& ep : endpoints_) {
+      ep->figures.in_flight = ep->in_flight.size();
+      ep->figures.connections = ep->client->connections_opened();
+      ep->figures.disabled = ep->disabled;
+    }
+  }
+
+  static void Log(const std::string& line) { std::cerr << "cartwatch: " << line << "\n"; }
+
+  storage::Store& store_;
+  const DispatcherOptions options_;
+  net::io_context ioc_{1};
+  net::steady_timer timer_;
+  net::executor_work_guard<net::io_context::executor_type> guard_;
+  std::thread thread_;
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  std::vector<storage::DeliveryAttemptDone> results_;  // finished, not yet handed over
+  bool record_posted_ = false;
+  bool stopping_ = false;  // the loop's: no more reads of the queues
+  bool closing_ = false;   // the loop's: results are no longer recorded
+  std::mt19937_64 random_{std::random_device{}()};
+  std::atomic<bool> stopped_{false};
+  std::atomic<int> busy_{0};        // attempts sent and not yet recorded (or dropped)
+  std::atomic<int> committing_{0};  // changes handed to the store, not yet answered
+  mutable std::mutex figures_mu_;
+};
+
+}  // namespace
+
+std::unique_ptr<Dispatcher> Dispatcher::Start(storage::Store& store,
+                                              std::vector<EndpointConfig> endpoints,
+                                              const DispatcherOptions& options,
+                                              std::string* error) {
+  auto d = std::make_unique<DispatcherImpl>(store, options);
+  if (!d->Init(std::move(endpoints), error)) return nullptr;
+  d->Run();
+  return d;
+}
+
+}  // namespace cartwatch::webhooks
