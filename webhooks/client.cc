@@ -136,8 +136,13 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
         if (!conn) co_return Attempt{.status = 0, .error = std::move(error)};
       }
       active_.insert(conn.get());
-      Exchanged result = conn->secure ? co_await Exchange(*conn->secure, *conn, req)
-                                      : co_await Exchange(*conn->plain, *conn, req);
+      // (Not a conditional expression: GCC 12 miscompiles co_await inside one.)
+      Exchanged result;
+      if (conn->secure) {
+        result = co_await Exchange(*conn->secure, *conn, req);
+      } else {
+        result = co_await Exchange(*conn->plain, *conn, req);
+      }
       active_.erase(conn.get());
       if (!result.error.empty()) {
         // An idle connection the endpoint had closed: try again on another one.
@@ -173,7 +178,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       const auto address = r.endpoint().address();
       if (!options_.allow_private) {
         if (auto why = RefusedAddress(address)) {
-          if (refused.empty()) refused = "refused address " + address.to_string() + " (" + *why + ")";
+          if (refused.empty()) refused = "refused address " + address.to_string() + ": " + *why;
           continue;
         }
       }
@@ -181,7 +186,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     }
     if (allowed.empty()) {
       error = refused.empty() ? "resolve " + url_.host + ": no address"
-                              : refused + ": the endpoint does not set allow_private";
+                              : refused + "; the endpoint does not set allow_private";
       co_return nullptr;
     }
     auto conn = std::make_shared<Connection>(ioc_, tls_.get());
