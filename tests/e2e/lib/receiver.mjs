@@ -1,6 +1,7 @@
 // A webhook receiver for the tests: an HTTP(S) server on loopback that verifies every
 // delivery with the `standardwebhooks` library (as a CRM would) and records it. What it
-// answers is up to the test: `behave(req, delivery)` returns { status, headers, hang, destroy }.
+// answers is up to the test: `behave(req, delivery)` returns { status, headers, hang, destroy,
+// delayMs }.
 
 import http from 'node:http';
 import https from 'node:https';
@@ -9,7 +10,8 @@ import { Webhook } from 'standardwebhooks';
 
 // Starts a receiver. Options:
 //   secrets: the "whsec_..." secrets to verify with (each must verify every delivery);
-//   behave:  (req, delivery) => ({ status = 204, headers = {}, hang = false, destroy = false });
+//   behave:  (req, delivery) => ({ status = 204, headers = {}, hang = false, destroy = false,
+//            delayMs = 0 });
 //   tls:     { key, cert } for HTTPS;
 //   port:    the port (0: any).
 // Resolves to { url(path), port, deliveries: [{ id, timestamp, signature, body, verified:
@@ -56,8 +58,12 @@ export async function startReceiver({ secrets = [], behave = () => ({}), tls, po
       deliveries.push(delivery);
       if (answer.destroy) return req.socket.destroy();
       if (answer.hang) return;  // never answered: the sender's timeout
-      res.writeHead(delivery.status, answer.headers ?? {});
-      res.end();
+      const reply = () => {
+        res.writeHead(delivery.status, answer.headers ?? {});
+        res.end();
+      };
+      if (answer.delayMs) setTimeout(reply, answer.delayMs);
+      else reply();
     });
   };
   let server;
