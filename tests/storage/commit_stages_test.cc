@@ -109,7 +109,7 @@ TEST_F(CommitStagesTest, TheEraseStageNumbersJobsOnAndForgetsARoundThatFailed) {
   // An earlier run left job 5.
   ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), EraseJobKey(5), "x").ok());
   EraseStage erase;
-  ASSERT_FALSE(erase.Load(*db_, cf(), cf(), cf()));
+  ASSERT_FALSE(erase.Load(*db_, cf(), cf(), cf(), nullptr));
   StateOptions options;
   StateWriter writer(db_.get(), cf(), cf(), options);
   const std::string prefix = SitePrefix("shop");

@@ -349,5 +349,189 @@ TEST_F(RulesStoreTest, WithoutRulesNothingIsArmed) {
   EXPECT_EQ(Fire(kT0 + 2 * kDay).due, 0u);
 }
 
+// --- Webhook deliveries (storage/deliveries.h) -------------------------------------------
+
+class DeliveriesStoreTest : public RulesStoreTest {
+ protected:
+  void SetUp() override {
+    options_.webhooks = {WebhookEndpoint{.name = "crm", .events = {}},
+                         WebhookEndpoint{.name = "mail", .events = {"email.triggered"}}};
+    options_.delivery_schedule = webhooks::Schedule{.delays = {1000, 2000}, .jitter = 0};
+    RulesStoreTest::SetUp();
+  }
+  std::vector<DueDelivery> Due(std::string_view endpoint, profiles::EpochMs now,
+                               const std::set<std::uint64_t>& skip = {}) {
+    auto due = store_->ReadDueDeliveries(endpoint, now, 100, skip);
+    EXPECT_TRUE(due.has_value());
+    return due ? *due : std::vector<DueDelivery>{};
+  }
+  DeliveryResult Change(DeliveryChange change) {
+    std::promise<DeliveryResult> done;
+    store_->ChangeDeliveries(std::move(change), [&](const DeliveryResult& r) { done.set_value(r); },
+                             /*own_thread=*/true);
+    return done.get_future().get();
+  }
+  DeliveryResult Attempt(const DueDelivery& d, int status, profiles::EpochMs at,
+                         std::string error = "") {
+    return Change(DeliveryChange{
+        .kind = DeliveryChange::Kind::kAttempts,
+        .attempts = {DeliveryAttemptDone{.seq = d.seq,
+                                         .endpoint = d.endpoint,
+                                         .result = webhooks::Attempt{.status = status, .error = error},
+                                         .at = at,
+                                         .duration_ms = 3}}});
+  }
+  boost::json::object Entry(std::string_view id) {
+    for (auto& d : Deliveries()) {
+      if (d.at("id").as_string() == id) return d;
+    }
+    ADD_FAILURE() << "no entry " << id;
+    return {};
+  }
+  // Anna's cart: cart_filled at once, the abandoned-cart task and e-mail an hour later.
+  void AnnasCart() {
+    Send({h::Identify("a:dev,u:anna", kT0, {{"email", "anna@example.com"}}),
+          AddToCart("u:anna", kT0, "p1", 40)});
+    Fire(kT0 + kHour + kMinute);
+  }
+};
+
+TEST_F(DeliveriesStoreTest, EachActionGetsOneDeliveryPerEndpointThatSubscribesToItsType) {
+  AnnasCart();
+  ASSERT_EQ(Deliveries().size(), 3u);
+  const auto crm = Due("crm", kT0 + 2 * kHour);
+  const auto mail = Due("mail", kT0 + 2 * kHour);
+  ASSERT_EQ(crm.size(), 3u);
+  ASSERT_EQ(mail.size(), 1u);
+  EXPECT_EQ(crm[0].id, "act_0000000000000001");
+  EXPECT_EQ(crm[0].attempts, 0);
+  // The body: the action's type, its creation time and its data, as listed.
+  const auto body = boost::json::parse(mail[0].body).as_object();
+  EXPECT_EQ(body.size(), 3u);
+  EXPECT_EQ(body.at("type").as_string(), "email.triggered");
+  const auto entry = Entry(mail[0].id);
+  EXPECT_EQ(body.at("timestamp"), entry.at("created_at"));
+  EXPECT_EQ(body.at("data"), entry.at("data"));
+  EXPECT_EQ(entry.at("endpoints").as_array().size(), 2u);
+  EXPECT_EQ(entry.at("status").as_string(), "pending");
+  // In flight ones are left out; none is due before its time.
+  EXPECT_EQ(Due("crm", kT0 + 2 * kHour, {crm[0].seq, crm[1].seq}).size(), 1u);
+  EXPECT_TRUE(Due("crm", kT0 - 1).empty());
+  EXPECT_TRUE(Due("unknown", kT0 + 2 * kHour).empty());
+}
+
+TEST_F(DeliveriesStoreTest, AttemptsAreJudgedDurablyAndTheStatusAddsUpTheEndpoints) {
+  AnnasCart();
+  const profiles::EpochMs t = kT0 + 2 * kHour;
+  const auto due = Due("crm", t);
+  ASSERT_EQ(due.size(), 3u);
+  const DueDelivery task = due[0];
+  // A 503: retried after the first delay.
+  DeliveryResult r = Attempt(task, 503, t);
+  ASSERT_FALSE(r.error);
+  ASSERT_EQ(r.outcomes.size(), 1u);
+  EXPECT_EQ(r.outcomes[0].second, DeliveryOutcome::kRetrying);
+  EXPECT_EQ(Entry(task.id).at("status").as_string(), "failed");
+  EXPECT_EQ(Due("crm", t + 999).size(), 2u);
+  Crash();
+  ASSERT_EQ(Due("crm", t + 1000).size(), 3u);
+  EXPECT_EQ(Due("crm", t + 1000)[2].attempts, 1);
+  r = Attempt(task, 200, t + 1000);
+  EXPECT_EQ(r.outcomes[0].second, DeliveryOutcome::kDelivered);
+  auto entry = Entry(task.id);
+  EXPECT_EQ(entry.at("status").as_string(), "delivered");
+  const auto& attempts = entry.at("attempts").as_array();
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].at("status").as_int64(), 503);
+  EXPECT_EQ(attempts[1].at("status").as_int64(), 200);
+  EXPECT_EQ(attempts[1].at("endpoint").as_string(), "crm");
+  const auto& endpoint = entry.at("endpoints").as_array()[0].as_object();
+  EXPECT_EQ(endpoint.at("state").as_string(), "delivered");
+  EXPECT_EQ(endpoint.at("attempts").as_int64(), 2);
+  EXPECT_TRUE(endpoint.at("next_attempt_at").is_null());
+  EXPECT_EQ(Deliveries("delivered").size(), 1u);
+  // A late result of a delivery already delivered changes nothing.
+  r = Attempt(task, 500, t + 1100);
+  EXPECT_TRUE(r.outcomes.empty());
+
+  // The e-mail to both endpoints: delivered to one, dead at the other -> dead.
+  const DueDelivery email = due[2];
+  const DueDelivery email_mail = Due("mail", t)[0];
+  ASSERT_EQ(email.seq, email_mail.seq);
+  Attempt(email_mail, 204, t);
+  EXPECT_EQ(Entry(email.id).at("status").as_string(), "pending");
+  Attempt(email, 0, t, "connect: Connection refused");
+  Attempt(email, 500, t + 1000);
+  r = Attempt(email, 500, t + 3000);
+  EXPECT_EQ(r.outcomes[0].second, DeliveryOutcome::kDead);
+  entry = Entry(email.id);
+  EXPECT_EQ(entry.at("status").as_string(), "dead");
+  const auto& tries = entry.at("attempts").as_array();
+  ASSERT_EQ(tries.size(), 4u);  // oldest first, each with its endpoint
+  EXPECT_EQ(tries[0].at("endpoint").as_string(), "crm");
+  EXPECT_EQ(tries[0].at("error").as_string(), "connect: Connection refused");
+  EXPECT_TRUE(tries[0].at("status").is_null());
+  EXPECT_EQ(tries[1].at("endpoint").as_string(), "mail");
+  EXPECT_EQ(tries[1].at("status").as_int64(), 204);
+  EXPECT_EQ(Deliveries("dead").size(), 1u);
+  EXPECT_TRUE(Due("crm", t + kDay, {due[1].seq}).empty());
+
+  // Retried by hand: one more attempt, then dead again; another site's id is not found.
+  r = Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "shop", .id = email.id, .now = t + 5000});
+  EXPECT_TRUE(r.found);
+  EXPECT_EQ(r.retried, 1u);  // the dead one; the delivered one stays
+  EXPECT_EQ(Entry(email.id).at("status").as_string(), "failed");
+  ASSERT_EQ(Due("crm", t + 5000, {due[1].seq}).size(), 1u);
+  r = Attempt(email, 500, t + 6000);
+  EXPECT_EQ(r.outcomes[0].second, DeliveryOutcome::kDead);
+  EXPECT_FALSE(Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "other", .id = email.id}).found);
+  EXPECT_FALSE(Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "shop", .id = "act_00000000000000ff"}).found);
+  r = Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "shop", .id = task.id});
+  EXPECT_TRUE(r.found);
+  EXPECT_EQ(r.retried, 0u);
+}
+
+TEST_F(DeliveriesStoreTest, A410DisablesTheEndpointAndItsDeliveriesWaitUntilItIsEnabled) {
+  AnnasCart();
+  const profiles::EpochMs t = kT0 + 2 * kHour;
+  const auto due = Due("crm", t);
+  DeliveryResult r = Attempt(due[0], 410, t);
+  EXPECT_EQ(r.outcomes[0].second, DeliveryOutcome::kGone);
+  EXPECT_EQ(r.disabled, std::vector<std::string>{"crm"});
+  EXPECT_EQ(*store_->ReadDisabledEndpoints(), std::vector<std::string>{"crm"});
+  for (const auto& d : Deliveries()) {
+    EXPECT_EQ(d.at("endpoints").as_array()[0].at("state").as_string(), "waiting") << d.at("id");
+  }
+  EXPECT_EQ(Entry(due[0].id).at("status").as_string(), "failed");
+  Crash();
+  EXPECT_EQ(*store_->ReadDisabledEndpoints(), std::vector<std::string>{"crm"});
+  r = Change(DeliveryChange{.kind = DeliveryChange::Kind::kEnable, .endpoint = "crm", .now = t + 10});
+  EXPECT_TRUE(r.found);
+  EXPECT_TRUE(r.was_disabled);
+  EXPECT_TRUE(store_->ReadDisabledEndpoints()->empty());
+  EXPECT_EQ(Entry(due[0].id).at("endpoints").as_array()[0].at("state").as_string(), "pending");
+  EXPECT_EQ(Due("crm", t + 10).size(), 3u);
+  r = Change(DeliveryChange{.kind = DeliveryChange::Kind::kEnable, .endpoint = "crm", .now = t + 20});
+  EXPECT_FALSE(r.was_disabled);
+  EXPECT_FALSE(Change(DeliveryChange{.kind = DeliveryChange::Kind::kEnable, .endpoint = "nope"}).found);
+}
+
+TEST_F(DeliveriesStoreTest, AnEraseTakesTheUndeliveredDeliveriesWithIt) {
+  AnnasCart();
+  const profiles::EpochMs t = kT0 + 2 * kHour;
+  const auto due = Due("crm", t);
+  Attempt(due[0], 200, t);
+  std::promise<EraseResult> erased;
+  store_->EraseCustomer("shop", "anna", [&](const EraseResult& r) { erased.set_value(r); });
+  store_->Flush();
+  ASSERT_FALSE(erased.get_future().get().error);
+  EXPECT_TRUE(Due("crm", t + kDay).empty());
+  EXPECT_TRUE(Due("mail", t + kDay).empty());
+  // The delivered one stays listed; a late result for an erased one records nothing.
+  EXPECT_EQ(Deliveries().size(), 1u);
+  EXPECT_TRUE(Attempt(due[1], 200, t).outcomes.empty());
+  EXPECT_EQ(Deliveries().size(), 1u);
+}
+
 }  // namespace
 }  // namespace cartwatch::storage
