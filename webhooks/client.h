@@ -26,20 +26,20 @@
 namespace cartwatch::webhooks {
 
 struct ClientOptions {
-  std::string url;
+  std::string url{};
   bool allow_private = false;
   std::chrono::milliseconds timeout = std::chrono::seconds(15);  // each phase
   std::size_t max_in_flight = 8;
-  std::string ca_file;  // PEM; empty: the system's CA certificates
+  std::string ca_file{};  // PEM; empty: the system's CA certificates
   std::string user_agent = "Cartwatch-Webhooks/1";
 };
 
 // One POST's headers and body.
 struct Post {
-  std::string id;                 // webhook-id
+  std::string id{};                 // webhook-id
   std::int64_t timestamp = 0;     // webhook-timestamp (Unix seconds)
-  std::string signature;          // webhook-signature
-  std::string body;
+  std::string signature{};          // webhook-signature
+  std::string body{};
 };
 
 class Client {

@@ -23,9 +23,9 @@
 namespace cartwatch::webhooks {
 
 struct EndpointConfig {
-  std::string name;
-  ClientOptions client;
-  std::vector<std::string> keys;  // signing keys (SecretKey): the secret's, then the previous one's
+  std::string name{};
+  ClientOptions client{};
+  std::vector<std::string> keys{};  // signing keys (SecretKey): the secret's, then the previous one's
 };
 
 struct DispatcherOptions {

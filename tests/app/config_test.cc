@@ -692,8 +692,37 @@ INSTANTIATE_TEST_SUITE_P(
                   "webhooks[0].ca_file", R"(cannot read "/nonexistent/ca.pem")"},
         ErrorCase{"WebhookAllowPrivateString",
                   Webhook(std::string(kUrl) + "\n" + kSecret + "\nallow_private = \"yes\""),
-                  "webhooks[0].allow_private", "expected a boolean, got string"}),
+                  "webhooks[0].allow_private", "expected a boolean, got string"},
+        ErrorCase{"WebhookUrlWithUserInfo",
+                  Webhook(std::string("url = \"https://me:pw@crm.example.com/\"\n") + kSecret),
+                  "webhooks[0].url", "no user info"},
+        ErrorCase{"WebhookUrlBadPort",
+                  Webhook(std::string("url = \"https://crm.example.com:99999/\"\n") + kSecret),
+                  "webhooks[0].url", "a port from 1 to 65535"},
+        ErrorCase{"DeliveryUnknownKey", "[delivery]\nretries = 3\n", "delivery.retries", "unknown key"},
+        ErrorCase{"DeliveryScheduleNotDuration", "[delivery]\nretry_schedule = [\"5s\", \"soon\"]\n",
+                  "delivery.retry_schedule[1]", "must be a duration more than 0"},
+        ErrorCase{"DeliveryJitterTooLarge", "[delivery]\nretry_jitter = 1.5\n", "delivery.retry_jitter",
+                  "must be from 0 to less than 1"},
+        ErrorCase{"DeliveryTickZero", "[delivery]\ntick = \"0s\"\n", "delivery.tick", "must be more than 0"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.name; });
+
+TEST_F(ConfigTest, DeliverySettingsReachTheStore) {
+  const Config defaults;
+  Config config = Load(std::string(kSite) + Webhook(std::string(kUrl) + "\n" + kSecret +
+                                                    "\nevents = [\"email.triggered\"]"));
+  EXPECT_EQ(config.delivery.tick, defaults.delivery.tick);
+  EXPECT_EQ(config.storage.delivery_schedule.delays,
+            (std::vector<std::int64_t>{5'000, 300'000, 1'800'000, 7'200'000, 18'000'000, 36'000'000, 36'000'000}));
+  ASSERT_EQ(config.storage.webhooks.size(), 1u);
+  EXPECT_EQ(config.storage.webhooks[0].name, "crm.example.com");
+  EXPECT_EQ(config.storage.webhooks[0].events, std::vector<std::string>{"email.triggered"});
+  config = Load(std::string(kSite) + "[delivery]\ntick = \"250ms\"\nretry_schedule = [\"1s\", \"1m\"]\n"
+                "retry_jitter = 0\n");
+  EXPECT_EQ(config.delivery.tick, milliseconds(250));
+  EXPECT_EQ(config.storage.delivery_schedule.delays, (std::vector<std::int64_t>{1'000, 60'000}));
+  EXPECT_EQ(config.storage.delivery_schedule.jitter, 0);
+}
 
 TEST_F(ConfigTest, WebhookSecretIsNotEchoed) {
   const std::string what =
