@@ -139,6 +139,11 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  std::shared_ptr<prometheus::Collectable> delivery_metrics;
+  if (dispatcher) {
+    delivery_metrics = dispatcher->MakeCollectable();
+    metrics.Register(delivery_metrics);
+  }
   std::cout << "cartwatch: listening on " << WithPort(config.server.listen, server->public_port())
             << " (public), " << WithPort(config.server.admin_listen, server->admin_port())
             << " (admin)" << std::endl;
@@ -150,6 +155,7 @@ int main(int argc, char** argv) {
   // Attempts in flight are recorded if they finish within the grace; the rest are
   // attempted again after the next start.
   if (dispatcher) dispatcher->Stop(std::chrono::seconds(5));
+  delivery_metrics.reset();
   (*store)->Close();
   std::cerr << "cartwatch: stopped\n";
   return 0;

@@ -13,6 +13,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
 
 #include "util/time.h"
 #include "webhooks/signature.h"
@@ -131,7 +134,8 @@ class DispatcherImpl final : public Dispatcher {
     const std::int64_t now = util::NowMs();
     auto due = store_.ReadDueDeliveries(ep.name, now, free, ep.in_flight);
     if (!due) {
-      Log("cannot read the deliveries due to \"" + ep.name + "\": " + due.error().message());
+      Log("level=error msg=\"cannot read the deliveries due\" endpoint=" + Logfmt(ep.name) +
+          " error=" + Logfmt(due.error().message()));
       return;
     }
     ep.more = due->size() == free;
@@ -155,9 +159,10 @@ class DispatcherImpl final : public Dispatcher {
         --busy_;
         return;
       }
-      if (result.status == 0 || result.status < 200 || result.status > 299) {
-        Log("delivery " + id + " to \"" + ep.name + "\" failed (attempt " + std::to_string(attempt) +
-            "): " + (result.status ? "HTTP " + std::to_string(result.status) : result.error));
+      if (result.status < 200 || result.status > 299) {
+        Log("level=warn msg=\"delivery attempt failed\" endpoint=" + Logfmt(ep.name) + " id=" + id +
+            " attempt=" + std::to_string(attempt) + " error=" +
+            Logfmt(result.status ? "HTTP " + std::to_string(result.status) : result.error));
       }
       {
         std::lock_guard lock(figures_mu_);
@@ -202,8 +207,8 @@ class DispatcherImpl final : public Dispatcher {
                 const storage::DeliveryResult& result) {
     if (result.error) {
       // Not recorded: the deliveries stay due where they were and are attempted again.
-      Log("cannot record " + std::to_string(done.size()) +
-          " delivery attempts: " + result.error.message());
+      Log("level=error msg=\"cannot record delivery attempts; they will be made again\" attempts=" +
+          std::to_string(done.size()) + " error=" + Logfmt(result.error.message()));
     }
     std::set<Endpoint*> touched;
     for (const auto& [name, seq] : done) {
@@ -218,8 +223,8 @@ class DispatcherImpl final : public Dispatcher {
       for (auto& ep : endpoints_) {
         if (ep->name == name && !ep->disabled) {
           ep->disabled = true;
-          Log("webhook endpoint \"" + name + "\" answered 410 Gone: disabled; its deliveries wait "
-              "until POST /v1/endpoints/" + name + "/enable");
+          Log("level=warn msg=\"endpoint disabled: it answered 410 Gone; its deliveries wait for "
+              "POST /v1/endpoints/{name}/enable\" endpoint=" + Logfmt(name));
         }
       }
     }
@@ -238,11 +243,14 @@ class DispatcherImpl final : public Dispatcher {
     for (const auto& [endpoint, outcome] : result.outcomes) {
       for (auto& ep : endpoints_) {
         if (ep->name != endpoint) continue;
+        if (outcome == storage::DeliveryOutcome::kDead) {
+          Log("level=warn msg=\"delivery dead: its retry schedule is spent\" endpoint=" + Logfmt(endpoint));
+        }
         switch (outcome) {
           case storage::DeliveryOutcome::kDelivered: ++ep->figures.delivered; break;
-          case storage::DeliveryOutcome::kRetrying: ++ep->figures.failed; break;
-          case storage::DeliveryOutcome::kDead: ++ep->figures.dead; ++ep->figures.failed; break;
-          case storage::DeliveryOutcome::kGone: ++ep->figures.gone; ++ep->figures.failed; break;
+          case storage::DeliveryOutcome::kRetrying: ++ep->figures.retrying; break;
+          case storage::DeliveryOutcome::kDead: ++ep->figures.dead; break;
+          case storage::DeliveryOutcome::kGone: ++ep->figures.gone; break;
         }
       }
     }
@@ -257,7 +265,18 @@ class DispatcherImpl final : public Dispatcher {
     }
   }
 
-  static void Log(const std::string& line) { std::cerr << "cartwatch: " << line << "\n"; }
+  static void Log(const std::string& line) { std::cerr << "cartwatch: " + line + "\n"; }
+  // A logfmt value: bare when it needs no quotes.
+  static std::string Logfmt(std::string_view v) {
+    const bool bare = !v.empty() && v.find_first_of(" \"=\\") == std::string_view::npos;
+    if (bare) return std::string(v);
+    std::string out = "\"";
+    for (char c : v) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    return out + "\"";
+  }
 
   storage::Store& store_;
   const DispatcherOptions options_;
@@ -277,7 +296,69 @@ class DispatcherImpl final : public Dispatcher {
   mutable std::mutex figures_mu_;
 };
 
+class DeliveryCollectable final : public prometheus::Collectable {
+ public:
+  explicit DeliveryCollectable(const Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    using prometheus::MetricType;
+    auto family = [](const char* name, const char* help, MetricType type) {
+      prometheus::MetricFamily f;
+      f.name = name;
+      f.help = help;
+      f.type = type;
+      return f;
+    };
+    auto attempts = family("cartwatch_webhook_attempts_total",
+                           "Webhook delivery attempts recorded, by endpoint and outcome: delivered (2xx), "
+                           "retrying (failed, attempted again later), dead (failed, the schedule is spent), "
+                           "gone (410: the endpoint was disabled).",
+                           MetricType::Counter);
+    auto seconds = family("cartwatch_webhook_attempt_seconds_total",
+                          "Time spent in webhook delivery attempts, by endpoint.", MetricType::Counter);
+    auto connections = family("cartwatch_webhook_connections_opened_total",
+                              "Connections opened to each webhook endpoint (keep-alive reuses them).",
+                              MetricType::Counter);
+    auto in_flight = family("cartwatch_webhook_in_flight",
+                            "Webhook deliveries being attempted or recorded now, by endpoint.",
+                            MetricType::Gauge);
+    auto disabled = family("cartwatch_webhook_endpoint_disabled",
+                           "1 while the endpoint is disabled (it answered 410 Gone; POST "
+                           "/v1/endpoints/{name}/enable), else 0.",
+                           MetricType::Gauge);
+    auto add = [](prometheus::MetricFamily& f, const std::string& endpoint, double value,
+                  const char* outcome = nullptr) {
+      prometheus::ClientMetric m;
+      m.label.push_back({"endpoint", endpoint});
+      if (outcome) m.label.push_back({"outcome", outcome});
+      if (f.type == MetricType::Counter) {
+        m.counter.value = value;
+      } else {
+        m.gauge.value = value;
+      }
+      f.metric.push_back(std::move(m));
+    };
+    for (const auto& e : dispatcher_.GetFigures()) {
+      add(attempts, e.name, static_cast<double>(e.delivered), "delivered");
+      add(attempts, e.name, static_cast<double>(e.retrying), "retrying");
+      add(attempts, e.name, static_cast<double>(e.dead), "dead");
+      add(attempts, e.name, static_cast<double>(e.gone), "gone");
+      add(seconds, e.name, e.seconds);
+      add(connections, e.name, static_cast<double>(e.connections));
+      add(in_flight, e.name, static_cast<double>(e.in_flight));
+      add(disabled, e.name, e.disabled ? 1 : 0);
+    }
+    return {attempts, seconds, connections, in_flight, disabled};
+  }
+
+ private:
+  const Dispatcher& dispatcher_;
+};
+
 }  // namespace
+
+std::shared_ptr<prometheus::Collectable> Dispatcher::MakeCollectable() const {
+  return std::make_shared<DeliveryCollectable>(*this);
+}
 
 std::unique_ptr<Dispatcher> Dispatcher::Start(storage::Store& store,
                                               std::vector<EndpointConfig> endpoints,

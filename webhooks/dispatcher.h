@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/collectable.h>
+
 #include "storage/store.h"
 #include "webhooks/client.h"
 
@@ -48,16 +50,24 @@ class Dispatcher {
   // Counts since start, by endpoint (for /metrics).
   struct EndpointFigures {
     std::string name;
-    std::uint64_t delivered = 0;   // attempts that got a 2xx
-    std::uint64_t failed = 0;      // attempts that did not, to be retried
-    std::uint64_t dead = 0;        // deliveries that died
-    std::uint64_t gone = 0;        // 410s (the endpoint was disabled)
+    // Attempts recorded, by what they came to (each counts in one).
+    std::uint64_t delivered = 0;   // a 2xx
+    std::uint64_t retrying = 0;    // failed; attempted again later
+    std::uint64_t dead = 0;        // failed, and the delivery died
+    std::uint64_t gone = 0;        // a 410: the endpoint was disabled
     double seconds = 0;            // time spent in attempts, all of them
     std::uint64_t connections = 0; // connections opened
     std::size_t in_flight = 0;
     bool disabled = false;
   };
   virtual std::vector<EndpointFigures> GetFigures() const = 0;
+
+  // Those figures as Prometheus metrics (docs/operations.md), for metrics::Metrics::Register:
+  // cartwatch_webhook_attempts_total{endpoint, outcome}, cartwatch_webhook_attempt_seconds_total,
+  // cartwatch_webhook_connections_opened_total, cartwatch_webhook_in_flight and
+  // cartwatch_webhook_endpoint_disabled, each by endpoint. It reads this dispatcher: keep it
+  // no longer than the dispatcher.
+  std::shared_ptr<prometheus::Collectable> MakeCollectable() const;
 
   // Stops reading the queues, lets the attempts in flight finish and be recorded for up
   // to `grace`, then cancels the rest (they stay due: attempted again after a restart) and

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 
 import { Webhook } from 'standardwebhooks';
 
-import { DEFAULT_SITE, postBatch, request, rng, sleep, startCartwatch } from './lib/cartwatch.mjs';
+import { DEFAULT_SITE, postBatch, request, rng, scrapeMetrics, sleep, startCartwatch } from './lib/cartwatch.mjs';
 import { newSecret, startReceiver } from './lib/receiver.mjs';
 
 let n = 0;
@@ -140,6 +140,14 @@ test('every action is posted once, signed with both secrets during a rotation, v
   // An attempt's timestamp is its own (Standard Webhooks receivers refuse old ones).
   const now = Math.floor(Date.now() / 1000);
   for (const d of receiver.deliveries) assert.ok(Math.abs(Number(d.timestamp) - now) < 60);
+
+  // The metrics count them, clean under promtool.
+  const metrics = await scrapeMetrics(cw);
+  assert.match(metrics, /^cartwatch_webhook_attempts_total\{endpoint="crm",outcome="delivered"\} 3$/m);
+  assert.match(metrics, /^cartwatch_webhook_attempts_total\{endpoint="crm",outcome="retrying"\} 0$/m);
+  assert.match(metrics, /^cartwatch_webhook_connections_opened_total\{endpoint="crm"\} [1-3]$/m);
+  assert.match(metrics, /^cartwatch_webhook_endpoint_disabled\{endpoint="crm"\} 0$/m);
+  assert.match(metrics, /^cartwatch_webhook_in_flight\{endpoint="crm"\} 0$/m);
 });
 
 test('a private address is refused unless the endpoint allows it, with the reason in the attempt', async (t) => {
@@ -237,6 +245,7 @@ test('a flaky endpoint, an outage, a 410 and a dead endpoint: delivered at least
   assert.equal(JSON.parse(unknown.body).error.code, 'endpoint_not_found');
   const enabled = await request('POST', `${cw.publicUrl}/v1/endpoints/gone/enable`, { headers: auth });
   assert.equal(enabled.status, 200, enabled.body);
+  assert.match(await scrapeMetrics(cw), /^cartwatch_webhook_endpoint_disabled\{endpoint="gone"\} 1$/m);
   assert.deepEqual(JSON.parse(enabled.body), { success: true, endpoint: 'gone', was_disabled: true });
 
   // Every task reaches both task endpoints (flaky after its outage); the e-mails die.
@@ -265,6 +274,10 @@ test('a flaky endpoint, an outage, a 410 and a dead endpoint: delivered at least
   assert.ok(failures.some((a) => /timed out reading the response \(1s\)/.test(a.error ?? '')), 'a timeout was retried');
   assert.ok(failures.some((a) => /connect 127\.0\.0\.1: Connection refused/.test(a.error ?? '')), 'the outage was retried');
 
+  const metrics = await scrapeMetrics(cw);
+  assert.match(metrics, new RegExp(`^cartwatch_webhook_attempts_total\\{endpoint="dead",outcome="dead"\\} ${users.length}$`, 'm'));
+  assert.match(metrics, /^cartwatch_webhook_attempts_total\{endpoint="gone",outcome="gone"\} 1$/m);
+  assert.match(metrics, /^cartwatch_webhook_endpoint_disabled\{endpoint="gone"\} 0$/m);
   const deadList = JSON.parse((await request('GET', `${cw.publicUrl}/v1/deliveries?status=dead`, { headers: auth })).body).deliveries;
   assert.equal(deadList.length, users.length);
   for (const d of deadList) {
