@@ -300,7 +300,7 @@ void Deliveries::End(const CommitRound& round, bool written) {
 boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
     rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries, rocksdb::ColumnFamilyHandle* outbox,
     std::string_view endpoint, std::int64_t now, std::size_t limit,
-    const std::set<std::uint64_t>& skip) {
+    const std::set<std::uint64_t>& skip, DueCursor* cursor) {
   std::vector<DueDelivery> out;
   const std::string prefix = QueuePrefix(endpoint);
   std::string upper = QueueKey(endpoint, now, UINT64_MAX);
@@ -308,10 +308,20 @@ boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(ro, deliveries));
-  for (it->Seek(prefix); it->Valid() && out.size() < limit; it->Next()) {
+  std::string start = prefix;
+  if (cursor && cursor->valid) {
+    start = QueueKey(endpoint, cursor->due, cursor->seq);
+    start.push_back('\0');  // just after it
+  }
+  for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
     const rocksdb::Slice key = it->key();
     if (key.size() != prefix.size() + 16) continue;
     const std::uint64_t seq = GetBigEndian64(key.data() + prefix.size() + 8);
+    if (cursor) {
+      *cursor = DueCursor{.valid = true,
+                          .due = static_cast<std::int64_t>(GetBigEndian64(key.data() + prefix.size())),
+                          .seq = seq};
+    }
     if (skip.count(seq)) continue;
     std::string value;
     rocksdb::Status s = db.Get(rocksdb::ReadOptions(), deliveries, DeliveryRecordKey(seq, endpoint), &value);

@@ -93,12 +93,13 @@ class Deliveries final : public CommitStage {
 std::string DeliveryRecordKey(std::uint64_t seq, std::string_view endpoint);
 
 // Up to `limit` records of `endpoint` due by `now` (queue order), leaving out those whose
-// seq `skip` holds (attempts in flight), each with the body to post. Entries erased since
-// are left out.
+// seq `skip` holds (attempts in flight), each with the body to post, from after `cursor`
+// (null or invalid: the start; left at the last position read). Entries erased since are
+// left out.
 boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
     rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries, rocksdb::ColumnFamilyHandle* outbox,
     std::string_view endpoint, std::int64_t now, std::size_t limit,
-    const std::set<std::uint64_t>& skip);
+    const std::set<std::uint64_t>& skip, DueCursor* cursor);
 
 // The endpoints disabled by a 410, by name.
 boost::system::result<std::vector<std::string>> ReadDisabledEndpoints(

@@ -100,7 +100,7 @@ class RocksStore final : public Store,
   RuleFigures GetRuleFigures() override;
   boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
       std::string_view endpoint, std::int64_t now, std::size_t limit,
-      const std::set<std::uint64_t>& skip) override;
+      const std::set<std::uint64_t>& skip, DueCursor* cursor) override;
   boost::system::result<std::vector<std::string>> ReadDisabledEndpoints() override;
   void ChangeDeliveries(DeliveryChange change, DeliveryCallback done, bool own_thread) override;
   boost::system::error_code Checkpoint(const std::string& dir) override;

@@ -450,11 +450,12 @@ boost::system::result<OutboxView> RocksStore::ViewOutbox() {
 
 boost::system::result<std::vector<DueDelivery>> RocksStore::ReadDueDeliveries(
     std::string_view endpoint, std::int64_t now, std::size_t limit,
-    const std::set<std::uint64_t>& skip) {
+    const std::set<std::uint64_t>& skip, DueCursor* cursor) {
   if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
   util::ReaderLock db_lock(db_mu_);
   if (!db_) return health_.DbUnavailable();
-  return storage::ReadDueDeliveries(*db_, deliveries_cf_, outbox_cf_, endpoint, now, limit, skip);
+  return storage::ReadDueDeliveries(*db_, deliveries_cf_, outbox_cf_, endpoint, now, limit, skip,
+                                    cursor);
 }
 
 boost::system::result<std::vector<std::string>> RocksStore::ReadDisabledEndpoints() {

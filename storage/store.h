@@ -79,6 +79,13 @@ struct DueDelivery {
   std::string body{};       // {"type", "timestamp", "data"}: the same on every attempt
 };
 
+// A position in an endpoint's delivery queue (Store::ReadDueDeliveries).
+struct DueCursor {
+  bool valid = false;  // false: the start of the queue
+  std::int64_t due = 0;
+  std::uint64_t seq = 0;
+};
+
 // What one attempt got, for Store::ChangeDeliveries.
 struct DeliveryAttemptDone {
   std::uint64_t seq = 0;
@@ -320,10 +327,13 @@ class Store {
 
   // --- Webhook deliveries (docs/webhooks.md) ---
   // Up to `limit` deliveries to `endpoint` due by `now` (Unix ms), oldest due first,
-  // leaving out the entries `skip` holds (attempts in flight).
+  // leaving out the entries `skip` holds (attempts in flight). With `cursor`, the scan
+  // starts after the queue position it holds (none: from the start) and leaves it at the
+  // last position read: a reader that resumes there does not walk again over what it has
+  // taken (and RocksDB over the tombstones of what has been delivered since).
   virtual boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
       std::string_view endpoint, std::int64_t now, std::size_t limit,
-      const std::set<std::uint64_t>& skip) {
+      const std::set<std::uint64_t>& skip, DueCursor* cursor = nullptr) {
     return std::vector<DueDelivery>{};
   }
   // The endpoints a 410 disabled.

@@ -58,7 +58,9 @@ class DispatcherImpl final : public Dispatcher {
 
   void Wake() override {
     net::post(ioc_, [this] {
-      if (!stopping_) ReadQueues();
+      if (stopping_) return;
+      for (auto& ep : endpoints_) ep->cursor = storage::DueCursor{};
+      ReadQueues();
     });
   }
 
@@ -99,6 +101,9 @@ class DispatcherImpl final : public Dispatcher {
     std::set<std::uint64_t> in_flight;  // seqs sent or being recorded
     bool disabled = false;
     bool more = false;  // the last read filled every free slot: more may be due
+    // Where the last read of the queue stopped: reads between ticks resume there, each
+    // tick starts again from the front (to find what was queued behind it meanwhile).
+    storage::DueCursor cursor{};
     EndpointFigures figures;  // under figures_mu_
   };
 
@@ -114,6 +119,7 @@ class DispatcherImpl final : public Dispatcher {
       std::lock_guard lock(figures_mu_);
       UpdateFigures();
     }
+    for (auto& ep : endpoints_) ep->cursor = storage::DueCursor{};
     ReadQueues();
     timer_.expires_after(options_.tick);
     timer_.async_wait([this](boost::system::error_code ec) {
@@ -132,7 +138,7 @@ class DispatcherImpl final : public Dispatcher {
     if (ep.in_flight.size() >= max) return;
     const std::size_t free = max - ep.in_flight.size();
     const std::int64_t now = util::NowMs();
-    auto due = store_.ReadDueDeliveries(ep.name, now, free, ep.in_flight);
+    auto due = store_.ReadDueDeliveries(ep.name, now, free, ep.in_flight, &ep.cursor);
     if (!due) {
       Log("level=error msg=\"cannot read the deliveries due\" endpoint=" + Logfmt(ep.name) +
           " error=" + Logfmt(due.error().message()));
