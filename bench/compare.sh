@@ -525,6 +525,11 @@ mkdir -p "$(dirname "$OUT")"
     cat bench/rules.md
     echo
   fi
+  # Webhook delivery's figures (cartwatch-delivery-bench and ab.sh, by hand).
+  if [ -f bench/deliveries.md ]; then
+    cat bench/deliveries.md
+    echo
+  fi
   echo "## Raw results"
   echo
   echo "<details><summary>One JSON line per run (the load generator's output in \`loadgen\`)</summary>"

@@ -44,6 +44,31 @@ bool CommitQueue::QueueAndCommit(Pending request) {
   return true;
 }
 
+bool CommitQueue::QueueForLoop(Pending request) {
+  {
+    util::MutexLock requester(requester_mu_);
+    if (flush_requester_ == nullptr) {
+      requester.Unlock();
+      return QueueAndCommit(std::move(request));
+    }
+  }
+  {
+    util::MutexLock lock(mu_);
+    if (closing_) return false;
+    queue_.push_back(std::move(request));
+  }
+  util::MutexLock requester(requester_mu_);
+  if (flush_requester_ != nullptr) {
+    flush_requester_->RequestFlush();
+    return true;
+  }
+  requester.Unlock();
+  // The requester went away meanwhile (the server stopping): commit it here.
+  util::MutexLock lock(mu_);
+  if (!committing_) CommitQueued(/*bounded=*/false);
+  return true;
+}
+
 void CommitQueue::Flush() {
   util::MutexLock lock(mu_);
   // That thread commits what we queued once its write is done, or (a round of FlushOnce)

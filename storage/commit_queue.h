@@ -61,6 +61,10 @@ class CommitQueue {
   // thread committing now takes it (see above); false (nothing queued) after Close.
   bool QueueAndCommit(Pending request) EXCLUDES(mu_, requester_mu_);
 
+  // Queues `request` of a thread that is not an event loop's for an event loop to commit
+  // with its own requests (the flush requester asks one to); without a flush requester it
+  // is committed here, as QueueAndCommit does. false (nothing queued) after Close.
+  bool QueueForLoop(Pending request) EXCLUDES(mu_, requester_mu_);
   // Commits everything queued on this thread, unless another thread is committing.
   void Flush() EXCLUDES(mu_);
   // For a thread that is not an event loop's, with nothing of its own queued (the store

@@ -472,7 +472,7 @@ void RocksStore::ChangeDeliveries(DeliveryChange change, DeliveryCallback done, 
   }
   if (own_thread) {
     DeliveryCallback refused = done;
-    if (!commits_.QueueAndCommit(Pending{DeliveryRequest{.change = std::move(change), .done = std::move(done)}})) {
+    if (!commits_.QueueForLoop(Pending{DeliveryRequest{.change = std::move(change), .done = std::move(done)}})) {
       refused(DeliveryResult{.error = Errc::kClosed});
     }
     return;

@@ -342,8 +342,8 @@ class Store {
   }
   // Makes `change` through the committing thread; `done` is called once it is durable (or
   // failed), on the thread that committed it. From an event loop's thread: queued for its
-  // Flush. From any other thread (own_thread): committed on this thread, or by the thread
-  // committing now.
+  // Flush. From any other thread (own_thread): handed to an event loop, which commits it
+  // with its own requests (SetFlushRequester; without one, committed on this thread).
   virtual void ChangeDeliveries(DeliveryChange change, DeliveryCallback done,
                                 bool own_thread = false) {
     done(DeliveryResult{.error = Errc::kInvalidArgument});
