@@ -69,6 +69,25 @@ std::string OutboxEntryKey(std::string_view site_prefix, std::uint64_t seq) {
   return key;
 }
 
+// Calls f(key, value) for each key of `cf` that starts with `prefix`, in key order, until f
+// returns false.
+template <typename F>
+boost::system::error_code ForEachWithPrefix(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf,
+                                            std::string_view prefix, F&& f) {
+  std::string upper(prefix);
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+  if (!upper.empty()) upper.back() = static_cast<char>(upper.back() + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(ro, cf));
+  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    if (!it->key().starts_with(rocksdb::Slice(prefix.data(), prefix.size()))) break;
+    if (!f(it->key(), it->value())) break;
+  }
+  return FromStatus(it->status());
+}
+
 DeliveryStatus StatusNamed(std::string_view name) {
   auto status = DeliveryStatusNamed(name);
   return status ? *status : DeliveryStatus::kPending;
@@ -113,18 +132,11 @@ boost::system::result<std::map<std::string, Deliveries::Record>> Deliveries::Rec
     std::uint64_t seq) {
   std::map<std::string, std::optional<std::string>> values;
   const std::string prefix = RecordPrefix(seq);
-  {
-    std::string upper = prefix;
-    upper.push_back('\xff');
-    rocksdb::Slice upper_slice(upper);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
-    for (it->Seek(prefix); it->Valid(); it->Next()) {
-      values[it->key().ToString()] = it->value().ToString();
-    }
-    if (auto ec = FromStatus(it->status())) return ec;
-  }
+  auto ec = ForEachWithPrefix(*db_, cf_, prefix, [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    values[key.ToString()] = value.ToString();
+    return true;
+  });
+  if (ec) return ec;
   for (auto it = round_.lower_bound(prefix); it != round_.end() && it->first.starts_with(prefix);
        ++it) {
     values[it->first] = it->second;
@@ -260,22 +272,14 @@ boost::system::error_code Deliveries::Apply(const DeliveryRequest& request, Comm
       // The deliveries a 410 left waiting are attempted at once (the dispatcher takes the
       // rest of the queue as it comes).
       std::vector<std::pair<std::uint64_t, std::int64_t>> queued;
-      {
-        const std::string prefix = QueuePrefix(change.endpoint);
-        std::string upper = prefix + std::string(17, '\xff');
-        rocksdb::Slice upper_slice(upper);
-        rocksdb::ReadOptions ro;
-        ro.iterate_upper_bound = &upper_slice;
-        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
-        for (it->Seek(prefix); it->Valid(); it->Next()) {
-          const rocksdb::Slice key = it->key();
-          if (key.size() != prefix.size() + 16 || !key.starts_with(prefix)) continue;
-          queued.emplace_back(GetBigEndian64(key.data() + prefix.size() + 8),
-                              static_cast<std::int64_t>(GetBigEndian64(key.data() + prefix.size())));
-          if (queued.size() >= 100'000) break;
-        }
-        if (auto ec = FromStatus(it->status())) return ec;
-      }
+      const std::string prefix = QueuePrefix(change.endpoint);
+      auto ec = ForEachWithPrefix(*db_, cf_, prefix, [&](const rocksdb::Slice& key, const rocksdb::Slice&) {
+        if (key.size() != prefix.size() + 16) return true;
+        queued.emplace_back(GetBigEndian64(key.data() + prefix.size() + 8),
+                            static_cast<std::int64_t>(GetBigEndian64(key.data() + prefix.size())));
+        return queued.size() < 100'000;
+      });
+      if (ec) return ec;
       for (const auto& [seq, due] : queued) {
         auto records = RecordsOf(seq);
         if (!records) return records.error();
@@ -349,16 +353,12 @@ boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
 boost::system::result<std::vector<std::string>> ReadDisabledEndpoints(
     rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries) {
   std::vector<std::string> out;
-  const std::string prefix(1, kDisabledTag);
-  std::string upper(1, kDisabledTag + 1);
-  rocksdb::Slice upper_slice(upper);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(ro, deliveries));
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
-    out.emplace_back(it->key().data() + 1, it->key().size() - 1);
-  }
-  if (auto ec = FromStatus(it->status())) return ec;
+  auto ec = ForEachWithPrefix(db, deliveries, std::string(1, kDisabledTag),
+                              [&](const rocksdb::Slice& key, const rocksdb::Slice&) {
+                                out.emplace_back(key.data() + 1, key.size() - 1);
+                                return true;
+                              });
+  if (ec) return ec;
   return out;
 }
 
@@ -366,12 +366,6 @@ boost::system::result<RenderedRecords> RenderDeliveryRecords(
     rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries, std::uint64_t seq,
     const std::vector<std::string>& disabled) {
   const std::string prefix = RecordPrefix(seq);
-  std::string upper = prefix;
-  upper.push_back('\xff');
-  rocksdb::Slice upper_slice(upper);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(ro, deliveries));
   struct Line {
     std::string endpoint;
     webhooks::AttemptRecord attempt;
@@ -381,13 +375,15 @@ boost::system::result<RenderedRecords> RenderDeliveryRecords(
   out.endpoints.clear();
   profiles::JsonWriter e(out.endpoints);
   e.BeginArray();
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
+  bool corrupt = false;
+  auto ec = ForEachWithPrefix(db, deliveries, prefix, [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
     std::string site_prefix;
     webhooks::Delivery d;
-    if (!DecodeRecord(it->value().ToStringView(), site_prefix, d)) {
-      return boost::system::error_code(Errc::kCorruption);
+    if (!DecodeRecord(value.ToStringView(), site_prefix, d)) {
+      corrupt = true;
+      return false;
     }
-    const std::string endpoint = it->key().ToString().substr(prefix.size());
+    const std::string endpoint = key.ToString().substr(prefix.size());
     const bool is_disabled =
         std::find(disabled.begin(), disabled.end(), endpoint) != disabled.end();
     std::string_view state = webhooks::StateName(d.state);
@@ -413,8 +409,10 @@ boost::system::result<RenderedRecords> RenderDeliveryRecords(
     }
     e.EndObject();
     for (auto& a : d.history) attempts.push_back(Line{endpoint, std::move(a)});
-  }
-  if (auto ec = FromStatus(it->status())) return ec;
+    return true;
+  });
+  if (ec) return ec;
+  if (corrupt) return boost::system::error_code(Errc::kCorruption);
   e.EndArray();
   std::stable_sort(attempts.begin(), attempts.end(),
                    [](const Line& a, const Line& b) { return a.attempt.at < b.attempt.at; });

@@ -9,11 +9,12 @@ import { test } from 'node:test';
 import {
   DEFAULT_SITE,
   TEMPLATES_DIR,
+  fetchAllDeliveries,
   postBatch,
-  request,
   rng,
   sleep,
   startCartwatch,
+  waitFor,
 } from './lib/cartwatch.mjs';
 
 const RULES = `
@@ -58,22 +59,7 @@ async function send(cw, messages) {
   assert.equal(res.status, 200, res.body);
 }
 
-async function deliveries(cw) {
-  const all = [];
-  let after = '';
-  for (;;) {
-    const res = await request(
-      'GET',
-      `${cw.publicUrl}/v1/deliveries?limit=1000${after ? `&after=${after}` : ''}`,
-      { headers: { Authorization: `Bearer ${DEFAULT_SITE.secretKey}` } },
-    );
-    assert.equal(res.status, 200, res.body);
-    const page = JSON.parse(res.body);
-    all.push(...page.deliveries);
-    if (page.deliveries.length === 0) return all;
-    after = page.next_cursor;
-  }
-}
+const deliveries = (cw) => fetchAllDeliveries(cw.publicUrl);
 
 // "<user> <type> <rule>/<stage> <status>" of each action, sorted.
 function summary(list) {
@@ -83,17 +69,6 @@ function summary(list) {
       return `${action.customer.user_id} ${d.type} ${d.rule}/${d.stage} ${d.status}`;
     })
     .sort();
-}
-
-async function waitFor(what, check, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await check();
-    if (last === true) return;
-    await sleep(200);
-  }
-  assert.fail(`${what} did not happen within ${timeoutMs} ms: ${JSON.stringify(last)}`);
 }
 
 test('a known visitor who leaves a cart gets one task at once, then one task and one e-mail', async (t) => {

@@ -12,7 +12,17 @@ import { test } from 'node:test';
 
 import { Webhook } from 'standardwebhooks';
 
-import { DEFAULT_SITE, postBatch, request, rng, scrapeMetrics, sleep, startCartwatch } from './lib/cartwatch.mjs';
+import {
+  DEFAULT_SITE,
+  fetchAllDeliveries,
+  postBatch,
+  request,
+  rng,
+  scrapeMetrics,
+  sleep,
+  startCartwatch,
+  waitFor,
+} from './lib/cartwatch.mjs';
 import { newSecret, startReceiver } from './lib/receiver.mjs';
 
 let n = 0;
@@ -38,31 +48,7 @@ async function send(cw, messages) {
 
 const auth = { Authorization: `Bearer ${DEFAULT_SITE.secretKey}` };
 
-async function deliveries(cw) {
-  const all = [];
-  let after = '';
-  for (;;) {
-    const res = await request('GET', `${cw.publicUrl}/v1/deliveries?limit=1000${after ? `&after=${after}` : ''}`, {
-      headers: auth,
-    });
-    assert.equal(res.status, 200, res.body);
-    const page = JSON.parse(res.body);
-    all.push(...page.deliveries);
-    if (page.deliveries.length === 0) return all;
-    after = page.next_cursor;
-  }
-}
-
-async function waitFor(what, check, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await check();
-    if (last === true) return;
-    await sleep(200);
-  }
-  assert.fail(`${what} did not happen within ${timeoutMs} ms: ${JSON.stringify(last)?.slice(0, 2000)}`);
-}
+const deliveries = (cw) => fetchAllDeliveries(cw.publicUrl);
 
 // The config of a test: the cart_filled rule (plus `rules`), the endpoints, and a fast
 // timer tick and delivery schedule.

@@ -506,3 +506,32 @@ export async function scrapeMetrics(instance) {
   }
   return res.body;
 }
+
+// Every entry of the site's outbox (GET /v1/deliveries, `secretKey`), page after page.
+export async function fetchAllDeliveries(publicUrl, secretKey = DEFAULT_SITE.secretKey) {
+  const all = [];
+  let after = '';
+  for (;;) {
+    const res = await request('GET', `${publicUrl}/v1/deliveries?limit=1000${after ? `&after=${after}` : ''}`, {
+      headers: { Authorization: `Bearer ${secretKey}` },
+    });
+    if (res.status !== 200) throw new Error(`GET /v1/deliveries answered ${res.status}: ${res.body}`);
+    const page = JSON.parse(res.body);
+    all.push(...page.deliveries);
+    if (page.deliveries.length === 0) return all;
+    after = page.next_cursor;
+  }
+}
+
+// Calls `check` every 200 ms until it resolves to true; fails after `timeoutMs` naming
+// `what` and the last thing `check` resolved to.
+export async function waitFor(what, check, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last === true) return;
+    await sleep(200);
+  }
+  throw new Error(`${what} did not happen within ${timeoutMs} ms: ${JSON.stringify(last)?.slice(0, 2000)}`);
+}
