@@ -1,6 +1,7 @@
 #include "metrics/metrics.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include <prometheus/text_serializer.h>
@@ -77,6 +78,44 @@ prometheus::MetricFamily LabelledCounterFamily(
     prometheus::ClientMetric metric;
     metric.label.push_back(prometheus::ClientMetric::Label{label, value});
     metric.counter.value = count;
+    family.metric.push_back(std::move(metric));
+  }
+  return family;
+}
+
+prometheus::MetricFamily HistogramFamily(std::string name, std::string help,
+                                         const util::Histogram::Snapshot& snapshot) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Histogram;
+  prometheus::ClientMetric metric;
+  metric.histogram.sample_count = snapshot.count;
+  metric.histogram.sample_sum = snapshot.sum;
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < snapshot.counts.size(); ++i) {
+    cumulative += snapshot.counts[i];
+    prometheus::ClientMetric::Bucket bucket;
+    bucket.cumulative_count = cumulative;
+    bucket.upper_bound = i < snapshot.bounds.size() ? snapshot.bounds[i]
+                                                    : std::numeric_limits<double>::infinity();
+    metric.histogram.bucket.push_back(bucket);
+  }
+  family.metric.push_back(std::move(metric));
+  return family;
+}
+
+prometheus::MetricFamily LabelledGaugeFamily(
+    std::string name, std::string help, const std::string& label,
+    const std::vector<std::pair<std::string, double>>& samples) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Gauge;
+  for (const auto& [value, v] : samples) {
+    prometheus::ClientMetric metric;
+    metric.label.push_back(prometheus::ClientMetric::Label{label, value});
+    metric.gauge.value = v;
     family.metric.push_back(std::move(metric));
   }
   return family;

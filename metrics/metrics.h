@@ -19,6 +19,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
+#include "util/histogram.h"
 #include "util/mutex.h"
 
 namespace cartwatch::metrics {
@@ -55,6 +56,16 @@ prometheus::MetricFamily CounterFamily(std::string name, std::string help, doubl
 prometheus::MetricFamily GaugeFamily(std::string name, std::string help, double value);
 // A counter family of one sample per value of one label: {label: value -> count}.
 prometheus::MetricFamily LabelledCounterFamily(
+    std::string name, std::string help, const std::string& label,
+    const std::vector<std::pair<std::string, double>>& samples);
+
+// A histogram family of one sample from a util::Histogram snapshot (cumulative buckets, as
+// Prometheus wants them).
+prometheus::MetricFamily HistogramFamily(std::string name, std::string help,
+                                         const util::Histogram::Snapshot& snapshot);
+
+// A gauge family of one sample per value of one label.
+prometheus::MetricFamily LabelledGaugeFamily(
     std::string name, std::string help, const std::string& label,
     const std::vector<std::pair<std::string, double>>& samples);
 

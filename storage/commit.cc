@@ -248,10 +248,16 @@ void RocksStore::Commit(std::vector<Pending>& work) {
       // When flushes and compactions fall behind, RocksDB delays this write (its
       // slowdown) and so paces the committing I/O thread: that is the backpressure.
       // Failing fast instead (no_slowdown) turned ordinary bursts into 503s.
+      const auto started = std::chrono::steady_clock::now();
       const rocksdb::Status written = db_->Write(wo, &batch);
       ec = FromStatus(written);
       if (ec) NoteWriteFailure(written);
       bytes_committed_ += batch.GetDataSize();
+      if (!ec) {
+        commit_seconds_.Observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        commit_messages_.Observe(static_cast<double>(round.stored));
+      }
     }
   }
   if (!ec) {
@@ -296,6 +302,11 @@ void RocksStore::Commit(std::vector<Pending>& work) {
   // After the answers: a walk of the dedup log once a minute. A failure leaves records
   // past the window in the log: harmless (Load skips them), and retried later.
   if (!ec && db_) (void)dedup_.Expire(*db_, dedup_log_);
+  dedup_ids_.store(dedup_.size(), std::memory_order_relaxed);
+  if (state_) {
+    records_cached_.store(state_->cached(), std::memory_order_relaxed);
+    records_unwritten_.store(state_->unwritten(), std::memory_order_relaxed);
+  }
   if (erase_.wrote_jobs()) background_.RequestPurge();
 }
 

@@ -82,6 +82,11 @@ void CommitQueue::SetFlushRequester(FlushRequester* requester) {
   flush_requester_ = requester;
 }
 
+std::pair<std::size_t, std::size_t> CommitQueue::queued() const {
+  util::MutexLock lock(mu_);
+  return {queued_messages_, queued_bytes_};
+}
+
 bool CommitQueue::closed() const {
   util::MutexLock lock(mu_);
   return closing_;

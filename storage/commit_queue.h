@@ -73,6 +73,8 @@ class CommitQueue {
   void FlushOnce() EXCLUDES(mu_, requester_mu_);
   void SetFlushRequester(FlushRequester* requester) EXCLUDES(requester_mu_);
 
+  // Messages and their JSON bytes waiting for a commit or being written.
+  std::pair<std::size_t, std::size_t> queued() const EXCLUDES(mu_);
   // Whether Close has begun.
   bool closed() const EXCLUDES(mu_);
 

@@ -50,6 +50,7 @@
 #include "storage/store.h"
 #include "storage/timers.h"
 #include "storage/write_health.h"
+#include "util/histogram.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
 
@@ -98,6 +99,7 @@ class RocksStore final : public Store,
                                                      std::size_t limit) override;
   Health GetHealth() override;
   RuleFigures GetRuleFigures() override;
+  StorageFigures GetStorageFigures() override;
   boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
       std::string_view endpoint, std::int64_t now, std::size_t limit,
       const std::set<std::uint64_t>& skip, DueCursor* cursor) override;
@@ -266,6 +268,12 @@ class RocksStore final : public Store,
     std::atomic<std::uint64_t> fired{0}, stale{0}, not_matched{0}, held{0}, pending{0}, skipped{0};
   };
   RuleCounters rule_counts_;
+  // The committing thread's in-memory figures after its last round, and the rounds' write
+  // latency and size (GetStorageFigures).
+  std::atomic<std::uint64_t> dedup_ids_{0}, records_cached_{0}, records_unwritten_{0};
+  util::Histogram commit_seconds_{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                   0.05, 0.1, 0.25, 0.5, 1}};
+  util::Histogram commit_messages_{{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}};
 
   // A MANIFEST write failed since this RocksDB was opened: recovery reopens it rather than
   // calling DB::Resume (see OpenDb's listener). Set on RocksDB's threads, read anywhere.

@@ -39,6 +39,7 @@
 #include "rules/email.h"
 #include "rules/rules.h"
 #include "storage/types.h"
+#include "util/histogram.h"
 #include "util/time.h"
 #include "webhooks/delivery.h"
 #include "webhooks/policy.h"
@@ -372,6 +373,35 @@ class Store {
     std::uint64_t actions_skipped = 0;     // outbox entries recorded as skipped
   };
   virtual RuleFigures GetRuleFigures() { return {}; }
+
+  // What the store holds and how its writes go, for /metrics (docs/operations.md): RocksDB's
+  // own figures (its properties) by column family, the commit queue, the in-memory indexes
+  // and the commit rounds' latency and size.
+  struct StorageFigures {
+    struct Family {
+      std::string name{};
+      std::uint64_t memtable_bytes = 0;            // rocksdb.cur-size-all-mem-tables
+      std::uint64_t sst_bytes = 0;                 // rocksdb.live-sst-files-size
+      std::uint64_t pending_compaction_bytes = 0;  // rocksdb.estimate-pending-compaction-bytes
+      std::uint64_t live_data_bytes = 0;           // rocksdb.estimate-live-data-size
+      std::uint64_t estimated_keys = 0;            // rocksdb.estimate-num-keys
+      std::uint64_t write_stops = 0;               // io_stalls.total_stop (since open)
+      std::uint64_t write_slowdowns = 0;           // io_stalls.total_slowdown (since open)
+    };
+    std::vector<Family> families{};
+    std::uint64_t block_cache_bytes = 0;   // rocksdb.block-cache-usage
+    std::uint64_t wal_bytes = 0;           // the live write-ahead log files
+    bool write_stopped = false;            // rocksdb.is-write-stopped
+    std::uint64_t delayed_write_rate = 0;  // rocksdb.actual-delayed-write-rate: 0 unless slowed
+    std::uint64_t queued_messages = 0;     // waiting for a commit or being written
+    std::uint64_t queued_bytes = 0;
+    std::uint64_t dedup_ids = 0;           // messageIds in the dedup index
+    std::uint64_t records_cached = 0;      // visitor and customer records in memory
+    std::uint64_t records_unwritten = 0;   // of them, changed and not yet written
+    util::Histogram::Snapshot commit_seconds{};   // each written round's RocksDB write
+    util::Histogram::Snapshot commit_messages{};  // each written round's messages
+  };
+  virtual StorageFigures GetStorageFigures() { return {}; }
 
   // Writes a consistent copy of the database to `dir` (RocksDB's checkpoint: hard links
   // to its immutable files where `dir` is on the same file system, copies otherwise),

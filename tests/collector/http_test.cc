@@ -116,6 +116,19 @@ class SwitchableStore final : public storage::Store {
   const profiles::Options& profile_options() const override { return real_->profile_options(); }
   boost::system::error_code CheckWritable() override { return real_->CheckWritable(); }
   RuleFigures GetRuleFigures() override { return real_->GetRuleFigures(); }
+  StorageFigures GetStorageFigures() override { return real_->GetStorageFigures(); }
+  boost::system::result<std::vector<storage::DueDelivery>> ReadDueDeliveries(
+      std::string_view endpoint, std::int64_t now, std::size_t limit,
+      const std::set<std::uint64_t>& skip, storage::DueCursor* cursor) override {
+    return real_->ReadDueDeliveries(endpoint, now, limit, skip, cursor);
+  }
+  boost::system::result<std::vector<std::string>> ReadDisabledEndpoints() override {
+    return real_->ReadDisabledEndpoints();
+  }
+  void ChangeDeliveries(storage::DeliveryChange change, storage::DeliveryCallback done,
+                        bool own_thread) override {
+    real_->ChangeDeliveries(std::move(change), std::move(done), own_thread);
+  }
   storage::FireResult FireDueTimers(std::int64_t now, std::size_t limit) override {
     return real_->FireDueTimers(now, limit);
   }
@@ -554,12 +567,22 @@ TEST_F(HttpTest, MetricsCountRequestsMessagesAndRejections) {
            "cartwatch_rule_timers_armed_total 0",  // no rules in this test
            R"(cartwatch_rule_timers_due_total{outcome="stale"} 0)",
            R"(cartwatch_rule_actions_total{status="skipped"} 0)",
+           "cartwatch_dedup_ids 2",                     // m1 and m9
+           "cartwatch_commit_batch_messages_sum 2",     // stored, over the rounds written
+           "cartwatch_commit_queue_messages 0",
+           R"(cartwatch_rocksdb_write_stops_total{cf="events"} 0)",
+           "cartwatch_rocksdb_write_stopped 0",
        }) {
     EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line << "\n" << text;
   }
   for (const std::string family : {"process_cpu_seconds_total", "process_resident_memory_bytes",
                                    "process_open_fds", "process_max_fds",
-                                   "process_start_time_seconds", "cartwatch_received_bytes_total"}) {
+                                   "process_start_time_seconds", "cartwatch_received_bytes_total",
+                                   "cartwatch_rocksdb_memtable_bytes", "cartwatch_rocksdb_sst_bytes",
+                                   "cartwatch_rocksdb_pending_compaction_bytes",
+                                   "cartwatch_rocksdb_live_data_bytes", "cartwatch_rocksdb_block_cache_bytes",
+                                   "cartwatch_rocksdb_wal_bytes", "cartwatch_records_cached",
+                                   "cartwatch_records_unwritten", "cartwatch_commit_duration_seconds"}) {
     EXPECT_NE(text.find("\n# TYPE " + family + " "), std::string::npos) << family;
   }
   // The scrape itself is counted by the next one.
@@ -1257,8 +1280,35 @@ TEST_F(HttpTest, DeliveriesListsTheRuleEnginesActions) {
   EXPECT_EQ(ErrorCode(Send(http::verb::get, "/v1/deliveries?limit=0", "",
                            {{"Authorization", "Bearer sk"}})),
             "invalid_limit");
+  // The delivery routes: secret key, POST only, JSON errors for unknown ids and names.
+  const std::string task_id(list[0].at("id").as_string());
+  EXPECT_EQ(Send(http::verb::post, "/v1/deliveries/" + task_id + "/retry").result_int(), 401);
+  Response get_retry = Send(http::verb::get, "/v1/deliveries/" + task_id + "/retry", "",
+                            {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(get_retry.result_int(), 405);
+  EXPECT_EQ(get_retry[http::field::allow], "POST, OPTIONS");
+  Response unknown = Send(http::verb::post, "/v1/deliveries/act_00000000000000ff/retry", "",
+                          {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(unknown.result_int(), 404);
+  EXPECT_EQ(ErrorCode(unknown), "delivery_not_found");
+  // No endpoint is configured: the task has no delivery to retry.
+  EXPECT_EQ(ErrorCode(Send(http::verb::post, "/v1/deliveries/" + task_id + "/retry", "",
+                           {{"Authorization", "Bearer sk"}})),
+            "delivery_not_found");
+  EXPECT_EQ(ErrorCode(Send(http::verb::post, "/v1/deliveries/act_%zz/retry", "",
+                           {{"Authorization", "Bearer sk"}})),
+            "invalid_path");
+  Response endpoint = Send(http::verb::post, "/v1/endpoints/crm/enable", "",
+                           {{"Authorization", "Bearer sk"}});
+  EXPECT_EQ(endpoint.result_int(), 404);
+  EXPECT_EQ(ErrorCode(endpoint), "endpoint_not_found");
+
   // Counted for Prometheus.
   const std::string metrics = Send(http::verb::get, "/metrics", "", {}, true).body();
+  EXPECT_NE(metrics.find(R"(cartwatch_http_requests_total{code="404",route="endpoints"} 1)"),
+            std::string::npos);
+  EXPECT_NE(metrics.find(R"(cartwatch_http_requests_total{code="404",route="deliveries"} 2)"),
+            std::string::npos);
   EXPECT_NE(metrics.find("cartwatch_rule_timers_armed_total 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("cartwatch_rule_timers_due_total{outcome=\"fired\"} 1"), std::string::npos);
   EXPECT_NE(metrics.find("cartwatch_rule_actions_total{status=\"pending\"} 1"), std::string::npos);
