@@ -160,6 +160,15 @@ class StoreFigures final : public prometheus::Collectable {
                                        "Messages waiting for a commit or being written "
                                        "(storage.max_queued_messages refuses beyond it).",
                                        static_cast<double>(s.queued_messages)));
+    out.push_back(metrics::GaugeFamily("cartwatch_commit_queue_limit_messages",
+                                       "storage.max_queued_messages: beyond it ingest answers 503.",
+                                       static_cast<double>(s.queued_messages_limit)));
+    out.push_back(metrics::GaugeFamily("cartwatch_storage_free_bytes",
+                                       "Free bytes of the data directory's disk (0: unknown).",
+                                       static_cast<double>(s.disk_free_bytes)));
+    out.push_back(metrics::GaugeFamily("cartwatch_storage_min_free_bytes",
+                                       "storage.min_free_mb: below it writes are refused.",
+                                       static_cast<double>(s.min_free_bytes)));
     out.push_back(metrics::GaugeFamily("cartwatch_commit_queue_bytes",
                                        "JSON bytes of the messages waiting for a commit or being written.",
                                        static_cast<double>(s.queued_bytes)));

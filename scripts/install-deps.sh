@@ -5,7 +5,8 @@
 #   --demo adds Node.js and npm (the demo shop and the tracker's build);
 #   --test adds those, Debian's chromium (the tracker's browser tests), clang with its
 #   sanitizer and libFuzzer runtimes (scripts/fuzz.sh, run by scripts/test.sh when CI is set),
-#   the openssl command (test certificates) and promtool (the metrics tests' checker) in build/tools/promtool.
+#   the openssl command (test certificates), and promtool and the prometheus server (the
+#   metrics tests' checker and scraper) in build/tools.
 set -euo pipefail
 
 pkgs=(cmake ninja-build g++ pkg-config
@@ -40,13 +41,14 @@ if ((${#missing[@]})); then
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# promtool, Prometheus's own checker of /metrics, from Debian's prometheus package: unpacked
-# into build/tools rather than installed, since installing the package would also start a
-# Prometheus server.
+# promtool (Prometheus's own checker of /metrics and of alerting rules) and the prometheus
+# server (the metrics test scrapes Cartwatch with it), from Debian's prometheus package:
+# unpacked into build/tools rather than installed, since installing the package would also
+# start a Prometheus server.
 root_dir="$(cd "$(dirname "$0")/.." && pwd)"
-if ((want_browser)) && ! command -v promtool >/dev/null 2>&1 &&
-   [[ ! -x "$root_dir/build/tools/promtool" ]]; then
-  echo "install-deps: unpacking promtool from Debian's prometheus package into build/tools"
+if ((want_browser)) && { [[ ! -x "$root_dir/build/tools/promtool" ]] ||
+                         [[ ! -x "$root_dir/build/tools/prometheus" ]]; }; then
+  echo "install-deps: unpacking promtool and prometheus from Debian's prometheus package into build/tools"
   as_root=()
   [[ $(id -u) -eq 0 ]] || as_root=(sudo)
   tmp="$(mktemp -d)"
@@ -56,7 +58,8 @@ if ((want_browser)) && ! command -v promtool >/dev/null 2>&1 &&
     "${as_root[@]}" apt-get update -qq
     (cd "$tmp" && apt-get download -qq prometheus)
   fi
-  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool ./usr/bin/prometheus
   mkdir -p "$root_dir/build/tools"
   mv "$tmp/usr/bin/promtool" "$root_dir/build/tools/promtool"
+  mv "$tmp/usr/bin/prometheus" "$root_dir/build/tools/prometheus"
 fi

@@ -350,6 +350,16 @@ boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
   return out;
 }
 
+boost::system::result<std::size_t> CountQueuedDeliveries(rocksdb::DB& db,
+                                                         rocksdb::ColumnFamilyHandle* deliveries,
+                                                         std::string_view endpoint, std::size_t cap) {
+  std::size_t n = 0;
+  auto ec = ForEachWithPrefix(db, deliveries, QueuePrefix(endpoint),
+                              [&](const rocksdb::Slice&, const rocksdb::Slice&) { return ++n < cap; });
+  if (ec) return ec;
+  return n;
+}
+
 boost::system::result<std::vector<std::string>> ReadDisabledEndpoints(
     rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries) {
   std::vector<std::string> out;

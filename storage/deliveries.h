@@ -101,6 +101,11 @@ boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
     std::string_view endpoint, std::int64_t now, std::size_t limit,
     const std::set<std::uint64_t>& skip, DueCursor* cursor);
 
+// How many deliveries wait in `endpoint`'s queue, counted up to `cap`.
+boost::system::result<std::size_t> CountQueuedDeliveries(rocksdb::DB& db,
+                                                         rocksdb::ColumnFamilyHandle* deliveries,
+                                                         std::string_view endpoint, std::size_t cap);
+
 // The endpoints disabled by a 410, by name.
 boost::system::result<std::vector<std::string>> ReadDisabledEndpoints(
     rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries);

@@ -104,6 +104,8 @@ class RocksStore final : public Store,
       std::string_view endpoint, std::int64_t now, std::size_t limit,
       const std::set<std::uint64_t>& skip, DueCursor* cursor) override;
   boost::system::result<std::vector<std::string>> ReadDisabledEndpoints() override;
+  boost::system::result<std::size_t> CountQueuedDeliveries(std::string_view endpoint,
+                                                           std::size_t cap) override;
   void ChangeDeliveries(DeliveryChange change, DeliveryCallback done, bool own_thread) override;
   boost::system::error_code Checkpoint(const std::string& dir) override;
   void Close() override;

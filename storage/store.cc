@@ -461,6 +461,14 @@ boost::system::result<std::vector<DueDelivery>> RocksStore::ReadDueDeliveries(
                                     cursor);
 }
 
+boost::system::result<std::size_t> RocksStore::CountQueuedDeliveries(std::string_view endpoint,
+                                                                     std::size_t cap) {
+  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
+  util::ReaderLock db_lock(db_mu_);
+  if (!db_) return health_.DbUnavailable();
+  return storage::CountQueuedDeliveries(*db_, deliveries_cf_, endpoint, cap);
+}
+
 boost::system::result<std::vector<std::string>> RocksStore::ReadDisabledEndpoints() {
   if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
   util::ReaderLock db_lock(db_mu_);
@@ -489,6 +497,9 @@ void RocksStore::ChangeDeliveries(DeliveryChange change, DeliveryCallback done, 
 Store::StorageFigures RocksStore::GetStorageFigures() {
   StorageFigures out;
   std::tie(out.queued_messages, out.queued_bytes) = commits_.queued();
+  out.queued_messages_limit = options_.max_queued_messages;
+  out.min_free_bytes = options_.min_free_bytes;
+  if (const std::uint64_t free = health_.FreeBytes(); free != UINT64_MAX) out.disk_free_bytes = free;
   out.dedup_ids = dedup_ids_.load(std::memory_order_relaxed);
   out.records_cached = records_cached_.load(std::memory_order_relaxed);
   out.records_unwritten = records_unwritten_.load(std::memory_order_relaxed);

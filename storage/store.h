@@ -337,6 +337,12 @@ class Store {
       const std::set<std::uint64_t>& skip, DueCursor* cursor = nullptr) {
     return std::vector<DueDelivery>{};
   }
+  // How many deliveries to `endpoint` wait in its queue (pending or waiting, due or not),
+  // counted up to `cap`.
+  virtual boost::system::result<std::size_t> CountQueuedDeliveries(std::string_view endpoint,
+                                                                   std::size_t cap) {
+    return std::size_t{0};
+  }
   // The endpoints a 410 disabled.
   virtual boost::system::result<std::vector<std::string>> ReadDisabledEndpoints() {
     return std::vector<std::string>{};
@@ -395,6 +401,9 @@ class Store {
     std::uint64_t delayed_write_rate = 0;  // rocksdb.actual-delayed-write-rate: 0 unless slowed
     std::uint64_t queued_messages = 0;     // waiting for a commit or being written
     std::uint64_t queued_bytes = 0;
+    std::uint64_t queued_messages_limit = 0;  // StoreOptions::max_queued_messages
+    std::uint64_t disk_free_bytes = 0;     // of the data directory's disk (0: unknown)
+    std::uint64_t min_free_bytes = 0;      // StoreOptions::min_free_bytes
     std::uint64_t dedup_ids = 0;           // messageIds in the dedup index
     std::uint64_t records_cached = 0;      // visitor and customer records in memory
     std::uint64_t records_unwritten = 0;   // of them, changed and not yet written

@@ -72,8 +72,11 @@ class WriteHealth {
   // Fills what Store::Health takes from here (all but `writable`). Any thread.
   void Describe(Store::Health& health);
 
- private:
+  // The data directory's disk's free bytes now (statvfs), UINT64_MAX when it cannot be
+  // asked. Any thread.
   std::uint64_t FreeBytes() const;
+
+ private:
   void NoteLowSpace(std::uint64_t free);
 
   const StoreOptions& options_;

@@ -30,6 +30,8 @@ namespace net = boost::asio;
 
 // The dispatcher thread's nice value (the event loops run at 0).
 constexpr int kNice = 19;
+// Queues are counted up to this, once a tick (for cartwatch_webhook_queued).
+constexpr std::size_t kMaxCounted = 1'000'000;
 
 class DispatcherImpl final : public Dispatcher {
  public:
@@ -124,9 +126,15 @@ class DispatcherImpl final : public Dispatcher {
         ep->disabled = std::find(disabled->begin(), disabled->end(), ep->name) != disabled->end();
       }
     }
+    std::vector<std::size_t> queued;
+    for (auto& ep : endpoints_) {
+      auto n = store_.CountQueuedDeliveries(ep->name, kMaxCounted);
+      queued.push_back(n ? *n : 0);
+    }
     {
       std::lock_guard lock(figures_mu_);
       UpdateFigures();
+      for (std::size_t i = 0; i < endpoints_.size(); ++i) endpoints_[i]->figures.queued = queued[i];
     }
     for (auto& ep : endpoints_) ep->cursor = storage::DueCursor{};
     ReadQueues();
@@ -343,6 +351,10 @@ class DeliveryCollectable final : public prometheus::Collectable {
     auto in_flight = family("cartwatch_webhook_in_flight",
                             "Webhook deliveries being attempted or recorded now, by endpoint.",
                             MetricType::Gauge);
+    auto queued = family("cartwatch_webhook_queued",
+                         "Webhook deliveries waiting in the endpoint's queue (pending or waiting "
+                         "for the endpoint, due or not; counted each tick, up to a million).",
+                         MetricType::Gauge);
     auto disabled = family("cartwatch_webhook_endpoint_disabled",
                            "1 while the endpoint is disabled (it answered 410 Gone; POST "
                            "/v1/endpoints/{name}/enable), else 0.",
@@ -367,9 +379,10 @@ class DeliveryCollectable final : public prometheus::Collectable {
       add(seconds, e.name, e.seconds);
       add(connections, e.name, static_cast<double>(e.connections));
       add(in_flight, e.name, static_cast<double>(e.in_flight));
+      add(queued, e.name, static_cast<double>(e.queued));
       add(disabled, e.name, e.disabled ? 1 : 0);
     }
-    return {attempts, seconds, connections, in_flight, disabled};
+    return {attempts, seconds, connections, in_flight, queued, disabled};
   }
 
  private:

@@ -492,6 +492,26 @@ export function findPromtool() {
   return null;
 }
 
+// The Prometheus server: PROMETHEUS, else build/tools/prometheus (scripts/install-deps.sh
+// --test extracts it from Debian's prometheus package), else prometheus on the PATH; null
+// when there is none (CARTWATCH_REQUIRE_PROMTOOL makes that an error too).
+export function findPrometheus() {
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  const candidates = [process.env.PROMETHEUS, path.join(here, '../../../build/tools/prometheus')];
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir) candidates.push(path.join(dir, 'prometheus'));
+  for (const c of candidates) {
+    if (!c) continue;
+    try {
+      fsSync.accessSync(c, fsSync.constants.X_OK);
+      return c;
+    } catch {}
+  }
+  if (process.env.CARTWATCH_REQUIRE_PROMTOOL) {
+    throw new Error('no prometheus: scripts/install-deps.sh --test puts it in build/tools/prometheus');
+  }
+  return null;
+}
+
 // GET /metrics of an instance, checked by `promtool check metrics` when there is one (the
 // exposition must be clean: no lint problem at all). Resolves to the text.
 export async function scrapeMetrics(instance) {
