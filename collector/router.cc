@@ -102,6 +102,11 @@ class StoreFigures final : public prometheus::Collectable {
             {{"pending", static_cast<double>(rules.actions_pending)},
              {"skipped", static_cast<double>(rules.actions_skipped)}}),
     };
+    std::vector<std::pair<std::string, double>> by_rule;
+    for (const auto& [rule, n] : rules.fired_by_rule) by_rule.emplace_back(rule, static_cast<double>(n));
+    families.push_back(metrics::LabelledCounterFamily(
+        "cartwatch_rule_fired_total",
+        "Timers that took actions, by rule (every configured rule; docs/rules.md).", "rule", by_rule));
     AddStorage(families, store_.GetStorageFigures());
     return families;
   }

@@ -279,6 +279,9 @@ void RocksStore::Commit(std::vector<Pending>& work) {
         rule_counts_.held.fetch_add(r.held, std::memory_order_relaxed);
         rule_counts_.pending.fetch_add(r.actions - r.skipped, std::memory_order_relaxed);
         rule_counts_.skipped.fetch_add(r.skipped, std::memory_order_relaxed);
+        for (std::size_t rule = 0; rule < r.fired_by_rule.size() && rule < options_.rules.rules.size(); ++rule) {
+          rule_counts_.fired_by_rule[rule].fetch_add(r.fired_by_rule[rule], std::memory_order_relaxed);
+        }
       }
       fire->done(fired[i]);
     } else if (auto* change = std::get_if<DeliveryRequest>(&work[i].request)) {

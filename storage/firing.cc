@@ -130,6 +130,8 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
       case rules::Decision::Outcome::kFired: break;
     }
     ++result.fired;
+    if (result.fired_by_rule.size() < rules_.rules.size()) result.fired_by_rule.resize(rules_.rules.size());
+    ++result.fired_by_rule[stored->timer.rule];
     const rules::Rule& rule = rules_.rules[stored->timer.rule];
     const std::string data = rules::ActionData(rules::ActionContext{
         .site = site_name,

@@ -61,7 +61,10 @@ class RocksStore final : public Store,
                          private Background::Jobs,
                          private EraseCommitter {
  public:
-  explicit RocksStore(const StoreOptions& options) : options_(options) {}
+  explicit RocksStore(const StoreOptions& options) : options_(options) {
+    rule_counts_.fired_by_rule.reset(new std::atomic<std::uint64_t>[options_.rules.rules.size()]);
+    for (std::size_t i = 0; i < options_.rules.rules.size(); ++i) rule_counts_.fired_by_rule[i] = 0;
+  }
   ~RocksStore() override { Close(); }
 
   // Opens the database, rebuilds the unwritten records and starts the background thread.
@@ -268,6 +271,8 @@ class RocksStore final : public Store,
   // written round, read by any.
   struct RuleCounters {
     std::atomic<std::uint64_t> fired{0}, stale{0}, not_matched{0}, held{0}, pending{0}, skipped{0};
+    // By rule index; as many as there are rules (the rule set never changes while open).
+    std::unique_ptr<std::atomic<std::uint64_t>[]> fired_by_rule;
   };
   RuleCounters rule_counts_;
   // The committing thread's in-memory figures after its last round, and the rounds' write

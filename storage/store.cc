@@ -554,7 +554,15 @@ Store::RuleFigures RocksStore::GetRuleFigures() {
                      .timers_not_matched = load(rule_counts_.not_matched),
                      .timers_held = load(rule_counts_.held),
                      .actions_pending = load(rule_counts_.pending),
-                     .actions_skipped = load(rule_counts_.skipped)};
+                     .actions_skipped = load(rule_counts_.skipped),
+                     .fired_by_rule = [&] {
+                       std::vector<std::pair<std::string, std::uint64_t>> by_rule;
+                       for (std::size_t i = 0; i < options_.rules.rules.size(); ++i) {
+                         by_rule.emplace_back(options_.rules.rules[i].name,
+                                              load(rule_counts_.fired_by_rule[i]));
+                       }
+                       return by_rule;
+                     }()};
 }
 
 Store::Health RocksStore::GetHealth() {

@@ -377,6 +377,8 @@ class Store {
     std::uint64_t timers_held = 0;         // e-mails moved past quiet hours
     std::uint64_t actions_pending = 0;     // outbox entries to deliver
     std::uint64_t actions_skipped = 0;     // outbox entries recorded as skipped
+    // Timers that took actions, by rule name (every configured rule, in config order).
+    std::vector<std::pair<std::string, std::uint64_t>> fired_by_rule{};
   };
   virtual RuleFigures GetRuleFigures() { return {}; }
 

@@ -61,6 +61,8 @@ struct FireResult {
   std::size_t actions = 0;      // outbox entries written (skipped ones included)
   std::size_t skipped = 0;      // of them, recorded as skipped
   bool more = false;            // the pass stopped at its limit: more may be due
+  // Timers that took actions, by rule (the index of the rule in the rule set).
+  std::vector<std::size_t> fired_by_rule{};
 };
 using FireCallback = std::function<void(const FireResult&)>;
 

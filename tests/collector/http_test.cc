@@ -1311,6 +1311,7 @@ TEST_F(HttpTest, DeliveriesListsTheRuleEnginesActions) {
             std::string::npos);
   EXPECT_NE(metrics.find("cartwatch_rule_timers_armed_total 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("cartwatch_rule_timers_due_total{outcome=\"fired\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("cartwatch_rule_fired_total{rule=\"abandoned\"} 1"), std::string::npos);
   EXPECT_NE(metrics.find("cartwatch_rule_actions_total{status=\"pending\"} 1"), std::string::npos);
   EXPECT_NE(metrics.find("cartwatch_rule_actions_total{status=\"skipped\"} 1"), std::string::npos);
   // The customer's document shows them too.
