@@ -348,6 +348,7 @@ const std::vector<ScalarKey>& ScalarKeys() {
                   [](Config& c) -> auto& { return c.server.write_timeout; }, kMaxTimeout),
       DurationKey("server", "shutdown_grace", true,
                   [](Config& c) -> auto& { return c.server.shutdown_grace; }, kMaxTimeout),
+      BoolKey("server", "metrics", [](Config& c) -> auto& { return c.server.metrics; }),
       IntegerKey<std::size_t>("server", "max_connections", 1, kMaxConnections,
                               [](Config& c) -> auto& { return c.server.max_connections; }),
       IntegerKey<std::size_t>("server", "admin_max_connections", 1, kMaxConnections,

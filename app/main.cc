@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<cartwatch::collector::Server> server;
   try {
     server = cartwatch::collector::Server::Start(config.server, config.limits, config.sites,
-                                                 **store, &metrics);
+                                                 **store, config.server.metrics ? &metrics : nullptr);
   } catch (const std::system_error& e) {
     std::cerr << "cartwatch: " << e.what() << "\n";
     return 1;
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
     }
   }
   std::shared_ptr<prometheus::Collectable> delivery_metrics;
-  if (dispatcher) {
+  if (dispatcher && config.server.metrics) {
     delivery_metrics = dispatcher->MakeCollectable();
     metrics.Register(delivery_metrics);
   }

@@ -3,11 +3,14 @@
 # one run: did a change make ingest slower? (bench/compare.sh measures against nginx.)
 #
 #   bench/ab.sh BEFORE_BINARY AFTER_BINARY [--rounds N] [--duration S] [--batch N]
-#               [--before-toml FILE] [--after-toml FILE]
+#               [--before-toml FILE] [--after-toml FILE] [--before-env VAR=VALUE]
+#               [--after-env VAR=VALUE]
 #
 # --before-toml/--after-toml append a TOML file to that side's config: the same binary with
 # and without something, e.g. the example rules (bench/rules.toml):
 #   bench/ab.sh build/release/cartwatch build/release/cartwatch --after-toml bench/rules.toml
+# --before-env/--after-env set a CARTWATCH_* variable for that side (docs/config.md), e.g.
+# the metrics off: --before-env CARTWATCH_SERVER_METRICS=false.
 #
 # Each round runs, for each binary in turn (which goes first alternates by round), a fresh
 # data dir: one message per request, then batches of --batch messages, both closed loop
@@ -17,10 +20,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-[ $# -ge 2 ] || { sed -n '2,17p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,20p' "$0"; exit 2; }
 BEFORE=$(realpath "$1") AFTER=$(realpath "$2")
 shift 2
-ROUNDS=3 DURATION=10 WARMUP=2 BATCH=50 BEFORE_TOML="" AFTER_TOML=""
+ROUNDS=3 DURATION=10 WARMUP=2 BATCH=50 BEFORE_TOML="" AFTER_TOML="" BEFORE_ENV="" AFTER_ENV=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift ;;
@@ -28,6 +31,8 @@ while [ $# -gt 0 ]; do
     --batch) BATCH=$2; shift ;;
     --before-toml) BEFORE_TOML=$2; shift ;;
     --after-toml) AFTER_TOML=$2; shift ;;
+    --before-env) BEFORE_ENV=$2; shift ;;
+    --after-env) AFTER_ENV=$2; shift ;;
     *) echo "ab.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -38,8 +43,8 @@ WORK=$(mktemp -d)
 SERVER_PID=""
 trap '[ -z "$SERVER_PID" ] || kill -9 "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
-run() {  # run NAME BINARY BATCH [TOML]: prints messages/s
-  local name=$1 bin=$2 batch=$3 toml=${4:-} dir port
+run() {  # run NAME BINARY BATCH [TOML] [VAR=VALUE]: prints messages/s
+  local name=$1 bin=$2 batch=$3 toml=${4:-} envvar=${5:-} dir port
   dir=$(mktemp -d "$WORK/$name.XXXX")
   port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
   cat > "$dir/cartwatch.toml" <<CONF
@@ -58,7 +63,7 @@ secret_key = "bench-secret-key"
 dir = "$ROOT/config/templates"
 CONF
   [ -z "$toml" ] || cat "$toml" >> "$dir/cartwatch.toml"
-  taskset -c 0 "$bin" --config "$dir/cartwatch.toml" > "$dir/out.log" 2> "$dir/err.log" &
+  env ${envvar:+"$envvar"} taskset -c 0 "$bin" --config "$dir/cartwatch.toml" > "$dir/out.log" 2> "$dir/err.log" &
   SERVER_PID=$!
   for ((i = 0; i < 100; i++)); do grep -q listening "$dir/out.log" && break; sleep 0.1; done
   taskset -c 1 "$LOADGEN" --host 127.0.0.1 --port "$port" --write-key bench-write-key \
@@ -78,9 +83,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     # slower or faster (writeback of the last run's files), which would bias one side.
     sides="before after"; ((r % 2 == 0)) && sides="after before"
     for side in $sides; do
-      bin=$BEFORE toml=$BEFORE_TOML
-      [ "$side" = after ] && bin=$AFTER toml=$AFTER_TOML
-      v=$(run "$scenario-$side-$r" "$bin" "$batch" "$toml")
+      bin=$BEFORE toml=$BEFORE_TOML envvar=$BEFORE_ENV
+      [ "$side" = after ] && bin=$AFTER toml=$AFTER_TOML envvar=$AFTER_ENV
+      v=$(run "$scenario-$side-$r" "$bin" "$batch" "$toml" "$envvar")
       echo "round $r $scenario $side: $v msg/s"
       RESULTS[$scenario-$side]+="$v "
     done

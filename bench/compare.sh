@@ -525,11 +525,13 @@ mkdir -p "$(dirname "$OUT")"
     cat bench/rules.md
     echo
   fi
-  # Webhook delivery's figures (cartwatch-delivery-bench and ab.sh, by hand).
-  if [ -f bench/deliveries.md ]; then
-    cat bench/deliveries.md
-    echo
-  fi
+  # Webhook delivery's and the metrics' figures (cartwatch-delivery-bench and ab.sh, by hand).
+  for part in bench/deliveries.md bench/metrics.md; do
+    if [ -f "$part" ]; then
+      cat "$part"
+      echo
+    fi
+  done
   echo "## Raw results"
   echo
   echo "<details><summary>One JSON line per run (the load generator's output in \`loadgen\`)</summary>"

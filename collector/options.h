@@ -33,6 +33,9 @@ struct ServerOptions {
   std::size_t max_connections = 10'000;
   // The same for the admin listener (/readyz, /metrics), which has descriptors of its own.
   std::size_t admin_max_connections = 64;
+  // false: no metrics at all (no /metrics; nothing counted on the request path). Only to
+  // measure what the metrics cost (bench/ab.sh). Default true.
+  bool metrics = true;
 };
 
 struct Limits {

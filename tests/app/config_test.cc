@@ -119,6 +119,7 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_EQ(config.server.idle_timeout, defaults.server.idle_timeout);
   EXPECT_EQ(config.server.write_timeout, defaults.server.write_timeout);
   EXPECT_EQ(config.server.shutdown_grace, defaults.server.shutdown_grace);
+  EXPECT_TRUE(config.server.metrics);
   EXPECT_EQ(config.storage.dedup_window, defaults.storage.dedup_window);
   EXPECT_EQ(config.storage.max_queued_messages, defaults.storage.max_queued_messages);
   EXPECT_EQ(config.storage.block_cache_bytes, defaults.storage.block_cache_bytes);
@@ -186,6 +187,7 @@ idle_timeout = "2m"
 write_timeout = "250ms"
 shutdown_grace = "0"
 max_connections = 300
+metrics = false
 
 [storage]
 data_dir = "/var/lib/cartwatch"
@@ -280,6 +282,7 @@ dir = "config/templates/../templates"
   EXPECT_EQ(config.storage.state_max_unwritten, 500u);
   EXPECT_EQ(config.storage.min_free_bytes, 512u << 20);
   EXPECT_EQ(config.server.max_connections, 300u);
+  EXPECT_FALSE(config.server.metrics);
   EXPECT_EQ(config.limits.max_receiving_bytes, 0u);
   EXPECT_DOUBLE_EQ(config.limits.client_rate_limit, 20);
   EXPECT_DOUBLE_EQ(config.limits.client_rate_burst, 40);
