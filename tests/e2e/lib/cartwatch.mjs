@@ -472,13 +472,13 @@ export async function fetchAllEvents(publicUrl, secretKey, { limit = 10_000, max
   throw new Error(`GET /v1/events: still not done after ${maxPages} pages`);
 }
 
-// Prometheus's own checker: PROMTOOL, else build/tools/promtool (scripts/install-deps.sh
-// --test extracts it from Debian's prometheus package), else promtool on the PATH; null
-// when there is none (CARTWATCH_REQUIRE_PROMTOOL makes that an error).
-export function findPromtool() {
+// A tool of Debian's prometheus package: $ENV_NAME, else build/tools/<name>
+// (scripts/install-deps.sh --test extracts them there), else <name> on the PATH; null when
+// there is none (CARTWATCH_REQUIRE_PROMTOOL makes that an error).
+function findPrometheusTool(name, envName) {
   const here = path.dirname(new URL(import.meta.url).pathname);
-  const candidates = [process.env.PROMTOOL, path.join(here, '../../../build/tools/promtool')];
-  for (const dir of (process.env.PATH ?? '').split(':')) if (dir) candidates.push(path.join(dir, 'promtool'));
+  const candidates = [process.env[envName], path.join(here, '../../../build/tools', name)];
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir) candidates.push(path.join(dir, name));
   for (const c of candidates) {
     if (!c) continue;
     try {
@@ -487,30 +487,16 @@ export function findPromtool() {
     } catch {}
   }
   if (process.env.CARTWATCH_REQUIRE_PROMTOOL) {
-    throw new Error('no promtool: scripts/install-deps.sh --test puts it in build/tools/promtool');
+    throw new Error(`no ${name}: scripts/install-deps.sh --test puts it in build/tools/${name}`);
   }
   return null;
 }
 
-// The Prometheus server: PROMETHEUS, else build/tools/prometheus (scripts/install-deps.sh
-// --test extracts it from Debian's prometheus package), else prometheus on the PATH; null
-// when there is none (CARTWATCH_REQUIRE_PROMTOOL makes that an error too).
-export function findPrometheus() {
-  const here = path.dirname(new URL(import.meta.url).pathname);
-  const candidates = [process.env.PROMETHEUS, path.join(here, '../../../build/tools/prometheus')];
-  for (const dir of (process.env.PATH ?? '').split(':')) if (dir) candidates.push(path.join(dir, 'prometheus'));
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      fsSync.accessSync(c, fsSync.constants.X_OK);
-      return c;
-    } catch {}
-  }
-  if (process.env.CARTWATCH_REQUIRE_PROMTOOL) {
-    throw new Error('no prometheus: scripts/install-deps.sh --test puts it in build/tools/prometheus');
-  }
-  return null;
-}
+// Prometheus's own checker of /metrics and of alerting rules (PROMTOOL overrides).
+export const findPromtool = () => findPrometheusTool('promtool', 'PROMTOOL');
+
+// The Prometheus server (PROMETHEUS overrides).
+export const findPrometheus = () => findPrometheusTool('prometheus', 'PROMETHEUS');
 
 // GET /metrics of an instance, checked by `promtool check metrics` when there is one (the
 // exposition must be clean: no lint problem at all). Resolves to the text.
