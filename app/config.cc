@@ -29,6 +29,7 @@
 
 #include "rules/email.h"
 #include "rules/timezone.h"
+#include "util/ascii.h"
 #include "util/base64.h"
 #include "webhooks/signature.h"
 #include "webhooks/url.h"
@@ -92,13 +93,6 @@ std::string ToUpperUnderscore(std::string_view text) {
     }
   }
   return out;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
 }
 
 // The TOML type of `node` in words, for "expected X, got Y".
@@ -456,8 +450,8 @@ std::variant<Value, std::string> ValueFromString(Kind kind, const std::string& t
     case Kind::kString:
       return Value(text);
     case Kind::kBool:
-      if (text == "1" || EqualsIgnoreCase(text, "true")) return Value(true);
-      if (text == "0" || EqualsIgnoreCase(text, "false")) return Value(false);
+      if (text == "1" || util::IEquals(text, "true")) return Value(true);
+      if (text == "0" || util::IEquals(text, "false")) return Value(false);
       return "expected true or false, got " + Quote(text);
     case Kind::kInteger: {
       std::int64_t number = 0;

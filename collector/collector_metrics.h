@@ -25,6 +25,7 @@
 
 #include "collector/ingest.h"
 #include "collector/options.h"
+#include "util/logfmt.h"
 #include "util/mutex.h"
 
 namespace cartwatch::collector {
@@ -102,8 +103,6 @@ class SampledLog {
   std::uint64_t suppressed_ GUARDED_BY(mu_) = 0;
 };
 
-// `value` as a logfmt value: bare when it is a plain word, else in quotes with `"` and `\`
-// escaped and control characters as \n, \t or \u00XX; bytes that are not UTF-8 as U+FFFD.
-std::string LogfmtValue(std::string_view value);
+using util::LogfmtValue;  // util/logfmt.h
 
 }  // namespace cartwatch::collector

@@ -12,11 +12,12 @@
 #include <boost/system/error_code.hpp>
 
 #include "collector/router.h"
+#include "util/ascii.h"
 
 namespace cartwatch::collector {
 
-// ASCII case-insensitive equality.
-bool IEquals(std::string_view a, std::string_view b);
+using util::IEquals;  // util/ascii.h
+
 // Without leading and trailing spaces and tabs.
 std::string_view Trim(std::string_view s);
 // A JSON answer (Content-Type application/json, Cache-Control no-store).

@@ -67,20 +67,36 @@ prometheus::MetricFamily GaugeFamily(std::string name, std::string help, double 
   return Family(std::move(name), std::move(help), prometheus::MetricType::Gauge, value);
 }
 
-prometheus::MetricFamily LabelledCounterFamily(
-    std::string name, std::string help, const std::string& label,
-    const std::vector<std::pair<std::string, double>>& samples) {
+namespace {
+
+// A family of `type` with one sample per value of one label.
+prometheus::MetricFamily LabelledFamily(std::string name, std::string help,
+                                        prometheus::MetricType type, const std::string& label,
+                                        const std::vector<std::pair<std::string, double>>& samples) {
   prometheus::MetricFamily family;
   family.name = std::move(name);
   family.help = std::move(help);
-  family.type = prometheus::MetricType::Counter;
-  for (const auto& [value, count] : samples) {
+  family.type = type;
+  for (const auto& [value, v] : samples) {
     prometheus::ClientMetric metric;
     metric.label.push_back(prometheus::ClientMetric::Label{label, value});
-    metric.counter.value = count;
+    if (type == prometheus::MetricType::Counter) {
+      metric.counter.value = v;
+    } else {
+      metric.gauge.value = v;
+    }
     family.metric.push_back(std::move(metric));
   }
   return family;
+}
+
+}  // namespace
+
+prometheus::MetricFamily LabelledCounterFamily(
+    std::string name, std::string help, const std::string& label,
+    const std::vector<std::pair<std::string, double>>& samples) {
+  return LabelledFamily(std::move(name), std::move(help), prometheus::MetricType::Counter, label,
+                        samples);
 }
 
 prometheus::MetricFamily HistogramFamily(std::string name, std::string help,
@@ -108,17 +124,8 @@ prometheus::MetricFamily HistogramFamily(std::string name, std::string help,
 prometheus::MetricFamily LabelledGaugeFamily(
     std::string name, std::string help, const std::string& label,
     const std::vector<std::pair<std::string, double>>& samples) {
-  prometheus::MetricFamily family;
-  family.name = std::move(name);
-  family.help = std::move(help);
-  family.type = prometheus::MetricType::Gauge;
-  for (const auto& [value, v] : samples) {
-    prometheus::ClientMetric metric;
-    metric.label.push_back(prometheus::ClientMetric::Label{label, value});
-    metric.gauge.value = v;
-    family.metric.push_back(std::move(metric));
-  }
-  return family;
+  return LabelledFamily(std::move(name), std::move(help), prometheus::MetricType::Gauge, label,
+                        samples);
 }
 
 }  // namespace cartwatch::metrics

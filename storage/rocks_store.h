@@ -20,8 +20,10 @@
 // thread); event exports read RocksDB on the caller's thread. Only the committing thread
 // writes what is derived from a person's events.
 //
-// Its methods are defined in store.cc (opening, closing, the public entry points,
-// recovery) and commit.cc (the round: Commit, the queries, the records' replay).
+// Its methods are defined in store.cc (opening, closing, the entry points of ingest and
+// profiles, recovery), store_outbox.cc (the rule engine's and the deliveries' entry points),
+// store_figures.cc (GetStorageFigures) and commit.cc (the round: Commit, the queries, the
+// records' replay).
 #pragma once
 
 #include <atomic>

@@ -1,16 +1,15 @@
 // RocksDB implementation of Store (storage/rocks_store.h): opening and closing the
-// database, the public entry points, the background thread's jobs and recovery after a
-// failed write. The commit round is in commit.cc. Key layout: docs/storage.md.
+// database, the public entry points of ingest and profiles, the background thread's jobs
+// and recovery after a failed write. The rule engine's and the deliveries' entry points are
+// in store_outbox.cc, the figures for /metrics in store_figures.cc, the commit round in
+// commit.cc. Key layout: docs/storage.md.
 #include "storage/rocks_store.h"
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <future>
-#include <map>
-#include <tuple>
 
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
@@ -370,199 +369,6 @@ boost::system::error_code RocksStore::CheckWritable() {
   // RocksDB's count is cumulative: the errors up to the last recovery are over.
   if (background_errors > background_errors_recovered_.load()) return Errc::kIoError;
   return {};
-}
-
-FireResult RocksStore::FireDueTimers(std::int64_t now, std::size_t limit) {
-  std::promise<FireResult> done;
-  FireRequest fire{.now = now,
-                   .limit = std::max<std::size_t>(limit, 1),
-                   .done = [&done](const FireResult& r) { done.set_value(r); }};
-  if (!commits_.QueueAndCommit(Pending{std::move(fire)})) {
-    return FireResult{.error = Errc::kClosed};
-  }
-  return done.get_future().get();
-}
-
-boost::system::result<DeliveryList> RocksStore::ReadDeliveries(std::string_view site,
-                                                               std::string_view status,
-                                                               std::string_view after,
-                                                               std::size_t limit) {
-  if (site.size() > kMaxSiteName) return boost::system::error_code(Errc::kInvalidArgument);
-  std::optional<DeliveryStatus> wanted;
-  if (!status.empty()) {
-    wanted = DeliveryStatusNamed(status);
-    if (!wanted) return boost::system::error_code(Errc::kInvalidArgument);
-  }
-  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
-  util::ReaderLock db_lock(db_mu_);
-  if (!db_) return health_.DbUnavailable();
-  auto view = ViewOutbox();
-  if (!view) return view.error();
-  auto page = storage::ReadDeliveries(*view, SitePrefix(site), wanted, after, limit);
-  if (!page) return page.error();
-  return DeliveryList{std::move(page->deliveries), std::move(page->next_cursor)};
-}
-
-boost::system::result<PersonRules> RocksStore::ReadPersonRules(std::string_view site,
-                                                               std::string_view user_id,
-                                                               std::size_t max_actions) {
-  auto customer = ReadCustomer(site, user_id);
-  if (!customer) return customer.error();
-  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
-  util::ReaderLock db_lock(db_mu_);
-  if (!db_) return health_.DbUnavailable();
-  const std::string prefix = SitePrefix(site);
-  const SubjectKey person{prefix, rules::SubjectKind::kCustomer, user_id};
-  auto pending = ReadPersonTimers(*db_, timers_cf_, person);
-  if (!pending) return pending.error();
-  PersonRules out;
-  const util::EpochMs now = util::NowMs();
-  std::optional<profiles::CustomerStats> stats;
-  if (*customer) stats = profiles::ComputeStats(**customer, now, options_.profiles);
-  for (const PendingTimer& p : *pending) {
-    const auto index = options_.rules.IndexOf(p.timer.rule_id);
-    if (index && *customer) {
-      // Only what still applies: a cart changed since made the older timers pointless.
-      const rules::Timer timer{*index, static_cast<std::uint8_t>(p.timer.stage), p.timer.due, p.version};
-      if (rules::StaleReason(options_.rules.rules[*index], timer, rules::PersonOf(&**customer, nullptr),
-                             stats ? &*stats : nullptr)) {
-        continue;
-      }
-    }
-    out.pending.push_back(PersonRules::Timer{
-        .rule = index ? options_.rules.rules[*index].name : std::string(),
-        .stage = p.timer.stage,
-        .due_at = p.timer.due});
-  }
-  auto view = ViewOutbox();
-  if (!view) return view.error();
-  auto actions = ReadPersonDeliveries(*view, person, max_actions);
-  if (!actions) return actions.error();
-  out.actions = std::move(*actions);
-  return out;
-}
-
-boost::system::result<OutboxView> RocksStore::ViewOutbox() {
-  auto disabled = storage::ReadDisabledEndpoints(*db_, deliveries_cf_);
-  if (!disabled) return disabled.error();
-  return OutboxView{.db = db_.get(),
-                    .outbox = outbox_cf_,
-                    .deliveries = deliveries_cf_,
-                    .disabled = std::move(*disabled)};
-}
-
-boost::system::result<std::vector<DueDelivery>> RocksStore::ReadDueDeliveries(
-    std::string_view endpoint, std::int64_t now, std::size_t limit,
-    const std::set<std::uint64_t>& skip, DueCursor* cursor) {
-  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
-  util::ReaderLock db_lock(db_mu_);
-  if (!db_) return health_.DbUnavailable();
-  return storage::ReadDueDeliveries(*db_, deliveries_cf_, outbox_cf_, endpoint, now, limit, skip,
-                                    cursor);
-}
-
-boost::system::result<std::size_t> RocksStore::CountQueuedDeliveries(std::string_view endpoint,
-                                                                     std::size_t cap) {
-  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
-  util::ReaderLock db_lock(db_mu_);
-  if (!db_) return health_.DbUnavailable();
-  return storage::CountQueuedDeliveries(*db_, deliveries_cf_, endpoint, cap);
-}
-
-boost::system::result<std::vector<std::string>> RocksStore::ReadDisabledEndpoints() {
-  if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
-  util::ReaderLock db_lock(db_mu_);
-  if (!db_) return health_.DbUnavailable();
-  return storage::ReadDisabledEndpoints(*db_, deliveries_cf_);
-}
-
-void RocksStore::ChangeDeliveries(DeliveryChange change, DeliveryCallback done, bool own_thread) {
-  if (change.kind == DeliveryChange::Kind::kRetry && change.site.size() > kMaxSiteName) {
-    done(DeliveryResult{.error = Errc::kInvalidArgument});
-    return;
-  }
-  if (own_thread) {
-    DeliveryCallback refused = done;
-    if (!commits_.QueueForLoop(Pending{DeliveryRequest{.change = std::move(change), .done = std::move(done)}})) {
-      refused(DeliveryResult{.error = Errc::kClosed});
-    }
-    return;
-  }
-  Pending request{DeliveryRequest{.change = std::move(change), .done = std::move(done)}};
-  if (!commits_.Queue(request)) {
-    std::get<DeliveryRequest>(request.request).done(DeliveryResult{.error = Errc::kClosed});
-  }
-}
-
-Store::StorageFigures RocksStore::GetStorageFigures() {
-  StorageFigures out;
-  std::tie(out.queued_messages, out.queued_bytes) = commits_.queued();
-  out.queued_messages_limit = options_.max_queued_messages;
-  out.min_free_bytes = options_.min_free_bytes;
-  if (const std::uint64_t free = health_.FreeBytes(); free != UINT64_MAX) out.disk_free_bytes = free;
-  out.dedup_ids = dedup_ids_.load(std::memory_order_relaxed);
-  out.records_cached = records_cached_.load(std::memory_order_relaxed);
-  out.records_unwritten = records_unwritten_.load(std::memory_order_relaxed);
-  out.commit_seconds = commit_seconds_.Read();
-  out.commit_messages = commit_messages_.Read();
-  util::ReaderLock db_lock(db_mu_);
-  if (!db_) return out;
-  auto number = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& property) {
-    std::uint64_t value = 0;
-    if (cf) {
-      db_->GetIntProperty(cf, property, &value);
-    } else {
-      db_->GetIntProperty(property, &value);
-    }
-    return value;
-  };
-  using P = rocksdb::DB::Properties;
-  for (const auto& handle : handles_) {
-    rocksdb::ColumnFamilyHandle* cf = handle.get();
-    StorageFigures::Family family{.name = cf->GetName(),
-                                  .memtable_bytes = number(cf, P::kCurSizeAllMemTables),
-                                  .sst_bytes = number(cf, P::kLiveSstFilesSize),
-                                  .pending_compaction_bytes = number(cf, P::kEstimatePendingCompactionBytes),
-                                  .live_data_bytes = number(cf, P::kEstimateLiveDataSize),
-                                  .estimated_keys = number(cf, P::kEstimateNumKeys)};
-    std::map<std::string, std::string> stats;
-    if (db_->GetMapProperty(cf, P::kCFStats, &stats)) {
-      auto read = [&](const char* key) -> std::uint64_t {
-        auto it = stats.find(key);
-        return it == stats.end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
-      };
-      family.write_stops = read("io_stalls.total_stop");
-      family.write_slowdowns = read("io_stalls.total_slowdown");
-    }
-    out.families.push_back(std::move(family));
-  }
-  out.block_cache_bytes = number(nullptr, P::kBlockCacheUsage);
-  out.write_stopped = number(nullptr, P::kIsWriteStopped) != 0;
-  out.delayed_write_rate = number(nullptr, P::kActualDelayedWriteRate);
-  rocksdb::VectorLogPtr wal_files;
-  if (db_->GetSortedWalFiles(wal_files).ok()) {
-    for (const auto& f : wal_files) out.wal_bytes += f->SizeFileBytes();
-  }
-  return out;
-}
-
-Store::RuleFigures RocksStore::GetRuleFigures() {
-  auto load = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
-  return RuleFigures{.timers_armed = timers_.armed(),
-                     .timers_fired = load(rule_counts_.fired),
-                     .timers_stale = load(rule_counts_.stale),
-                     .timers_not_matched = load(rule_counts_.not_matched),
-                     .timers_held = load(rule_counts_.held),
-                     .actions_pending = load(rule_counts_.pending),
-                     .actions_skipped = load(rule_counts_.skipped),
-                     .fired_by_rule = [&] {
-                       std::vector<std::pair<std::string, std::uint64_t>> by_rule;
-                       for (std::size_t i = 0; i < options_.rules.rules.size(); ++i) {
-                         by_rule.emplace_back(options_.rules.rules[i].name,
-                                              load(rule_counts_.fired_by_rule[i]));
-                       }
-                       return by_rule;
-                     }()};
 }
 
 Store::Health RocksStore::GetHealth() {

@@ -118,10 +118,10 @@ enum class DeliveryOutcome : std::uint8_t {
 
 struct DeliveryResult {
   boost::system::error_code error;  // empty on success; then the change is durable
-  // kRetry: the entry exists in the site and has deliveries; how many were re-queued
-  // (failed or dead ones).
+  // kRetry: the entry exists in the site and has deliveries; kEnable: an endpoint of that
+  // name is configured.
   bool found = false;
-  std::size_t retried = 0;
+  std::size_t retried = 0;  // kRetry: deliveries re-queued (the failed and dead ones)
   bool was_disabled = false;  // kEnable
   // kAttempts: what each recorded attempt came to, by endpoint (an attempt of a delivery
   // erased meanwhile is not recorded).

@@ -20,6 +20,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/metric_type.h>
 
+#include "util/logfmt.h"
 #include "util/time.h"
 #include "webhooks/signature.h"
 
@@ -157,8 +158,8 @@ class DispatcherImpl final : public Dispatcher {
     const std::int64_t now = util::NowMs();
     auto due = store_.ReadDueDeliveries(ep.name, now, free, ep.in_flight, &ep.cursor);
     if (!due) {
-      Log("level=error msg=\"cannot read the deliveries due\" endpoint=" + Logfmt(ep.name) +
-          " error=" + Logfmt(due.error().message()));
+      Log("level=error msg=\"cannot read the deliveries due\" endpoint=" + util::LogfmtValue(ep.name) +
+          " error=" + util::LogfmtValue(due.error().message()));
       return;
     }
     ep.more = due->size() == free;
@@ -183,9 +184,9 @@ class DispatcherImpl final : public Dispatcher {
         return;
       }
       if (result.status < 200 || result.status > 299) {
-        Log("level=warn msg=\"delivery attempt failed\" endpoint=" + Logfmt(ep.name) + " id=" + id +
+        Log("level=warn msg=\"delivery attempt failed\" endpoint=" + util::LogfmtValue(ep.name) + " id=" + id +
             " attempt=" + std::to_string(attempt) + " error=" +
-            Logfmt(result.status ? "HTTP " + std::to_string(result.status) : result.error));
+            util::LogfmtValue(result.status ? "HTTP " + std::to_string(result.status) : result.error));
       }
       {
         std::lock_guard lock(figures_mu_);
@@ -237,7 +238,7 @@ class DispatcherImpl final : public Dispatcher {
     if (result.error) {
       // Not recorded: the deliveries stay due where they were and are attempted again.
       Log("level=error msg=\"cannot record delivery attempts; they will be made again\" attempts=" +
-          std::to_string(done.size()) + " error=" + Logfmt(result.error.message()));
+          std::to_string(done.size()) + " error=" + util::LogfmtValue(result.error.message()));
     }
     std::set<Endpoint*> touched;
     for (const auto& [name, seq] : done) {
@@ -253,7 +254,7 @@ class DispatcherImpl final : public Dispatcher {
         if (ep->name == name && !ep->disabled) {
           ep->disabled = true;
           Log("level=warn msg=\"endpoint disabled: it answered 410 Gone; its deliveries wait for "
-              "POST /v1/endpoints/{name}/enable\" endpoint=" + Logfmt(name));
+              "POST /v1/endpoints/{name}/enable\" endpoint=" + util::LogfmtValue(name));
         }
       }
     }
@@ -273,7 +274,7 @@ class DispatcherImpl final : public Dispatcher {
       for (auto& ep : endpoints_) {
         if (ep->name != endpoint) continue;
         if (outcome == storage::DeliveryOutcome::kDead) {
-          Log("level=warn msg=\"delivery dead: its retry schedule is spent\" endpoint=" + Logfmt(endpoint));
+          Log("level=warn msg=\"delivery dead: its retry schedule is spent\" endpoint=" + util::LogfmtValue(endpoint));
         }
         switch (outcome) {
           case storage::DeliveryOutcome::kDelivered: ++ep->figures.delivered; break;
@@ -295,17 +296,6 @@ class DispatcherImpl final : public Dispatcher {
   }
 
   static void Log(const std::string& line) { std::cerr << "cartwatch: " + line + "\n"; }
-  // A logfmt value: bare when it needs no quotes.
-  static std::string Logfmt(std::string_view v) {
-    const bool bare = !v.empty() && v.find_first_of(" \"=\\") == std::string_view::npos;
-    if (bare) return std::string(v);
-    std::string out = "\"";
-    for (char c : v) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    return out + "\"";
-  }
 
   storage::Store& store_;
   const DispatcherOptions options_;

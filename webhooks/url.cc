@@ -1,30 +1,18 @@
 #include "webhooks/url.h"
 
-#include <cctype>
 #include <charconv>
 
+#include "util/ascii.h"
+
 namespace cartwatch::webhooks {
-namespace {
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace
 
 std::optional<Url> ParseUrl(std::string_view url) {
   Url out;
   std::string_view rest;
-  if (url.size() > 8 && IEquals(url.substr(0, 8), "https://")) {
+  if (url.size() > 8 && util::IEquals(url.substr(0, 8), "https://")) {
     out.tls = true;
     rest = url.substr(8);
-  } else if (url.size() > 7 && IEquals(url.substr(0, 7), "http://")) {
+  } else if (url.size() > 7 && util::IEquals(url.substr(0, 7), "http://")) {
     rest = url.substr(7);
   } else {
     return std::nullopt;
