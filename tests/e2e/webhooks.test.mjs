@@ -4,7 +4,7 @@
 // SIGKILL of Cartwatch.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -126,6 +126,29 @@ test('every action is posted once, signed with both secrets during a rotation, v
   // An attempt's timestamp is its own (Standard Webhooks receivers refuse old ones).
   const now = Math.floor(Date.now() / 1000);
   for (const d of receiver.deliveries) assert.ok(Math.abs(Number(d.timestamp) - now) < 60);
+
+  // The Python example of docs/webhooks.md, as printed there, agrees (when there is a python3).
+  const docs = fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/webhooks.md'), 'utf8');
+  const snippet = docs.match(/```python\n([\s\S]*?)```/)[1];
+  const driver = `${snippet}
+import json, sys
+for case in json.load(sys.stdin):
+    print(verify(case["secret"], case["headers"], case["body"].encode()))
+`;
+  const cases = receiver.deliveries.flatMap((d) => [
+    { secret, headers: d.headers, body: d.body },
+    { secret: previous, headers: d.headers, body: d.body },
+    { secret, headers: d.headers, body: d.body.replace('"task.created"', '"task.createX"') },
+    { secret: newSecret(), headers: d.headers, body: d.body },
+  ]);
+  const python = spawnSync('python3', ['-c', driver], { input: JSON.stringify(cases), encoding: 'utf8' });
+  if (python.error?.code !== 'ENOENT') {
+    assert.equal(python.status, 0, python.stderr);
+    assert.deepEqual(
+      python.stdout.trim().split('\n'),
+      receiver.deliveries.flatMap(() => ['True', 'True', 'False', 'False']),
+    );
+  }
 
   // The metrics count them, clean under promtool.
   const metrics = await scrapeMetrics(cw);
