@@ -31,6 +31,7 @@
 #include "rules/timezone.h"
 #include "util/ascii.h"
 #include "util/base64.h"
+#include "util/log.h"
 #include "webhooks/signature.h"
 #include "webhooks/url.h"
 #include "util/time.h"
@@ -213,6 +214,8 @@ struct ScalarKey {
   Kind kind;
   // Validates `value` and stores it in `config`; returns why it is refused, or "" once stored.
   std::function<std::string(Config&, const Value&)> store;
+  // The value in `config`, as it would be written in the file (without TOML's quotes).
+  std::function<std::string(const Config&)> show;
 
   std::string Path() const { return std::string(section) + "." + std::string(key); }
   std::string EnvName() const {
@@ -228,13 +231,34 @@ struct ScalarKey {
 template <typename T>
 using Field = T& (*)(Config&);
 
+// The field's value in a const config: the accessors only name a member.
+template <typename T>
+const T& Get(Field<T> field, const Config& config) {
+  return field(const_cast<Config&>(config));
+}
+
+// A duration as the config writes it: "15s", "90d", "1500ms".
+std::string ShowDuration(milliseconds d) {
+  const std::int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  struct Unit {
+    std::int64_t ms;
+    const char* suffix;
+  };
+  for (Unit u : {Unit{86'400'000, "d"}, Unit{3'600'000, "h"}, Unit{60'000, "m"}, Unit{1000, "s"}}) {
+    if (ms % u.ms == 0) return std::to_string(ms / u.ms) + u.suffix;
+  }
+  return std::to_string(ms) + "ms";
+}
+
 ScalarKey StringKey(std::string_view section, std::string_view key, Field<std::string> field) {
   return {section, key, Kind::kString, [field](Config& config, const Value& value) -> std::string {
             const auto& text = std::get<std::string>(value);
             if (text.empty()) return "must not be empty";
             field(config) = text;
             return {};
-          }};
+          },
+          [field](const Config& config) { return Get(field, config); }};
 }
 
 ScalarKey WalRecoveryKey() {
@@ -251,6 +275,14 @@ ScalarKey WalRecoveryKey() {
               return "must be \"auto\", \"strict\" or \"point_in_time\", got \"" + text + "\"";
             }
             return {};
+          },
+          [](const Config& config) -> std::string {
+            switch (config.storage.wal_recovery) {
+              case storage::WalRecovery::kAuto: return "auto";
+              case storage::WalRecovery::kStrict: return "strict";
+              case storage::WalRecovery::kPointInTime: return "point_in_time";
+            }
+            return "auto";
           }};
 }
 
@@ -264,7 +296,20 @@ ScalarKey QuietHoursKey() {
             }
             config.rule_engine.quiet_hours = text;
             return {};
-          }};
+          },
+          [](const Config& config) { return config.rule_engine.quiet_hours; }};
+}
+
+ScalarKey LogLevelKey() {
+  return {"log", "level", Kind::kString,
+          [](Config& config, const Value& value) -> std::string {
+            const auto& text = std::get<std::string>(value);
+            auto level = log::ParseLevel(text);
+            if (!level) return "must be \"debug\", \"info\", \"warn\" or \"error\", got \"" + text + "\"";
+            config.log_level = *level;
+            return {};
+          },
+          [](const Config& config) { return std::string(log::LevelName(config.log_level)); }};
 }
 
 ScalarKey ListenKey(std::string_view section, std::string_view key, Field<std::string> field) {
@@ -273,14 +318,16 @@ ScalarKey ListenKey(std::string_view section, std::string_view key, Field<std::s
             if (std::string reason = CheckListenAddress(text); !reason.empty()) return reason;
             field(config) = text;
             return {};
-          }};
+          },
+          [field](const Config& config) { return Get(field, config); }};
 }
 
 ScalarKey BoolKey(std::string_view section, std::string_view key, Field<bool> field) {
   return {section, key, Kind::kBool, [field](Config& config, const Value& value) -> std::string {
             field(config) = std::get<bool>(value);
             return {};
-          }};
+          },
+          [field](const Config& config) -> std::string { return Get(field, config) ? "true" : "false"; }};
 }
 
 // An integer in [min, max], stored shifted left by `shift` bits (20 for the *_mb keys).
@@ -303,6 +350,15 @@ ScalarKey IntegerKey(std::string_view section, std::string_view key, std::int64_
               field(config) = static_cast<T>(static_cast<T>(number) << shift);
             }
             return {};
+          },
+          [field, shift](const Config& config) -> std::string {
+            const T value = Get(field, config);
+            if constexpr (std::is_floating_point_v<T>) {
+              (void)shift;
+              return std::to_string(static_cast<std::int64_t>(value));
+            } else {
+              return std::to_string(value >> shift);
+            }
           }};
 }
 
@@ -322,7 +378,8 @@ ScalarKey DurationKey(std::string_view section, std::string_view key, bool zero_
             }
             field(config) = duration;
             return {};
-          }};
+          },
+          [field](const Config& config) { return ShowDuration(Get(field, config)); }};
 }
 
 const std::vector<ScalarKey>& ScalarKeys() {
@@ -409,6 +466,8 @@ const std::vector<ScalarKey>& ScalarKeys() {
       DurationKey("rule_engine", "email_cooldown", true,
                   [](Config& c) -> auto& { return c.rule_engine.email_cooldown; }),
       QuietHoursKey(),
+
+      LogLevelKey(),
   };
   // clang-format on
   return *keys;
@@ -605,7 +664,7 @@ class Loader {
     for (const auto& [key, node] : root) {
       const std::string_view name = key.str();
       if (name == "server" || name == "storage" || name == "profiles" || name == "limits" ||
-          name == "templates" || name == "rule_engine") {
+          name == "templates" || name == "rule_engine" || name == "log") {
         LoadScalarSection(name, node);
       } else if (name == "sites") {
         LoadSites(node);
@@ -637,7 +696,7 @@ class Loader {
       if (found == nullptr) {
         Fail(where,
              "unknown variable (CARTWATCH_<SECTION>_<KEY> sets a key of [server], [storage], "
-             "[profiles], [limits] or [templates]; see docs/config.md)");
+             "[profiles], [limits], [templates], [rule_engine] or [log]; see docs/config.md)");
       }
       Override(*found, text, Origin{Source::kEnvironment, where});
     }
@@ -1116,6 +1175,27 @@ std::string ReadFile(const std::string& path) {
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> EffectiveSettings(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const ScalarKey& key : ScalarKeys()) out.emplace_back(key.Path(), key.show(config));
+  auto names = [](const auto& items, auto name) {
+    std::string list;
+    for (const auto& item : items) {
+      if (!list.empty()) list += ',';
+      list += name(item);
+    }
+    return list;
+  };
+  out.emplace_back("sites", names(config.sites, [](const collector::Site& s) { return s.name; }));
+  out.emplace_back("rules", names(config.rules, [](const RuleConfig& r) { return r.name; }));
+  out.emplace_back("webhooks", names(config.webhooks, [](const WebhookConfig& w) {
+                     auto url = webhooks::ParseUrl(w.url);
+                     // The path and query may hold a token: only where it goes.
+                     return url ? w.name + "=" + (url->tls ? "https://" : "http://") + url->host_header : w.name;
+                   }));
+  return out;
+}
 
 Config LoadConfig(const std::string& path, const std::map<std::string, std::string>& env,
                   const std::map<std::string, std::string>& flags) {

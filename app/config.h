@@ -13,6 +13,7 @@
 #include "collector/options.h"
 #include "rules/rules.h"
 #include "storage/store.h"
+#include "util/log.h"
 
 namespace cartwatch {
 
@@ -94,6 +95,7 @@ struct Config {
   std::vector<WebhookConfig> webhooks;  // [[webhooks]]
   DeliveryConfig delivery;              // [delivery]
   std::string templates_dir = "config/templates";  // [templates] dir
+  log::Level log_level = log::Level::kInfo;        // [log] level
 };
 
 // A config that cannot be used. what() is "<file>: <key>: <reason>", e.g.
@@ -114,6 +116,12 @@ rules::RuleSet ToRuleSet(const Config& config);
 // site names or write keys, an unknown rule kind, or a bad webhook.
 Config LoadConfig(const std::string& path, const std::map<std::string, std::string>& env,
                   const std::map<std::string, std::string>& flags);
+
+// The config as it is in effect, for the log line at start: every scalar key
+// ("server.listen", "storage.fsync", ...) with its value as the file would write it, then
+// "sites", "rules" and "webhooks" naming the configured ones. Never a secret or a write
+// key; a webhook is named with its URL's scheme, host and port only.
+std::vector<std::pair<std::string, std::string>> EffectiveSettings(const Config& config);
 
 // The CARTWATCH_* variables of the current process environment.
 std::map<std::string, std::string> CartwatchEnvironment();

@@ -2,9 +2,11 @@
 // SIGTERM or SIGINT, then shuts down gracefully. Exit codes: 0 after a clean stop, 2 for a
 // bad config or command line, 1 when storage or a listener cannot be opened.
 #include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -15,6 +17,7 @@
 #include "collector/server.h"
 #include "metrics/metrics.h"
 #include "storage/store.h"
+#include "util/log.h"
 #include "webhooks/dispatcher.h"
 #include "webhooks/signature.h"
 
@@ -23,6 +26,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: cartwatch [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT]\n"
     "                 [--data-dir DIR] [--wal-recovery auto|strict|point_in_time]\n"
+    "                 [--log-level debug|info|warn|error]\n"
     "  --config FILE   TOML config (default: $CARTWATCH_CONFIG, else config/cartwatch.toml)\n"
     "  Flags override CARTWATCH_* environment variables, which override the file.\n"
     "  See docs/config.md.\n";
@@ -43,6 +47,7 @@ int main(int argc, char** argv) {
       {"--admin-listen", "server.admin_listen"},
       {"--data-dir", "storage.data_dir"},
       {"--wal-recovery", "storage.wal_recovery"},
+      {"--log-level", "log.level"},
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -83,6 +88,17 @@ int main(int argc, char** argv) {
     std::cerr << "cartwatch: bad config: " << e.what() << "\n";
     return 2;
   }
+  // From here on every line is logfmt (util/log.h, docs/operations.md "Logs").
+  namespace log = cartwatch::log;
+  log::SetLevel(config.log_level);
+  {
+    log::Line line(log::Level::kInfo, "starting");
+    line.Add("version", CARTWATCH_VERSION).Add("pid", static_cast<std::int64_t>(getpid())).Add("config", config_path);
+  }
+  {
+    log::Line line(log::Level::kInfo, "effective config");
+    for (const auto& [key, value] : cartwatch::EffectiveSettings(config)) line.Add(key, value);
+  }
 
   // Every thread started from here on inherits the blocked set; main waits for the signals.
   sigset_t signals;
@@ -102,7 +118,7 @@ int main(int argc, char** argv) {
   std::string error;
   auto store = cartwatch::storage::Store::Open(config.storage, &error);
   if (!store) {
-    std::cerr << "cartwatch: " << error << "\n";
+    log::Error("cannot open storage").Add("data_dir", config.storage.data_dir).Add("error", error);
     return 1;
   }
   cartwatch::metrics::Metrics metrics;
@@ -111,7 +127,7 @@ int main(int argc, char** argv) {
     server = cartwatch::collector::Server::Start(config.server, config.limits, config.sites,
                                                  **store, config.server.metrics ? &metrics : nullptr);
   } catch (const std::system_error& e) {
-    std::cerr << "cartwatch: " << e.what() << "\n";
+    log::Error("cannot listen").Add("error", e.what());
     return 1;
   }
   // Webhook deliveries (docs/webhooks.md), on their own event loop.
@@ -134,7 +150,7 @@ int main(int argc, char** argv) {
     dispatcher = cartwatch::webhooks::Dispatcher::Start(
         **store, std::move(endpoints), {.tick = config.delivery.tick}, &error);
     if (!dispatcher) {
-      std::cerr << "cartwatch: " << error << "\n";
+      log::Error("cannot start webhook deliveries").Add("error", error);
       server->Stop();
       return 1;
     }
@@ -144,19 +160,29 @@ int main(int argc, char** argv) {
     delivery_metrics = dispatcher->MakeCollectable();
     metrics.Register(delivery_metrics);
   }
-  std::cout << "cartwatch: listening on " << WithPort(config.server.listen, server->public_port())
-            << " (public), " << WithPort(config.server.admin_listen, server->admin_port())
+  const std::string public_address = WithPort(config.server.listen, server->public_port());
+  const std::string admin_address = WithPort(config.server.admin_listen, server->admin_port());
+  log::Info("listening")
+      .Add("public", public_address)
+      .Add("admin", admin_address)
+      .Add("webhook_endpoints", config.webhooks.size());
+  // The line scripts wait for (stdout has nothing else).
+  std::cout << "cartwatch: listening on " << public_address << " (public), " << admin_address
             << " (admin)" << std::endl;
 
   int received = 0;
   sigwait(&signals, &received);
-  std::cerr << "cartwatch: " << strsignal(received) << ", shutting down\n";
+  const auto stopping = std::chrono::steady_clock::now();
+  log::Info("shutting down").Add("signal", strsignal(received));
   server->Stop();
   // Attempts in flight are recorded if they finish within the grace; the rest are
   // attempted again after the next start.
   if (dispatcher) dispatcher->Stop(std::chrono::seconds(5));
   delivery_metrics.reset();
   (*store)->Close();
-  std::cerr << "cartwatch: stopped\n";
+  log::Info("stopped").Add("duration_ms", static_cast<std::int64_t>(
+                                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  std::chrono::steady_clock::now() - stopping)
+                                                  .count()));
   return 0;
 }

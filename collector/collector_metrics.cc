@@ -117,12 +117,4 @@ bool SampledLog::Admit(std::chrono::steady_clock::time_point now, std::uint64_t&
   return true;
 }
 
-void SampledLog::Emit(const std::string& fields, std::uint64_t suppressed) {
-  std::string line = "cartwatch: " + fields;
-  if (suppressed > 0) line += " suppressed=" + std::to_string(suppressed);
-  line.push_back('\n');
-  std::fwrite(line.data(), 1, line.size(), stderr);
-}
-
-
 }  // namespace cartwatch::collector

@@ -25,7 +25,7 @@
 
 #include "collector/ingest.h"
 #include "collector/options.h"
-#include "util/logfmt.h"
+#include "util/log.h"
 #include "util/mutex.h"
 
 namespace cartwatch::collector {
@@ -77,24 +77,26 @@ class CollectorMetrics {
 
 // A log of refusals that cannot flood stderr: lines pass at up to `per_second` (with bursts
 // of `burst`); the rest are counted and the count is reported on the next line that passes
-// ("suppressed=N"). Lines are logfmt (docs/operations.md, "Logs").
+// (`suppressed=N`). Lines go to util/log.h (docs/operations.md, "Logs").
 class SampledLog {
  public:
   SampledLog(double per_second, double burst) : per_second_(per_second), burst_(burst), tokens_(burst) {}
-  // Writes the logfmt pairs `make_fields()` returns as one line to stderr when the rate
-  // allows at `now`; otherwise only counts the line (and does not call make_fields).
-  template <typename MakeFields>
-  void Write(MakeFields&& make_fields,
+  // Writes the line `msg` at `level`, with the fields `add_fields(log::Line&)` adds, when
+  // the level is logged and the rate allows at `now`; otherwise add_fields is not called.
+  template <typename AddFields>
+  void Write(log::Level level, std::string_view msg, AddFields&& add_fields,
              std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
     std::uint64_t suppressed = 0;
-    if (Admit(now, suppressed)) Emit(make_fields(), suppressed);
+    if (!log::Enabled(level) || !Admit(now, suppressed)) return;
+    log::Line line(level, msg);
+    add_fields(line);
+    if (suppressed > 0) line.Add("suppressed", suppressed);
   }
 
  private:
   // Takes a token; false when there is none (the line is counted as suppressed). On true,
   // `suppressed` is how many lines were dropped since the last one written.
   bool Admit(std::chrono::steady_clock::time_point now, std::uint64_t& suppressed) EXCLUDES(mu_);
-  static void Emit(const std::string& fields, std::uint64_t suppressed);
 
   const double per_second_, burst_;
   util::Mutex mu_;
@@ -102,7 +104,5 @@ class SampledLog {
   std::chrono::steady_clock::time_point refilled_at_ GUARDED_BY(mu_){};  // none yet: full
   std::uint64_t suppressed_ GUARDED_BY(mu_) = 0;
 };
-
-using util::LogfmtValue;  // util/logfmt.h
 
 }  // namespace cartwatch::collector

@@ -534,7 +534,7 @@ void Router::HandleIngest(Request&& request, std::string_view route_name, std::s
 
 void Router::NoteRefused(const SiteState* site, std::string_view route, const Response& response,
                          const boost::asio::ip::address& client) {
-  refusals_.Write([&] {
+  refusals_.Write(log::Level::kWarn, "request refused", [&](log::Line& line) {
     // The error body is ours: {"error": {"code": ..., ...}}.
     std::string code;
     boost::system::error_code ec;
@@ -545,10 +545,11 @@ void Router::NoteRefused(const SiteState* site, std::string_view route, const Re
         code = c->as_string();
       }
     }
-    return "level=warn msg=\"request refused\" site=" +
-           LogfmtValue(site ? std::string_view(site->site.name) : "") +
-           " route=" + std::string(route) + " status=" + std::to_string(response.result_int()) +
-           " reason=" + LogfmtValue(code) + " client=" + client.to_string();
+    line.Add("site", site ? std::string_view(site->site.name) : "")
+        .Add("route", route)
+        .Add("status", response.result_int())
+        .Add("reason", code)
+        .Add("client", client.to_string());
   });
 }
 
@@ -559,12 +560,15 @@ void Router::NoteRejected(const SiteState& site, std::string_view route,
     for (const Rejection& r : rejected) counters_->Rejected(*site.counters, r.code);
   }
   // One line a request, naming its first refusal and how many there were.
-  refusals_.Write([&] {
+  refusals_.Write(log::Level::kWarn, "messages rejected", [&](log::Line& line) {
     const Rejection& first = rejected.front();
-    return "level=warn msg=\"messages rejected\" site=" + LogfmtValue(site.site.name) +
-           " route=" + std::string(route) + " rejected=" + std::to_string(rejected.size()) +
-           " reason=" + LogfmtValue(first.code) + " index=" + std::to_string(first.index) +
-           " detail=" + LogfmtValue(first.message) + " client=" + client.to_string();
+    line.Add("site", site.site.name)
+        .Add("route", route)
+        .Add("rejected", rejected.size())
+        .Add("reason", first.code)
+        .Add("index", first.index)
+        .Add("detail", first.message)
+        .Add("client", client.to_string());
   });
 }
 

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
-#include <iostream>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -19,6 +18,7 @@
 
 #include "collector/router.h"
 #include "collector/session.h"
+#include "util/log.h"
 
 namespace cartwatch::collector {
 namespace {
@@ -95,9 +95,11 @@ class Listener {
         socket.close(ignored);
         ++refused_;
         if (Clock::now() >= next_refusal_log_) {
-          std::cerr << "cartwatch: warning: " << refused_ << " connection(s) closed at once: "
-                    << context_.max_connections << " connections are open (server."
-                    << (context_.admin ? "admin_" : "") << "max_connections)\n";
+          log::Warn("connections closed at once: the connection cap is reached")
+              .Add("closed", refused_)
+              .Add("open", context_.max_connections)
+              .Add("setting", context_.admin ? "server.admin_max_connections"
+                                             : "server.max_connections");
           next_refusal_log_ = Clock::now() + std::chrono::seconds(10);
           refused_ = 0;
         }
@@ -116,9 +118,10 @@ class Listener {
     backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
     ++accept_failures_;
     if (Clock::now() >= next_failure_log_) {
-      std::cerr << "cartwatch: error: accept failed " << accept_failures_
-                << " time(s): " << ec.message() << "; retrying in " << backoff_.count()
-                << " ms\n";
+      log::Error("accept failed")
+          .Add("times", accept_failures_)
+          .Add("error", ec.message())
+          .Add("retry_ms", static_cast<std::int64_t>(backoff_.count()));
       next_failure_log_ = Clock::now() + std::chrono::seconds(10);
       accept_failures_ = 0;
     }
@@ -154,9 +157,10 @@ std::size_t PublicConnectionCap(const ServerOptions& options) {
   const std::size_t fds = static_cast<std::size_t>(limit.rlim_cur);
   const std::size_t room = fds * 3 / 4 > 128 + 16 ? fds * 3 / 4 - 128 : 16;
   if (options.max_connections <= room) return options.max_connections;
-  std::cerr << "cartwatch: warning: server.max_connections lowered from "
-            << options.max_connections << " to " << room << ": the process may open " << fds
-            << " files (raise it with ulimit -n or LimitNOFILE=)\n";
+  log::Warn("server.max_connections lowered: raise the file limit with ulimit -n or LimitNOFILE=")
+      .Add("from", options.max_connections)
+      .Add("to", room)
+      .Add("open_files_limit", fds);
   return room;
 }
 

@@ -28,6 +28,10 @@ class StoreFigures final : public prometheus::Collectable {
                                "Timers the rule engine armed with the messages that called for "
                                "them (docs/rules.md).",
                                static_cast<double>(rules.timers_armed)),
+        metrics::GaugeFamily("cartwatch_rule_timers_pending",
+                             "Timers armed and not yet due, fired or dropped (counted every 15 s "
+                             "while rules are configured).",
+                             static_cast<double>(rules.timers_pending)),
         metrics::LabelledCounterFamily(
             "cartwatch_rule_timers_due_total",
             "Timers that fell due, by what became of them: fired (actions taken), stale (the "

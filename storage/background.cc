@@ -1,7 +1,7 @@
 #include "storage/background.h"
+#include "util/log.h"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace cartwatch::storage {
 
@@ -54,8 +54,7 @@ void Background::Loop() {
       auto ec = jobs_.PurgeErasedEvents();
       lock.Lock();
       if (ec && !stopping_) {
-        std::fprintf(stderr, "cartwatch: deleting erased events failed (%s); retrying in 10 s\n",
-                     ec.message().c_str());
+        log::Error("deleting erased events failed; retrying in 10 s").Add("error", ec.message());
         next_purge = Clock::now() + std::chrono::seconds(10);
       }
       continue;
@@ -72,7 +71,7 @@ void Background::Loop() {
       auto ec = jobs_.FireTimers();
       lock.Lock();
       if (ec && !stopping_) {
-        std::fprintf(stderr, "cartwatch: firing due timers failed (%s)\n", ec.message().c_str());
+        log::Error("firing due timers failed").Add("error", ec.message());
       }
       next_timers = Clock::now() + intervals_.timers;
       continue;
@@ -82,8 +81,7 @@ void Background::Loop() {
       auto ec = jobs_.RecomputeThresholds();
       lock.Lock();
       if (ec && !stopping_) {
-        std::fprintf(stderr, "cartwatch: recomputing RFM/ABC thresholds failed (%s)\n",
-                     ec.message().c_str());
+        log::Error("recomputing RFM/ABC thresholds failed").Add("error", ec.message());
       }
       next_thresholds = Clock::now() + intervals_.thresholds;
       continue;

@@ -4,7 +4,6 @@
 // round may need first. Key layout: docs/storage.md.
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <future>
 #include <limits>
 
@@ -12,6 +11,7 @@
 #include "storage/keys.h"
 #include "storage/rocks_store.h"
 #include "storage/status.h"
+#include "util/log.h"
 
 namespace cartwatch::storage {
 
@@ -107,13 +107,12 @@ boost::system::error_code RocksStore::ReplayState() {
   if (auto ec = WriteState(last_event_id_ + 1)) return ec;
   state_needs_replay_ = false;
   if (replayed > 0) {
-    std::fprintf(stderr,
-                 "cartwatch: rebuilt the unwritten visitor and customer records from %zu events "
-                 "in %lld ms\n",
-                 replayed,
-                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            std::chrono::steady_clock::now() - started)
-                                            .count()));
+    log::Info("rebuilt the unwritten visitor and customer records from the event log")
+        .Add("events", replayed)
+        .Add("duration_ms", static_cast<std::int64_t>(
+                                std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - started)
+                                    .count()));
   }
   return {};
 }

@@ -1,10 +1,10 @@
 #include "storage/dedup_index.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <memory>
 
 #include "storage/status.h"
+#include "util/log.h"
 
 namespace cartwatch::storage {
 
@@ -114,10 +114,9 @@ boost::system::error_code DedupIndex::Walk(rocksdb::DB& db, rocksdb::ColumnFamil
   if (auto ec = FromStatus(it->status())) return ec;
   it.reset();
   if (forgotten_until != 0) {
-    std::fprintf(stderr,
-                 "cartwatch: dedup index at storage.dedup_max_ids (%zu): message ids received "
-                 "up to %lld ms ago are no longer deduplicated\n",
-                 max_ids_, static_cast<long long>(clock_ms_ - forgotten_until));
+    log::Warn("dedup index at storage.dedup_max_ids: older message ids are no longer deduplicated")
+        .Add("dedup_max_ids", max_ids_)
+        .Add("forgotten_age_ms", static_cast<std::int64_t>(clock_ms_ - forgotten_until));
   }
   if (delete_until.empty()) return {};
   return FromStatus(db.DeleteRange(rocksdb::WriteOptions(), log, "", delete_until));

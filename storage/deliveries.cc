@@ -17,6 +17,10 @@ namespace {
 constexpr char kRecordTag = 'R';
 constexpr char kQueueTag = 'Q';
 constexpr char kDisabledTag = 'E';
+constexpr char kDeadTag = 'D';
+// In `meta`: the dead index ('D' keys) is complete. Data directories written before it
+// existed get it at their first open (IndexDeadDeliveries).
+constexpr char kDeadIndexKey[] = "deliveries_dead_index";
 
 std::string QueuePrefix(std::string_view endpoint) {
   std::string key(1, kQueueTag);
@@ -31,6 +35,21 @@ std::string QueueKey(std::string_view endpoint, std::int64_t due, std::uint64_t 
   PutBigEndian64(key, seq);
   return key;
 }
+
+std::string DeadPrefix(std::string_view endpoint) {
+  std::string key(1, kDeadTag);
+  key.push_back(static_cast<char>(std::min<std::size_t>(endpoint.size(), 255)));
+  key.append(endpoint.substr(0, 255));
+  return key;
+}
+
+std::string DeadKey(std::string_view endpoint, std::uint64_t seq) {
+  std::string key = DeadPrefix(endpoint);
+  PutBigEndian64(key, seq);
+  return key;
+}
+
+bool Dead(const webhooks::Delivery& d) { return d.state == webhooks::State::kDead; }
 
 std::string DisabledKey(std::string_view endpoint) {
   std::string key(1, kDisabledTag);
@@ -122,6 +141,10 @@ void Deliveries::Put(CommitRound& round, std::uint64_t seq, const std::string& e
   if (Queued(record.delivery)) {
     round.batch->Put(cf_, QueueKey(endpoint, record.delivery.next_attempt_at, seq), rocksdb::Slice());
   }
+  if (before && Dead(*before) && !Dead(record.delivery)) round.batch->Delete(cf_, DeadKey(endpoint, seq));
+  if (Dead(record.delivery) && !(before && Dead(*before))) {
+    round.batch->Put(cf_, DeadKey(endpoint, seq), rocksdb::Slice());
+  }
   std::string key = DeliveryRecordKey(seq, endpoint);
   std::string value = EncodeRecord(record.site_prefix, record.delivery);
   round.batch->Put(cf_, key, value);
@@ -185,6 +208,7 @@ boost::system::error_code Deliveries::Forget(CommitRound& round, std::uint64_t s
     if (Queued(record.delivery)) {
       round.batch->Delete(cf_, QueueKey(endpoint, record.delivery.next_attempt_at, seq));
     }
+    if (Dead(record.delivery)) round.batch->Delete(cf_, DeadKey(endpoint, seq));
     std::string key = DeliveryRecordKey(seq, endpoint);
     round.batch->Delete(cf_, key);
     round_[std::move(key)] = std::nullopt;
@@ -350,14 +374,41 @@ boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
   return out;
 }
 
-boost::system::result<std::size_t> CountQueuedDeliveries(rocksdb::DB& db,
-                                                         rocksdb::ColumnFamilyHandle* deliveries,
-                                                         std::string_view endpoint, std::size_t cap) {
-  std::size_t n = 0;
+boost::system::result<DeliveryCounts> CountDeliveries(rocksdb::DB& db,
+                                                      rocksdb::ColumnFamilyHandle* deliveries,
+                                                      std::string_view endpoint, std::size_t cap) {
+  DeliveryCounts counts;
   auto ec = ForEachWithPrefix(db, deliveries, QueuePrefix(endpoint),
-                              [&](const rocksdb::Slice&, const rocksdb::Slice&) { return ++n < cap; });
+                              [&](const rocksdb::Slice&, const rocksdb::Slice&) { return ++counts.queued < cap; });
   if (ec) return ec;
-  return n;
+  ec = ForEachWithPrefix(db, deliveries, DeadPrefix(endpoint),
+                         [&](const rocksdb::Slice&, const rocksdb::Slice&) { return ++counts.dead < cap; });
+  if (ec) return ec;
+  return counts;
+}
+
+boost::system::error_code IndexDeadDeliveries(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries,
+                                              rocksdb::ColumnFamilyHandle* meta) {
+  std::string marker;
+  rocksdb::Status s = db.Get(rocksdb::ReadOptions(), meta, kDeadIndexKey, &marker);
+  if (s.ok()) return {};
+  if (!s.IsNotFound()) return FromStatus(s);
+  rocksdb::WriteBatch batch;
+  auto ec = ForEachWithPrefix(db, deliveries, std::string(1, kRecordTag),
+                              [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
+                                std::string site_prefix;
+                                webhooks::Delivery d;
+                                if (key.size() < 9 || !DecodeRecord(value.ToStringView(), site_prefix, d) ||
+                                    !Dead(d)) {
+                                  return true;
+                                }
+                                const std::uint64_t seq = GetBigEndian64(key.data() + 1);
+                                batch.Put(deliveries, DeadKey(key.ToStringView().substr(9), seq), rocksdb::Slice());
+                                return true;
+                              });
+  if (ec) return ec;
+  batch.Put(meta, kDeadIndexKey, "1");
+  return FromStatus(db.Write(rocksdb::WriteOptions(), &batch));
 }
 
 boost::system::result<std::vector<std::string>> ReadDisabledEndpoints(

@@ -10,6 +10,8 @@
 //   'Q' + u8 length + endpoint + u64 due + u64 seq -> "": the endpoint's queue, in due
 //                                               order; there exactly while the record is
 //                                               pending or waiting, at its next_attempt_at
+//   'D' + u8 length + endpoint + u64 seq       -> "": the endpoint's dead deliveries; there
+//                                               exactly while the record is dead
 //   'E' + endpoint                            -> u64 ms: the endpoint is disabled (a 410)
 // The entry's status byte in the outbox is the aggregate of its records
 // (webhooks::Aggregate), rewritten with every change.
@@ -101,10 +103,16 @@ boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
     std::string_view endpoint, std::int64_t now, std::size_t limit,
     const std::set<std::uint64_t>& skip, DueCursor* cursor);
 
-// How many deliveries wait in `endpoint`'s queue, counted up to `cap`.
-boost::system::result<std::size_t> CountQueuedDeliveries(rocksdb::DB& db,
-                                                         rocksdb::ColumnFamilyHandle* deliveries,
-                                                         std::string_view endpoint, std::size_t cap);
+// How many deliveries wait in `endpoint`'s queue, and how many are dead, each counted up to
+// `cap`.
+boost::system::result<DeliveryCounts> CountDeliveries(rocksdb::DB& db,
+                                                      rocksdb::ColumnFamilyHandle* deliveries,
+                                                      std::string_view endpoint, std::size_t cap);
+
+// Writes the dead index ('D' keys) of the records written before it existed, once: a
+// marker in `meta` says it is complete.
+boost::system::error_code IndexDeadDeliveries(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries,
+                                              rocksdb::ColumnFamilyHandle* meta);
 
 // The endpoints disabled by a 410, by name.
 boost::system::result<std::vector<std::string>> ReadDisabledEndpoints(

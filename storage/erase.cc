@@ -1,7 +1,6 @@
 #include "storage/erase.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -13,6 +12,7 @@
 #include "storage/outbox.h"
 #include "storage/status.h"
 #include "storage/timers.h"
+#include "util/log.h"
 
 namespace cartwatch::storage {
 
@@ -206,7 +206,7 @@ boost::system::error_code PurgeErasedEvents(const EraseTarget& target, EraseComm
          it->Valid() && it->key().starts_with(kEraseJobPrefix); it->Next()) {
       auto job = DecodeEraseJob(it->value().ToStringView());
       if (!job) {
-        std::fprintf(stderr, "cartwatch: an erase job does not decode; it is dropped\n");
+        log::Error("an erase job does not decode; it is dropped").Add("key", it->key().ToString(true));
         job.emplace();
       }
       jobs.emplace_back(it->key().ToString(), std::move(*job));

@@ -109,8 +109,8 @@ class RocksStore final : public Store,
       std::string_view endpoint, std::int64_t now, std::size_t limit,
       const std::set<std::uint64_t>& skip, DueCursor* cursor) override;
   boost::system::result<std::vector<std::string>> ReadDisabledEndpoints() override;
-  boost::system::result<std::size_t> CountQueuedDeliveries(std::string_view endpoint,
-                                                           std::size_t cap) override;
+  boost::system::result<DeliveryCounts> CountDeliveries(std::string_view endpoint,
+                                                        std::size_t cap) override;
   void ChangeDeliveries(DeliveryChange change, DeliveryCallback done, bool own_thread) override;
   boost::system::error_code Checkpoint(const std::string& dir) override;
   void Close() override;
@@ -153,6 +153,8 @@ class RocksStore final : public Store,
   bool WriteFailed() override { return health_.failed(); }
   // Fires every due timer, a thousand a round (none without rules).
   boost::system::error_code FireTimers() override;
+  // Counts the armed timers into timers_pending_, at most every timer_count_interval.
+  void CountPendingTimers();
   // Asks RocksDB to leave its error state (a no-op when it is in none), reopening it when
   // it will not, and proves with a small write that the disk takes writes again.
   void TryToRecover() override;
@@ -277,6 +279,11 @@ class RocksStore final : public Store,
     std::unique_ptr<std::atomic<std::uint64_t>[]> fired_by_rule;
   };
   RuleCounters rule_counts_;
+  // Timers armed, counted by the background thread every StoreOptions::timer_count_interval
+  // (a scan of the timers' due-order keys, up to kMaxCountedTimers).
+  static constexpr std::size_t kMaxCountedTimers = 10'000'000;
+  std::atomic<std::uint64_t> timers_pending_{0};
+  std::chrono::steady_clock::time_point next_timer_count_{};  // the background thread's
   // The committing thread's in-memory figures after its last round, and the rounds' write
   // latency and size (GetStorageFigures).
   std::atomic<std::uint64_t> dedup_ids_{0}, records_cached_{0}, records_unwritten_{0};

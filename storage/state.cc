@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cassert>
-#include <cstdio>
 
 #include "profiles/codec.h"
 #include "storage/keys.h"
 #include "storage/status.h"
+#include "util/log.h"
 
 namespace cartwatch::storage {
 namespace {
@@ -66,10 +66,9 @@ boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Recor
       entry->present = true;
       entry->applied = value.applied;
     } else {
-      std::fprintf(stderr,
-                   "cartwatch: a stored %s record does not decode (%s); it starts again from "
-                   "this message\n",
-                   kNoun<Record>, decoded.error().message().c_str());
+      log::Error("a stored record does not decode; it starts again from this message")
+          .Add("record", kNoun<Record>)
+          .Add("error", decoded.error().message());
     }
   }
   Entry<Record>* raw = entry.get();

@@ -6,22 +6,23 @@
 #include "storage/rocks_store.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <future>
 
-#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/checkpoint.h>
 
 #include "profiles/codec.h"
 #include "storage/data_dir.h"
 #include "storage/fault_fs.h"
+#include "storage/deliveries.h"
 #include "storage/keys.h"
+#include "storage/rocksdb_listener.h"
 #include "storage/schema.h"
 #include "storage/status.h"
 #include "storage/thresholds.h"
+#include "util/log.h"
 
 namespace cartwatch::storage {
 namespace {
@@ -46,25 +47,6 @@ class StoreErrorCategory : public boost::system::error_category {
 // Written by TryToRecover to prove that the disk takes writes again; never read.
 constexpr char kWritableProbeKey[] = "writable_probe";
 
-// What the store learns from RocksDB's own threads: a flush or compaction that failed.
-// Its callbacks run on RocksDB's threads; it only records.
-class WriteFailureListener final : public rocksdb::EventListener {
- public:
-  // `on_failure(status, manifest)`: `manifest` when the write that failed was RocksDB's
-  // MANIFEST.
-  explicit WriteFailureListener(std::function<void(const rocksdb::Status&, bool)> on_failure)
-      : on_failure_(std::move(on_failure)) {}
-  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
-    if (error == nullptr || error->ok() || error->IsShutdownInProgress()) return;
-    const bool manifest = reason == rocksdb::BackgroundErrorReason::kManifestWrite ||
-                          reason == rocksdb::BackgroundErrorReason::kManifestWriteNoWAL;
-    on_failure_(*error, manifest);
-  }
-
- private:
-  std::function<void(const rocksdb::Status&, bool)> on_failure_;
-};
-
 }  // namespace
 
 // --- Opening and closing ---
@@ -75,7 +57,7 @@ rocksdb::Status RocksStore::OpenDb(rocksdb::WALRecoveryMode recovery, std::strin
     fault_env_ = NewFaultInjectionEnv(options_.faults);
     hooks.env = fault_env_.get();
   }
-  hooks.listener = std::make_shared<WriteFailureListener>(
+  hooks.listener = std::make_shared<RocksDbListener>(
       [this](const rocksdb::Status& status, bool manifest) {
         // DB::Resume() after a failed MANIFEST write can trip an assertion in RocksDB
         // (Debian's build keeps them: "!versions_->descriptor_log_" in ResumeImpl) when the
@@ -131,10 +113,9 @@ bool RocksStore::Open(std::string* error_message) {
   if (s.IsCorruption() && !db_ && failed_write) {
     s = OpenDb(rocksdb::WALRecoveryMode::kPointInTimeRecovery, error_message);
     if (s.ok()) {
-      std::fprintf(stderr,
-                   "cartwatch: the write-ahead log ended in a write that failed (the disk was "
-                   "full or failing before the last stop): recovered up to it; that write was "
-                   "never acknowledged\n");
+      log::Warn("the write-ahead log ended in a write that failed (the disk was full or "
+                "failing before the last stop): recovered up to it; that write was never "
+                "acknowledged");
     }
   } else if (s.IsCorruption() && !db_) {
     damage = s.ToString();
@@ -196,6 +177,11 @@ bool RocksStore::LoadFromDb(std::string* error_message) {
     *error_message += ec.message();
     return false;
   }
+  if (auto ec = IndexDeadDeliveries(*db_, deliveries_cf_, meta_)) {
+    unreadable("the webhook deliveries in ");
+    *error_message += ec.message();
+    return false;
+  }
   state_replay_from_ = last_event_id_ + 1;  // a new database, or one written with its events
   s = db_->Get(rocksdb::ReadOptions(), meta_, kStateReplayFromKey, &value);
   if (s.ok() && value.size() == 8) {
@@ -249,10 +235,9 @@ void RocksStore::Close() {
   if (db_ && state_ && options_.write_state_on_close && !state_needs_replay_ &&
       !health_.low_space()) {
     if (auto ec = WriteState(last_event_id_ + 1)) {
-      std::fprintf(stderr,
-                   "cartwatch: writing the visitor and customer records at close failed (%s); "
-                   "they are rebuilt from the event log at the next start\n",
-                   ec.message().c_str());
+      log::Error("writing the visitor and customer records at close failed; they are "
+                 "rebuilt from the event log at the next start")
+          .Add("error", ec.message());
       if (health_.db_failed()) CloseDbAfterFailure();
     }
   }
@@ -403,7 +388,21 @@ boost::system::error_code RocksStore::FireTimers() {
   if (health_.failed()) return {};
   for (;;) {
     const FireResult r = FireDueTimers(util::NowMs(), 1000);
-    if (r.error || !r.more || background_.stopping()) return r.error;
+    if (r.error || !r.more || background_.stopping()) {
+      if (!r.error) CountPendingTimers();
+      return r.error;
+    }
+  }
+}
+
+void RocksStore::CountPendingTimers() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_timer_count_) return;
+  next_timer_count_ = now + options_.timer_count_interval;
+  util::ReaderLock db_lock(db_mu_);
+  if (!db_) return;
+  if (auto n = CountTimers(*db_, timers_cf_, kMaxCountedTimers)) {
+    timers_pending_.store(*n, std::memory_order_relaxed);
   }
 }
 

@@ -81,6 +81,12 @@ struct DueDelivery {
 };
 
 // A position in an endpoint's delivery queue (Store::ReadDueDeliveries).
+// Deliveries to one endpoint by state (Store::CountDeliveries).
+struct DeliveryCounts {
+  std::size_t queued = 0;  // pending or waiting
+  std::size_t dead = 0;
+};
+
 struct DueCursor {
   bool valid = false;  // false: the start of the queue
   std::int64_t due = 0;
@@ -206,6 +212,9 @@ struct StoreOptions {
   // How often the due timers are fired. 0: never by the store itself (tests call
   // FireDueTimers with the time they want). Default 1s.
   std::chrono::milliseconds timer_tick = std::chrono::seconds(1);
+  // How often the background thread counts the armed timers (RuleFigures::timers_pending),
+  // at its next tick after this much time.
+  std::chrono::milliseconds timer_count_interval = std::chrono::seconds(15);
   // The webhook endpoints (docs/webhooks.md): each outbox entry gets a delivery record for
   // every endpoint that subscribes to its type, in the write that creates it.
   std::vector<WebhookEndpoint> webhooks;
@@ -338,10 +347,10 @@ class Store {
     return std::vector<DueDelivery>{};
   }
   // How many deliveries to `endpoint` wait in its queue (pending or waiting, due or not),
-  // counted up to `cap`.
-  virtual boost::system::result<std::size_t> CountQueuedDeliveries(std::string_view endpoint,
-                                                                   std::size_t cap) {
-    return std::size_t{0};
+  // and how many are dead (not retried by hand since), each counted up to `cap`.
+  virtual boost::system::result<DeliveryCounts> CountDeliveries(std::string_view endpoint,
+                                                                std::size_t cap) {
+    return DeliveryCounts{};
   }
   // The endpoints a 410 disabled.
   virtual boost::system::result<std::vector<std::string>> ReadDisabledEndpoints() {
@@ -371,6 +380,7 @@ class Store {
   // The rule engine's counts since the store opened (written rounds only).
   struct RuleFigures {
     std::uint64_t timers_armed = 0;
+    std::uint64_t timers_pending = 0;      // armed now (counted every 15 s)
     std::uint64_t timers_fired = 0;        // took actions
     std::uint64_t timers_stale = 0;        // dropped: the records no longer called for them
     std::uint64_t timers_not_matched = 0;  // dropped: conditions or cooldown

@@ -101,12 +101,12 @@ boost::system::result<std::vector<DueDelivery>> RocksStore::ReadDueDeliveries(
                                     cursor);
 }
 
-boost::system::result<std::size_t> RocksStore::CountQueuedDeliveries(std::string_view endpoint,
-                                                                     std::size_t cap) {
+boost::system::result<DeliveryCounts> RocksStore::CountDeliveries(std::string_view endpoint,
+                                                                  std::size_t cap) {
   if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
   util::ReaderLock db_lock(db_mu_);
   if (!db_) return health_.DbUnavailable();
-  return storage::CountQueuedDeliveries(*db_, deliveries_cf_, endpoint, cap);
+  return storage::CountDeliveries(*db_, deliveries_cf_, endpoint, cap);
 }
 
 boost::system::result<std::vector<std::string>> RocksStore::ReadDisabledEndpoints() {
@@ -137,6 +137,7 @@ void RocksStore::ChangeDeliveries(DeliveryChange change, DeliveryCallback done, 
 Store::RuleFigures RocksStore::GetRuleFigures() {
   auto load = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
   return RuleFigures{.timers_armed = timers_.armed(),
+                     .timers_pending = load(timers_pending_),
                      .timers_fired = load(rule_counts_.fired),
                      .timers_stale = load(rule_counts_.stale),
                      .timers_not_matched = load(rule_counts_.not_matched),

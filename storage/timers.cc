@@ -141,6 +141,21 @@ boost::system::result<std::vector<PendingTimer>> ReadPersonTimers(rocksdb::DB& d
   return out;
 }
 
+boost::system::result<std::size_t> CountTimers(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* timers,
+                                               std::size_t cap) {
+  const char lower[] = {kTimerPrefix};
+  const char upper[] = {static_cast<char>(kTimerPrefix + 1)};
+  rocksdb::Slice upper_slice(upper, 1);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.fill_cache = false;  // a scan of every timer must not push out what ingest reads
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(ro, timers));
+  std::size_t n = 0;
+  for (it->Seek(rocksdb::Slice(lower, 1)); it->Valid() && n < cap; it->Next()) ++n;
+  if (auto ec = FromStatus(it->status())) return ec;
+  return n;
+}
+
 boost::system::error_code ErasePersonTimers(rocksdb::DB& db, rocksdb::WriteBatch& batch,
                                             rocksdb::ColumnFamilyHandle* timers,
                                             const SubjectKey& subject) {

@@ -90,6 +90,10 @@ boost::system::result<std::vector<PendingTimer>> ReadPersonTimers(rocksdb::DB& d
                                                                   rocksdb::ColumnFamilyHandle* timers,
                                                                   const SubjectKey& subject);
 
+// How many timers are armed (pending: not fired or dropped yet), counted up to `cap`.
+boost::system::result<std::size_t> CountTimers(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* timers,
+                                               std::size_t cap);
+
 // Puts into `batch` the deletes of every timer of the person and of their marks.
 boost::system::error_code ErasePersonTimers(rocksdb::DB& db, rocksdb::WriteBatch& batch,
                                             rocksdb::ColumnFamilyHandle* timers,

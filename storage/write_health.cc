@@ -1,8 +1,8 @@
 #include "storage/write_health.h"
 
-#include <cstdio>
 
 #include "storage/data_dir.h"
+#include "util/log.h"
 
 namespace cartwatch::storage {
 
@@ -15,11 +15,9 @@ bool WriteHealth::NoteWriteFailure(const rocksdb::Status& status) {
   }
   if (!db_failed_.exchange(true)) MarkFailedWrite(options_.data_dir);
   if (failure_.exchange(static_cast<int>(errc)) != 0) return false;
-  std::fprintf(stderr,
-               "cartwatch: error: storage write failed, writes are refused until it recovers "
-               "(checked every %lld ms): %s\n",
-               static_cast<long long>(options_.recovery_interval.count()),
-               status.ToString().c_str());
+  log::Error("storage write failed: writes are refused until it recovers")
+      .Add("error", status.ToString())
+      .Add("check_every_ms", static_cast<std::int64_t>(options_.recovery_interval.count()));
   return true;
 }
 
@@ -38,11 +36,10 @@ boost::system::error_code WriteHealth::CheckDiskSpace(std::uint64_t written, boo
   NoteLowSpace(free_bytes_);
   low_space_.store(true);
   if (failure_.exchange(static_cast<int>(Errc::kNoSpace)) == 0) {
-    std::fprintf(stderr,
-                 "cartwatch: error: the data directory's disk has %llu bytes free, below "
-                 "storage.min_free_bytes (%llu): writes are refused until there is\n",
-                 static_cast<unsigned long long>(free_bytes_),
-                 static_cast<unsigned long long>(min_free));
+    log::Error("the data directory's disk is below storage.min_free_mb: writes are refused "
+               "until there is room")
+        .Add("free_bytes", free_bytes_)
+        .Add("min_free_bytes", min_free);
     *started = true;
   }
   return Errc::kNoSpace;
@@ -73,11 +70,11 @@ void WriteHealth::Recovered() {
   db_failed_.store(false);
   ClearFailedWriteMark(options_.data_dir);
   failure_.store(0);
-  std::fprintf(stderr, "cartwatch: storage is writable again\n");
+  log::Info("storage is writable again");
 }
 
 void WriteHealth::ReportWalDamage(std::string report) {
-  std::fprintf(stderr, "cartwatch: error: %s\n", report.c_str());
+  log::Error(report);
   util::MutexLock lock(mu_);
   wal_recovery_ = std::move(report);
   ++wal_damage_recoveries_;

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <future>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -20,7 +19,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/metric_type.h>
 
-#include "util/logfmt.h"
+#include "util/log.h"
 #include "util/time.h"
 #include "webhooks/signature.h"
 
@@ -31,7 +30,8 @@ namespace net = boost::asio;
 
 // The dispatcher thread's nice value (the event loops run at 0).
 constexpr int kNice = 19;
-// Queues are counted up to this, once a tick (for cartwatch_webhook_queued).
+// Queues and dead deliveries are counted up to this, once a tick (for
+// cartwatch_webhook_queued and cartwatch_webhook_dead).
 constexpr std::size_t kMaxCounted = 1'000'000;
 
 class DispatcherImpl final : public Dispatcher {
@@ -127,15 +127,18 @@ class DispatcherImpl final : public Dispatcher {
         ep->disabled = std::find(disabled->begin(), disabled->end(), ep->name) != disabled->end();
       }
     }
-    std::vector<std::size_t> queued;
+    std::vector<storage::DeliveryCounts> counts;
     for (auto& ep : endpoints_) {
-      auto n = store_.CountQueuedDeliveries(ep->name, kMaxCounted);
-      queued.push_back(n ? *n : 0);
+      auto n = store_.CountDeliveries(ep->name, kMaxCounted);
+      counts.push_back(n ? *n : storage::DeliveryCounts{});
     }
     {
       std::lock_guard lock(figures_mu_);
       UpdateFigures();
-      for (std::size_t i = 0; i < endpoints_.size(); ++i) endpoints_[i]->figures.queued = queued[i];
+      for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+        endpoints_[i]->figures.queued = counts[i].queued;
+        endpoints_[i]->figures.dead_now = counts[i].dead;
+      }
     }
     for (auto& ep : endpoints_) ep->cursor = storage::DueCursor{};
     ReadQueues();
@@ -158,8 +161,7 @@ class DispatcherImpl final : public Dispatcher {
     const std::int64_t now = util::NowMs();
     auto due = store_.ReadDueDeliveries(ep.name, now, free, ep.in_flight, &ep.cursor);
     if (!due) {
-      Log("level=error msg=\"cannot read the deliveries due\" endpoint=" + util::LogfmtValue(ep.name) +
-          " error=" + util::LogfmtValue(due.error().message()));
+      log::Error("cannot read the deliveries due").Add("endpoint", ep.name).Add("error", due.error().message());
       return;
     }
     ep.more = due->size() == free;
@@ -184,9 +186,11 @@ class DispatcherImpl final : public Dispatcher {
         return;
       }
       if (result.status < 200 || result.status > 299) {
-        Log("level=warn msg=\"delivery attempt failed\" endpoint=" + util::LogfmtValue(ep.name) + " id=" + id +
-            " attempt=" + std::to_string(attempt) + " error=" +
-            util::LogfmtValue(result.status ? "HTTP " + std::to_string(result.status) : result.error));
+        log::Warn("delivery attempt failed")
+            .Add("endpoint", ep.name)
+            .Add("id", id)
+            .Add("attempt", attempt)
+            .Add("error", result.status ? "HTTP " + std::to_string(result.status) : result.error);
       }
       {
         std::lock_guard lock(figures_mu_);
@@ -237,8 +241,9 @@ class DispatcherImpl final : public Dispatcher {
                 const storage::DeliveryResult& result) {
     if (result.error) {
       // Not recorded: the deliveries stay due where they were and are attempted again.
-      Log("level=error msg=\"cannot record delivery attempts; they will be made again\" attempts=" +
-          std::to_string(done.size()) + " error=" + util::LogfmtValue(result.error.message()));
+      log::Error("cannot record delivery attempts; they will be made again")
+          .Add("attempts", done.size())
+          .Add("error", result.error.message());
     }
     std::set<Endpoint*> touched;
     for (const auto& [name, seq] : done) {
@@ -253,8 +258,9 @@ class DispatcherImpl final : public Dispatcher {
       for (auto& ep : endpoints_) {
         if (ep->name == name && !ep->disabled) {
           ep->disabled = true;
-          Log("level=warn msg=\"endpoint disabled: it answered 410 Gone; its deliveries wait for "
-              "POST /v1/endpoints/{name}/enable\" endpoint=" + util::LogfmtValue(name));
+          log::Warn("endpoint disabled: it answered 410 Gone; its deliveries wait for "
+                    "POST /v1/endpoints/{name}/enable")
+              .Add("endpoint", name);
         }
       }
     }
@@ -274,7 +280,7 @@ class DispatcherImpl final : public Dispatcher {
       for (auto& ep : endpoints_) {
         if (ep->name != endpoint) continue;
         if (outcome == storage::DeliveryOutcome::kDead) {
-          Log("level=warn msg=\"delivery dead: its retry schedule is spent\" endpoint=" + util::LogfmtValue(endpoint));
+          log::Warn("delivery dead: its retry schedule is spent").Add("endpoint", endpoint);
         }
         switch (outcome) {
           case storage::DeliveryOutcome::kDelivered: ++ep->figures.delivered; break;
@@ -294,8 +300,6 @@ class DispatcherImpl final : public Dispatcher {
       ep->figures.disabled = ep->disabled;
     }
   }
-
-  static void Log(const std::string& line) { std::cerr << "cartwatch: " + line + "\n"; }
 
   storage::Store& store_;
   const DispatcherOptions options_;
@@ -345,6 +349,10 @@ class DeliveryCollectable final : public prometheus::Collectable {
                          "Webhook deliveries waiting in the endpoint's queue (pending or waiting "
                          "for the endpoint, due or not; counted each tick, up to a million).",
                          MetricType::Gauge);
+    auto dead = family("cartwatch_webhook_dead",
+                       "Webhook deliveries to the endpoint that are dead (the retry schedule is "
+                       "spent) and not retried by hand since (counted each tick, up to a million).",
+                       MetricType::Gauge);
     auto disabled = family("cartwatch_webhook_endpoint_disabled",
                            "1 while the endpoint is disabled (it answered 410 Gone; POST "
                            "/v1/endpoints/{name}/enable), else 0.",
@@ -370,9 +378,10 @@ class DeliveryCollectable final : public prometheus::Collectable {
       add(connections, e.name, static_cast<double>(e.connections));
       add(in_flight, e.name, static_cast<double>(e.in_flight));
       add(queued, e.name, static_cast<double>(e.queued));
+      add(dead, e.name, static_cast<double>(e.dead_now));
       add(disabled, e.name, e.disabled ? 1 : 0);
     }
-    return {attempts, seconds, connections, in_flight, queued, disabled};
+    return {attempts, seconds, connections, in_flight, queued, dead, disabled};
   }
 
  private:

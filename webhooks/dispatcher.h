@@ -59,6 +59,7 @@ class Dispatcher {
     std::uint64_t connections = 0; // connections opened
     std::size_t in_flight = 0;
     std::size_t queued = 0;        // deliveries waiting in its queue (counted each tick)
+    std::size_t dead_now = 0;      // deliveries dead and not retried since (counted each tick)
     bool disabled = false;
   };
   virtual std::vector<EndpointFigures> GetFigures() const = 0;
@@ -66,7 +67,7 @@ class Dispatcher {
   // Those figures as Prometheus metrics (docs/operations.md), for metrics::Metrics::Register:
   // cartwatch_webhook_attempts_total{endpoint, outcome}, cartwatch_webhook_attempt_seconds_total,
   // cartwatch_webhook_connections_opened_total, cartwatch_webhook_in_flight,
-  // cartwatch_webhook_queued and cartwatch_webhook_endpoint_disabled, each by endpoint. It reads this dispatcher: keep it
+  // cartwatch_webhook_queued, cartwatch_webhook_dead and cartwatch_webhook_endpoint_disabled, each by endpoint. It reads this dispatcher: keep it
   // no longer than the dispatcher.
   std::shared_ptr<prometheus::Collectable> MakeCollectable() const;
 

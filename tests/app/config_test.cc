@@ -1023,5 +1023,60 @@ template = "win_back"
   EXPECT_FALSE(set.rules[3].stages[0].task);
 }
 
+TEST_F(ConfigTest, LogLevelFromFileEnvironmentAndFlag) {
+  EXPECT_EQ(Load(kSite).log_level, log::Level::kInfo);
+  const std::string toml = std::string(kSite) + "[log]\nlevel = \"warn\"\n";
+  EXPECT_EQ(Load(toml).log_level, log::Level::kWarn);
+  EXPECT_EQ(Load(toml, {{"CARTWATCH_LOG_LEVEL", "debug"}}).log_level, log::Level::kDebug);
+  EXPECT_EQ(Load(toml, {{"CARTWATCH_LOG_LEVEL", "debug"}}, {{"log.level", "error"}}).log_level,
+            log::Level::kError);
+  EXPECT_EQ(Error(std::string(kSite) + "[log]\nlevel = \"verbose\"\n"),
+            File() + R"(: log.level: must be "debug", "info", "warn" or "error", got "verbose")");
+  EXPECT_EQ(Error(std::string(kSite) + "[log]\nformat = \"json\"\n"), File() + ": log.format: unknown key");
+}
+
+TEST_F(ConfigTest, EffectiveSettingsShowEveryKeyAsWrittenAndNoSecret) {
+  const Config config = Load(std::string(kSite) + R"(
+[server]
+listen = "127.0.0.1:18080"
+idle_timeout = "2m"
+[storage]
+max_queued_mb = 32
+fsync = true
+retention = "0"
+[limits]
+client_rate_limit = 50
+[log]
+level = "warn"
+[[rules]]
+name = "abandoned_1h"
+kind = "abandoned_cart"
+)" + Webhook(std::string(kUrl) + "\n" + kSecret));
+  std::map<std::string, std::string> shown;
+  std::string all;
+  for (const auto& [key, value] : EffectiveSettings(config)) {
+    EXPECT_TRUE(shown.emplace(key, value).second) << key << " twice";
+    all += key + "=" + value + "\n";
+  }
+  EXPECT_EQ(shown["server.listen"], "127.0.0.1:18080");
+  EXPECT_EQ(shown["server.idle_timeout"], "2m");
+  EXPECT_EQ(shown["server.read_timeout"], "10s") << "a default";
+  EXPECT_EQ(shown["storage.max_queued_mb"], "32");
+  EXPECT_EQ(shown["storage.fsync"], "true");
+  EXPECT_EQ(shown["storage.retention"], "0s");
+  EXPECT_EQ(shown["storage.wal_recovery"], "auto");
+  EXPECT_EQ(shown["limits.client_rate_limit"], "50");
+  EXPECT_EQ(shown["log.level"], "warn");
+  EXPECT_EQ(shown["sites"], "demo");
+  EXPECT_EQ(shown["rules"], "abandoned_1h");
+  EXPECT_EQ(shown["webhooks"], "crm.example.com=https://crm.example.com");
+  // Every key the environment can set is shown.
+  EXPECT_GE(shown.size(), 40u) << all;
+  EXPECT_THAT(all, ::testing::Not(HasSubstr("demo-write-key")));
+  EXPECT_THAT(all, ::testing::Not(HasSubstr("demo-secret-key")));
+  EXPECT_THAT(all, ::testing::Not(HasSubstr("whsec_")));
+  EXPECT_THAT(all, ::testing::Not(HasSubstr("/hooks"))) << "a URL's path may hold a token";
+}
+
 }  // namespace
 }  // namespace cartwatch

@@ -1,7 +1,8 @@
-// The sampled refusal log: logfmt values, and a rate limit that reports what it dropped.
+// The sampled refusal log: a rate limit that reports what it dropped.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <regex>
 #include <string>
 
 #include "collector/collector_metrics.h"
@@ -9,37 +10,47 @@
 namespace cartwatch::collector {
 namespace {
 
-TEST(LogfmtTest, ValuesAreBareOrQuotedAndEscaped) {
-  EXPECT_EQ(LogfmtValue("missing_event"), "missing_event");
-  EXPECT_EQ(LogfmtValue(""), "\"\"");
-  EXPECT_EQ(LogfmtValue("a track message"), "\"a track message\"");
-  EXPECT_EQ(LogfmtValue(R"(say "hi" \ now)"), R"("say \"hi\" \\ now")");
-  EXPECT_EQ(LogfmtValue("k=v"), "\"k=v\"");
-  EXPECT_EQ(LogfmtValue("line\nnext\x01"), "\"line\\nnext\\u0001\"");
-  EXPECT_EQ(LogfmtValue("bad \xff byte"), "\"bad \xef\xbf\xbd byte\"");  // U+FFFD
-}
-
 TEST(SampledLogTest, LinesBeyondTheRateAreCountedAndReported) {
   using std::chrono::milliseconds;
   const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
-  SampledLog log(/*per_second=*/1, /*burst=*/2);
+  SampledLog sampled(/*per_second=*/1, /*burst=*/2);
   int made = 0;
-  auto line = [&made](std::string text) {
-    return [&made, text] {
+  auto fields = [&made](int a) {
+    return [&made, a](log::Line& line) {
       ++made;
-      return text;
+      line.Add("a", a);
     };
   };
   testing::internal::CaptureStderr();
-  log.Write(line("a=1"), t0);
-  log.Write(line("a=2"), t0);
-  log.Write(line("a=3"), t0 + milliseconds(500));  // over the burst: counted, not formatted
-  log.Write(line("a=4"), t0 + milliseconds(900));
-  log.Write(line("a=5"), t0 + milliseconds(1100));  // a token again: it says what it dropped
-  log.Write(line("a=6"), t0 + milliseconds(1200));
-  EXPECT_EQ(testing::internal::GetCapturedStderr(),
-            "cartwatch: a=1\ncartwatch: a=2\ncartwatch: a=5 suppressed=2\n");
+  sampled.Write(log::Level::kWarn, "refused", fields(1), t0);
+  sampled.Write(log::Level::kWarn, "refused", fields(2), t0);
+  sampled.Write(log::Level::kWarn, "refused", fields(3), t0 + milliseconds(500));  // over the burst
+  sampled.Write(log::Level::kWarn, "refused", fields(4), t0 + milliseconds(900));
+  sampled.Write(log::Level::kWarn, "refused", fields(5), t0 + milliseconds(1100));  // says what it dropped
+  sampled.Write(log::Level::kWarn, "refused", fields(6), t0 + milliseconds(1200));
+  const std::string out = testing::internal::GetCapturedStderr();
+  // The timestamps aside.
+  const std::string lines = std::regex_replace(out, std::regex("ts=\\S+ "), "");
+  EXPECT_EQ(lines,
+            "level=warn msg=refused a=1\n"
+            "level=warn msg=refused a=2\n"
+            "level=warn msg=refused a=5 suppressed=2\n");
   EXPECT_EQ(made, 3);
+}
+
+TEST(SampledLogTest, ALevelThatIsNotLoggedTakesNoToken) {
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  SampledLog sampled(/*per_second=*/1, /*burst=*/1);
+  log::SetLevel(log::Level::kError);
+  int made = 0;
+  testing::internal::CaptureStderr();
+  sampled.Write(log::Level::kWarn, "refused", [&](log::Line&) { ++made; }, t0);
+  log::SetLevel(log::Level::kInfo);
+  sampled.Write(log::Level::kWarn, "refused", [&](log::Line&) { ++made; }, t0);
+  const std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(made, 1);
+  EXPECT_NE(out.find("level=warn msg=refused\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("suppressed"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -565,6 +565,7 @@ TEST_F(HttpTest, MetricsCountRequestsMessagesAndRejections) {
            "cartwatch_storage_writable 1",
            "cartwatch_storage_wal_damage_recoveries_total 0",
            "cartwatch_rule_timers_armed_total 0",  // no rules in this test
+           "cartwatch_rule_timers_pending 0",
            R"(cartwatch_rule_timers_due_total{outcome="stale"} 0)",
            R"(cartwatch_rule_actions_total{status="skipped"} 0)",
            "cartwatch_dedup_ids 2",                     // m1 and m9

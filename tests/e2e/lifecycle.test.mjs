@@ -589,8 +589,8 @@ test('SIGTERM with keep-alive clients sending: complete answers, exit 0, no loss
     exitMs < SHUTDOWN_GRACE_MS,
     `exited ${exitMs} ms after SIGTERM (grace ${SHUTDOWN_GRACE_MS} ms)`,
   );
-  assert.match(stderr, /^cartwatch: Terminated, shutting down$/m, `stderr:\n${stderr}`);
-  assert.match(stderr, /^cartwatch: stopped$/m, `stderr:\n${stderr}`);
+  assert.match(stderr, /^ts=\S+ level=info msg="shutting down" signal=Terminated$/m, `stderr:\n${stderr}`);
+  assert.match(stderr, /^ts=\S+ level=info msg=stopped duration_ms=\d+$/m, `stderr:\n${stderr}`);
   assert.ok(ackedBeforeSignal > 0, 'some batches were acknowledged before SIGTERM');
   const sr = await slowAnswer;
   assert.equal(sr.status, 200, `half-sent request at SIGTERM: ${JSON.stringify(sr)}`);
@@ -653,8 +653,8 @@ test('SIGINT stops cleanly with exit 0', async (t) => {
   const stderr = cw.stderr();
   assert.deepEqual(exit, { code: 0, signal: null }, `stderr:\n${stderr}`);
   assert.ok(Date.now() - sentAt < 5_000, `SIGINT took ${Date.now() - sentAt} ms`);
-  assert.match(stderr, /^cartwatch: Interrupt, shutting down$/m, `stderr:\n${stderr}`);
-  assert.match(stderr, /^cartwatch: stopped$/m, `stderr:\n${stderr}`);
+  assert.match(stderr, /^ts=\S+ level=info msg="shutting down" signal=Interrupt$/m, `stderr:\n${stderr}`);
+  assert.match(stderr, /^ts=\S+ level=info msg=stopped duration_ms=\d+$/m, `stderr:\n${stderr}`);
 });
 
 // ---------------------------------------------------------------------------------------

@@ -324,7 +324,7 @@ test('records still unwritten at kill -9 are rebuilt from the event log', async 
 
   await cw.kill('SIGKILL');
   const again = await startCartwatch(t, { dir: cw.dir });
-  assert.match(again.stderr(), /rebuilt the unwritten visitor and customer records from 19 events/);
+  assert.match(again.stderr(), /level=info msg="rebuilt the unwritten visitor and customer records from the event log" events=19 /);
   for (const [i, path] of paths.entries()) {
     const doc = await get(again, path);
     assert.equal(doc.status, 200, path);

@@ -93,7 +93,7 @@ test('a damaged write-ahead log after kill -9 is never silent', async (t) => {
 
   // The operator accepts the loss for one start.
   const accepted = await startCartwatch(t, { dir: cw.dir, args: ['--wal-recovery', 'point_in_time'] });
-  assert.match(accepted.stderr(), /error: the write-ahead log was damaged/);
+  assert.match(accepted.stderr(), /level=error msg="the write-ahead log was damaged/);
   const health = await readyz(accepted);
   assert.equal(health.status, 200);
   assert.match(health.json.wal_recovery, /may be lost/);
@@ -111,7 +111,7 @@ test('a damaged write-ahead log after kill -9 is never silent', async (t) => {
   const looseWal = await newestWal(loose.dataDir);
   await fs.truncate(looseWal, Math.floor((await fs.stat(looseWal)).size / 2) + 7);
   const restarted = await startCartwatch(t, { dir: loose.dir });
-  assert.match(restarted.stderr(), /error: the write-ahead log was damaged .*truncated/);
+  assert.match(restarted.stderr(), /level=error msg="the write-ahead log was damaged .*truncated/);
   assert.match((await readyz(restarted)).json.wal_recovery, /damaged/);
   assert.match(await scrapeMetrics(restarted), /^cartwatch_storage_wal_damage_recoveries_total 1$/m);
   const looseKept = await storedIds(restarted);
@@ -232,7 +232,7 @@ async function openIdle(port, n) {
 test('more idle connections than file descriptors: capped, and the admin listener answers', async (t) => {
   // 512 descriptors: the public listener keeps at most 3/4 of them less 128, i.e. 256.
   const cw = await startCartwatch(t, { wrapper: ['prlimit', '--nofile=512:512', '--'] });
-  assert.match(cw.stderr(), /max_connections lowered from 10000 to 256/);
+  assert.match(cw.stderr(), /level=warn msg="server.max_connections lowered: [^"]*" from=10000 to=256 /);
   const sockets = await openIdle(cw.publicPort, 420);
   t.after(() => sockets.forEach((s) => s.destroy()));
   await sleep(500);

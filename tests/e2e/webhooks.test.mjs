@@ -287,6 +287,15 @@ test('a flaky endpoint, an outage, a 410 and a dead endpoint: delivered at least
   assert.match(metrics, new RegExp(`^cartwatch_webhook_attempts_total\\{endpoint="dead",outcome="dead"\\} ${users.length}$`, 'm'));
   assert.match(metrics, /^cartwatch_webhook_attempts_total\{endpoint="gone",outcome="gone"\} 1$/m);
   assert.match(metrics, /^cartwatch_webhook_endpoint_disabled\{endpoint="gone"\} 0$/m);
+  // The dead ones now, counted each tick; and one log line each.
+  await waitFor('the dead deliveries counted', async () =>
+    new RegExp(`^cartwatch_webhook_dead\\{endpoint="dead"\\} ${users.length}$`, 'm').test(await scrapeMetrics(cw)));
+  assert.match(await scrapeMetrics(cw), /^cartwatch_webhook_dead\{endpoint="flaky"\} 0$/m);
+  const deadLines = cw.stderr().split('\n').filter((l) =>
+    /^ts=\S+ level=warn msg="delivery dead: its retry schedule is spent" endpoint=dead$/.test(l));
+  assert.equal(deadLines.length, users.length, cw.stderr());
+  assert.match(cw.stderr(), /^ts=\S+ level=warn msg="endpoint disabled: [^"]*" endpoint=gone$/m);
+  assert.match(cw.stderr(), /^ts=\S+ level=warn msg="delivery attempt failed" endpoint=flaky id=act_[0-9a-f]{16} attempt=\d+ error="HTTP 500"$/m);
   const deadList = JSON.parse((await request('GET', `${cw.publicUrl}/v1/deliveries?status=dead`, { headers: auth })).body).deliveries;
   assert.equal(deadList.length, users.length);
   for (const d of deadList) {
@@ -304,6 +313,8 @@ test('a flaky endpoint, an outage, a 410 and a dead endpoint: delivered at least
     const d = (await deliveries(cw)).find((x) => x.id === deadList[0].id);
     return (d.status === 'dead' && d.endpoints[0].attempts === 8) || d.endpoints[0];
   });
+  await waitFor('the retried one counted dead again', async () =>
+    new RegExp(`^cartwatch_webhook_dead\\{endpoint="dead"\\} ${users.length}$`, 'm').test(await scrapeMetrics(cw)));
   const again = await request('POST', `${cw.publicUrl}/v1/deliveries/${list.find((d) => d.status === 'delivered').id}/retry`, { headers: auth });
   assert.equal(again.status, 409);
   assert.equal(JSON.parse(again.body).error.code, 'not_retryable');

@@ -11,6 +11,8 @@
 #include <random>
 #include <thread>
 
+#include <rocksdb/db.h>
+
 #include "storage/fault_injection.h"
 #include "storage/store.h"
 #include "tests/profiles/helpers.h"
@@ -388,6 +390,11 @@ class DeliveriesStoreTest : public RulesStoreTest {
     ADD_FAILURE() << "no entry " << id;
     return {};
   }
+  DeliveryCounts Counts(std::string_view endpoint) {
+    auto counts = store_->CountDeliveries(endpoint, 1000);
+    EXPECT_TRUE(counts.has_value());
+    return counts ? *counts : DeliveryCounts{};
+  }
   // Anna's cart: cart_filled at once, the abandoned-cart task and e-mail an hour later.
   void AnnasCart() {
     Send({h::Identify("a:dev,u:anna", kT0, {{"email", "anna@example.com"}}),
@@ -475,6 +482,9 @@ TEST_F(DeliveriesStoreTest, AttemptsAreJudgedDurablyAndTheStatusAddsUpTheEndpoin
   EXPECT_EQ(tries[1].at("status").as_int64(), 204);
   EXPECT_EQ(Deliveries("dead").size(), 1u);
   EXPECT_TRUE(Due("crm", t + kDay, {due[1].seq}).empty());
+  EXPECT_EQ(Counts("crm").dead, 1u);
+  EXPECT_EQ(Counts("crm").queued, 1u);  // due[1]
+  EXPECT_EQ(Counts("mail").dead, 0u);
 
   // Retried by hand: one more attempt, then dead again; another site's id is not found.
   r = Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "shop", .id = email.id, .now = t + 5000});
@@ -482,8 +492,11 @@ TEST_F(DeliveriesStoreTest, AttemptsAreJudgedDurablyAndTheStatusAddsUpTheEndpoin
   EXPECT_EQ(r.retried, 1u);  // the dead one; the delivered one stays
   EXPECT_EQ(Entry(email.id).at("status").as_string(), "failed");
   ASSERT_EQ(Due("crm", t + 5000, {due[1].seq}).size(), 1u);
+  EXPECT_EQ(Counts("crm").dead, 0u);
+  EXPECT_EQ(Counts("crm").queued, 2u);
   r = Attempt(email, 500, t + 6000);
   EXPECT_EQ(r.outcomes[0].second, DeliveryOutcome::kDead);
+  EXPECT_EQ(Counts("crm").dead, 1u);
   EXPECT_FALSE(Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "other", .id = email.id}).found);
   EXPECT_FALSE(Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "shop", .id = "act_00000000000000ff"}).found);
   r = Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "shop", .id = task.id});
@@ -521,16 +534,94 @@ TEST_F(DeliveriesStoreTest, AnEraseTakesTheUndeliveredDeliveriesWithIt) {
   const profiles::EpochMs t = kT0 + 2 * kHour;
   const auto due = Due("crm", t);
   Attempt(due[0], 200, t);
+  Attempt(due[2], 500, t);
+  Attempt(due[2], 500, t + 1000);
+  Attempt(due[2], 500, t + 3000);
+  EXPECT_EQ(Counts("crm").dead, 1u);
   std::promise<EraseResult> erased;
   store_->EraseCustomer("shop", "anna", [&](const EraseResult& r) { erased.set_value(r); });
   store_->Flush();
   ASSERT_FALSE(erased.get_future().get().error);
   EXPECT_TRUE(Due("crm", t + kDay).empty());
   EXPECT_TRUE(Due("mail", t + kDay).empty());
+  EXPECT_EQ(Counts("crm").dead, 0u);
+  EXPECT_EQ(Counts("crm").queued, 0u);
+  EXPECT_EQ(Counts("mail").queued, 0u);
   // The delivered one stays listed; a late result for an erased one records nothing.
   EXPECT_EQ(Deliveries().size(), 1u);
   EXPECT_TRUE(Attempt(due[1], 200, t).outcomes.empty());
   EXPECT_EQ(Deliveries().size(), 1u);
+}
+
+// A data directory written before the dead index existed: its dead deliveries are indexed
+// at the first open, once.
+TEST_F(DeliveriesStoreTest, DeadDeliveriesOfAnOlderDataDirectoryAreIndexedAtOpen) {
+  AnnasCart();
+  const profiles::EpochMs t = kT0 + 2 * kHour;
+  const auto due = Due("crm", t);
+  for (profiles::EpochMs at : {t, t + 1000, t + 3000}) Attempt(due[0], 500, at);
+  ASSERT_EQ(Counts("crm").dead, 1u);
+  store_.reset();
+  {
+    // What the older version left: the records without 'D' keys, no marker.
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.string(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const auto& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.string(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::ColumnFamilyHandle *deliveries = nullptr, *meta = nullptr;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == "deliveries") deliveries = handles[i];
+      if (names[i] == "meta") meta = handles[i];
+    }
+    ASSERT_TRUE(deliveries && meta);
+    int removed = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), deliveries));
+    for (it->Seek("D"); it->Valid() && it->key().starts_with("D"); it->Next()) {
+      ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), deliveries, it->key()).ok());
+      ++removed;
+    }
+    it.reset();
+    EXPECT_EQ(removed, 1);
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), meta, "deliveries_dead_index").ok());
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  }
+  Reopen();
+  EXPECT_EQ(Counts("crm").dead, 1u);
+  EXPECT_EQ(Counts("mail").dead, 0u);
+  // Retried by hand, it leaves the index as any other.
+  Change(DeliveryChange{.kind = DeliveryChange::Kind::kRetry, .site = "shop", .id = due[0].id, .now = t + 5000});
+  EXPECT_EQ(Counts("crm").dead, 0u);
+}
+
+// The armed timers are counted by the background thread, as they are armed and fired.
+TEST_F(RulesStoreTest, TheBackgroundThreadCountsThePendingTimers) {
+  options_.timer_tick = std::chrono::milliseconds(5);
+  options_.timer_count_interval = std::chrono::milliseconds(5);
+  Reopen();
+  auto pending_becomes = [&](std::uint64_t want) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (store_->GetRuleFigures().timers_pending != want &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return store_->GetRuleFigures().timers_pending;
+  };
+  EXPECT_EQ(pending_becomes(0), 0u);
+  // Now: cart_filled is due at once (fired by the background thread), abandoned_cart in an hour.
+  const profiles::EpochMs now = util::NowMs();
+  Send({h::Identify("a:dev,u:anna", now, {{"email", "anna@example.com"}}), AddToCart("u:anna", now, "p1", 40)});
+  EXPECT_EQ(pending_becomes(1), 1u);
+  Send({h::Identify("a:dev2,u:bob", now, {{"email", "bob@example.com"}}), AddToCart("u:bob", now, "p1", 40)});
+  EXPECT_EQ(pending_becomes(2), 2u);
+  // An hour later (the test's clock), both fire; the next stage (a day on) is armed for each.
+  Fire(now + kHour + kMinute);
+  EXPECT_EQ(pending_becomes(2), 2u);
+  Fire(now + kHour + kDay + kMinute);
+  EXPECT_EQ(pending_becomes(0), 0u);
 }
 
 }  // namespace

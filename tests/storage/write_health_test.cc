@@ -6,8 +6,13 @@
 
 #include <filesystem>
 
-#include "storage/data_dir.h"
+#include <rocksdb/db.h>
+
 #include <random>
+#include <regex>
+
+#include "storage/data_dir.h"
+#include "storage/rocksdb_listener.h"
 
 namespace cartwatch::storage {
 namespace {
@@ -91,6 +96,52 @@ TEST_F(WriteHealthTest, AWalDamageReportStays) {
   health.Describe(described);
   EXPECT_EQ(described.wal_recovery, "dropped what followed");
   EXPECT_EQ(described.wal_damage_recoveries, 1u);
+}
+
+
+// A real RocksDB whose level 0 slows writes down from its second table file (until the
+// compaction the second file starts has run): each change of the stall condition is one
+// log line, and a background error reaches the store.
+TEST_F(WriteHealthTest, RocksDbWriteStallsAreLoggedAsTheyBeginAndEnd) {
+  int failures = 0;
+  auto listener = std::make_shared<RocksDbListener>([&](const rocksdb::Status&, bool) { ++failures; });
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  // RocksDB raises the slowdown trigger to the compaction trigger: two files start both.
+  options.level0_file_num_compaction_trigger = 2;
+  options.level0_slowdown_writes_trigger = 2;
+  options.level0_stop_writes_trigger = 100;
+  options.listeners.push_back(listener);
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, options_.data_dir + "/db", &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+
+  testing::internal::CaptureStderr();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "k" + std::to_string(i), "v").ok());
+    ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+  }
+  ASSERT_TRUE(db->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr).ok());
+  db.reset();
+  // RocksDB tells each change from the thread that made it: two changes close together
+  // (the flush's and the compaction's) may be told in either order.
+  const std::string out = std::regex_replace(testing::internal::GetCapturedStderr(),
+                                             std::regex("ts=\\S+ "), "");
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+  EXPECT_NE(out.find("level=warn msg=\"RocksDB slows writes down: flushes or compactions are behind\" "
+                     "cf=default condition=delayed was=normal\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("level=info msg=\"RocksDB writes are no longer slowed down\" cf=default "
+                     "was=delayed\n"),
+            std::string::npos)
+      << out;
+
+  rocksdb::Status error = rocksdb::Status::IOError("injected");
+  listener->OnBackgroundError(rocksdb::BackgroundErrorReason::kFlush, &error);
+  rocksdb::Status shutdown = rocksdb::Status::ShutdownInProgress();
+  listener->OnBackgroundError(rocksdb::BackgroundErrorReason::kCompaction, &shutdown);
+  EXPECT_EQ(failures, 1);
 }
 
 }  // namespace
