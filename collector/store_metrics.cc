@@ -42,14 +42,21 @@ class StoreFigures final : public prometheus::Collectable {
              {"stale", static_cast<double>(rules.timers_stale)},
              {"not_matched", static_cast<double>(rules.timers_not_matched)},
              {"held", static_cast<double>(rules.timers_held)}}),
-        metrics::LabelledCounterFamily(
-            "cartwatch_rule_actions_total",
-            "Actions (tasks and e-mails) written to the outbox, by status: pending (to be "
-            "delivered) or skipped (e-mail cap, no address, no template).",
-            "status",
-            {{"pending", static_cast<double>(rules.actions_pending)},
-             {"skipped", static_cast<double>(rules.actions_skipped)}}),
     };
+    // By status, then each sample gets its type.
+    prometheus::MetricFamily actions = metrics::LabelledCounterFamily(
+        "cartwatch_rule_actions_total",
+        "Actions written to the outbox, by type (task.created, email.triggered) and status: "
+        "pending (to be delivered) or skipped (e-mail cap, no address, no template).",
+        "status",
+        {{"pending", static_cast<double>(rules.tasks.pending)},
+         {"skipped", static_cast<double>(rules.tasks.skipped)},
+         {"pending", static_cast<double>(rules.emails.pending)},
+         {"skipped", static_cast<double>(rules.emails.skipped)}});
+    for (std::size_t i = 0; i < actions.metric.size(); ++i) {
+      actions.metric[i].label.push_back({"type", i < 2 ? "task.created" : "email.triggered"});
+    }
+    families.push_back(std::move(actions));
     std::vector<std::pair<std::string, double>> by_rule;
     for (const auto& [rule, n] : rules.fired_by_rule) by_rule.emplace_back(rule, static_cast<double>(n));
     families.push_back(metrics::LabelledCounterFamily(

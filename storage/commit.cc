@@ -276,8 +276,11 @@ void RocksStore::Commit(std::vector<Pending>& work) {
         rule_counts_.stale.fetch_add(r.stale, std::memory_order_relaxed);
         rule_counts_.not_matched.fetch_add(r.not_matched, std::memory_order_relaxed);
         rule_counts_.held.fetch_add(r.held, std::memory_order_relaxed);
-        rule_counts_.pending.fetch_add(r.actions - r.skipped, std::memory_order_relaxed);
-        rule_counts_.skipped.fetch_add(r.skipped, std::memory_order_relaxed);
+        const std::size_t tasks = r.actions - r.emails, tasks_skipped = r.skipped - r.emails_skipped;
+        rule_counts_.tasks_pending.fetch_add(tasks - tasks_skipped, std::memory_order_relaxed);
+        rule_counts_.tasks_skipped.fetch_add(tasks_skipped, std::memory_order_relaxed);
+        rule_counts_.emails_pending.fetch_add(r.emails - r.emails_skipped, std::memory_order_relaxed);
+        rule_counts_.emails_skipped.fetch_add(r.emails_skipped, std::memory_order_relaxed);
         for (std::size_t rule = 0; rule < r.fired_by_rule.size() && rule < options_.rules.rules.size(); ++rule) {
           rule_counts_.fired_by_rule[rule].fetch_add(r.fired_by_rule[rule], std::memory_order_relaxed);
         }

@@ -181,7 +181,12 @@ boost::system::error_code Firing::Apply(const FireRequest& request, CommitRound&
         j.EndObject();
         entry.data = std::move(out);
       }
-      if (entry.status == DeliveryStatus::kSkipped) ++result.skipped;
+      const bool is_email = action.type == rules::ActionType::kEmail;
+      if (is_email) ++result.emails;
+      if (entry.status == DeliveryStatus::kSkipped) {
+        ++result.skipped;
+        if (is_email) ++result.emails_skipped;
+      }
       parts_.outbox->Add(round, subject, entry);
       ++result.actions;
     }

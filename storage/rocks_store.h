@@ -274,7 +274,8 @@ class RocksStore final : public Store,
   // The rule engine's counts (GetRuleFigures): added by the committing thread after each
   // written round, read by any.
   struct RuleCounters {
-    std::atomic<std::uint64_t> fired{0}, stale{0}, not_matched{0}, held{0}, pending{0}, skipped{0};
+    std::atomic<std::uint64_t> fired{0}, stale{0}, not_matched{0}, held{0};
+    std::atomic<std::uint64_t> tasks_pending{0}, tasks_skipped{0}, emails_pending{0}, emails_skipped{0};
     // By rule index; as many as there are rules (the rule set never changes while open).
     std::unique_ptr<std::atomic<std::uint64_t>[]> fired_by_rule;
   };

@@ -385,8 +385,13 @@ class Store {
     std::uint64_t timers_stale = 0;        // dropped: the records no longer called for them
     std::uint64_t timers_not_matched = 0;  // dropped: conditions or cooldown
     std::uint64_t timers_held = 0;         // e-mails moved past quiet hours
-    std::uint64_t actions_pending = 0;     // outbox entries to deliver
-    std::uint64_t actions_skipped = 0;     // outbox entries recorded as skipped
+    // Outbox entries by type: to deliver (pending), or recorded as skipped.
+    struct Actions {
+      std::uint64_t pending = 0;
+      std::uint64_t skipped = 0;
+    };
+    Actions tasks;   // task.created
+    Actions emails;  // email.triggered
     // Timers that took actions, by rule name (every configured rule, in config order).
     std::vector<std::pair<std::string, std::uint64_t>> fired_by_rule{};
   };

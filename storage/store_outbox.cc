@@ -142,8 +142,10 @@ Store::RuleFigures RocksStore::GetRuleFigures() {
                      .timers_stale = load(rule_counts_.stale),
                      .timers_not_matched = load(rule_counts_.not_matched),
                      .timers_held = load(rule_counts_.held),
-                     .actions_pending = load(rule_counts_.pending),
-                     .actions_skipped = load(rule_counts_.skipped),
+                     .tasks = {.pending = load(rule_counts_.tasks_pending),
+                               .skipped = load(rule_counts_.tasks_skipped)},
+                     .emails = {.pending = load(rule_counts_.emails_pending),
+                                .skipped = load(rule_counts_.emails_skipped)},
                      .fired_by_rule = [&] {
                        std::vector<std::pair<std::string, std::uint64_t>> by_rule;
                        for (std::size_t i = 0; i < options_.rules.rules.size(); ++i) {

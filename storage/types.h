@@ -60,6 +60,8 @@ struct FireResult {
   std::size_t held = 0;         // e-mails moved to the end of the quiet hours
   std::size_t actions = 0;      // outbox entries written (skipped ones included)
   std::size_t skipped = 0;      // of them, recorded as skipped
+  std::size_t emails = 0;       // of the actions, e-mails (the rest are tasks)
+  std::size_t emails_skipped = 0;  // of the skipped, e-mails
   bool more = false;            // the pass stopped at its limit: more may be due
   // Timers that took actions, by rule (the index of the rule in the rule set).
   std::vector<std::size_t> fired_by_rule{};

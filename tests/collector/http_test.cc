@@ -567,7 +567,7 @@ TEST_F(HttpTest, MetricsCountRequestsMessagesAndRejections) {
            "cartwatch_rule_timers_armed_total 0",  // no rules in this test
            "cartwatch_rule_timers_pending 0",
            R"(cartwatch_rule_timers_due_total{outcome="stale"} 0)",
-           R"(cartwatch_rule_actions_total{status="skipped"} 0)",
+           R"(cartwatch_rule_actions_total{status="skipped",type="email.triggered"} 0)",
            "cartwatch_dedup_ids 2",                     // m1 and m9
            "cartwatch_commit_batch_messages_sum 2",     // stored, over the rounds written
            "cartwatch_commit_queue_messages 0",
@@ -1313,8 +1313,12 @@ TEST_F(HttpTest, DeliveriesListsTheRuleEnginesActions) {
   EXPECT_NE(metrics.find("cartwatch_rule_timers_armed_total 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("cartwatch_rule_timers_due_total{outcome=\"fired\"} 1"), std::string::npos);
   EXPECT_NE(metrics.find("cartwatch_rule_fired_total{rule=\"abandoned\"} 1"), std::string::npos);
-  EXPECT_NE(metrics.find("cartwatch_rule_actions_total{status=\"pending\"} 1"), std::string::npos);
-  EXPECT_NE(metrics.find("cartwatch_rule_actions_total{status=\"skipped\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find(R"(cartwatch_rule_actions_total{status="pending",type="task.created"} 1)"),
+            std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(R"(cartwatch_rule_actions_total{status="skipped",type="email.triggered"} 1)"),
+            std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(R"(cartwatch_rule_actions_total{status="pending",type="email.triggered"} 0)"),
+            std::string::npos) << metrics;
   // The customer's document shows them too.
   Response anna = Send(http::verb::get, "/v1/customers/anna", "", {{"Authorization", "Bearer sk"}});
   ASSERT_EQ(anna.result_int(), 200) << anna.body();
