@@ -85,41 +85,43 @@ Line::~Line() {
   }
 }
 
-Line& Line::Add(std::string_view key, std::string_view value) {
-  if (!enabled_) return *this;
+void Line::AppendKey(std::string_view key) {
   text_.push_back(' ');
   text_ += key;
   text_.push_back('=');
-  text_ += util::LogfmtValue(value);
+}
+
+Line& Line::Add(std::string_view key, std::string_view value) {
+  if (enabled_) {
+    AppendKey(key);
+    text_ += util::LogfmtValue(value);
+  }
   return *this;
 }
 
 Line& Line::AddSigned(std::string_view key, std::int64_t value) {
-  if (!enabled_) return *this;
-  text_.push_back(' ');
-  text_ += key;
-  text_.push_back('=');
-  text_ += std::to_string(value);
+  if (enabled_) {
+    AppendKey(key);
+    text_ += std::to_string(value);
+  }
   return *this;
 }
 
 Line& Line::AddUnsigned(std::string_view key, std::uint64_t value) {
-  if (!enabled_) return *this;
-  text_.push_back(' ');
-  text_ += key;
-  text_.push_back('=');
-  text_ += std::to_string(value);
+  if (enabled_) {
+    AppendKey(key);
+    text_ += std::to_string(value);
+  }
   return *this;
 }
 
 Line& Line::Add(std::string_view key, double value) {
-  if (!enabled_) return *this;
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  text_.push_back(' ');
-  text_ += key;
-  text_.push_back('=');
-  if (ec == std::errc()) text_.append(buf, end);
+  if (enabled_) {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    AppendKey(key);
+    if (ec == std::errc()) text_.append(buf, end);
+  }
   return *this;
 }
 

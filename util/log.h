@@ -61,6 +61,7 @@ class Line {
   Line& AddRaw(std::string_view pairs);
 
  private:
+  void AppendKey(std::string_view key);  // " key="
   Line& AddSigned(std::string_view key, std::int64_t value);
   Line& AddUnsigned(std::string_view key, std::uint64_t value);
 
