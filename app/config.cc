@@ -432,6 +432,8 @@ const std::vector<ScalarKey>& ScalarKeys() {
       IntegerKey<std::uint64_t>("storage", "min_free_mb", 0, kMaxMegabytes,
                                 [](Config& c) -> auto& { return c.storage.min_free_bytes; }, 20),
       WalRecoveryKey(),
+      BoolKey("storage", "compress_event_log",
+              [](Config& c) -> auto& { return c.storage.compress_event_log; }),
 
       DurationKey("profiles", "session_timeout", false,
                   [](Config& c) -> auto& { return c.storage.profiles.session_timeout; }),

@@ -30,6 +30,7 @@
 #include "collector/options.h"
 #include "profiles/event.h"
 #include "storage/keys.h"
+#include "storage/schema.h"
 #include "storage/store.h"
 #include "util/time.h"
 #include "util/uuid.h"
@@ -352,11 +353,11 @@ BENCHMARK(BM_Store_AppendFlush)
 
 // ---------------------------------------------------------------------------------------
 // (c) RocksDB alone: per iteration one WriteBatch of K Puts of the same messages at
-// time-ordered event keys (site prefix + increasing id), written with the WAL on and
-// sync off, in a fresh database with the events column family's memtable size (64 MiB)
-// and memtable count (4), and flushes left uncompressed as the store has them. No dedup,
-// no state, no dedup log, no HTTP: what writing the messages into RocksDB costs at the
-// least. Run it pinned to one core (taskset -c 0) to charge it the flushes too, as the
+// time-ordered event keys (site prefix + increasing id) of the events column family, written
+// with the WAL on and sync off, in a fresh database opened as the server opens it
+// (storage::OpenDatabase: its column families, table options and memtables), with the
+// event log compressed or not (storage.compress_event_log). No dedup, no state, no dedup
+// log, no HTTP: what writing the messages into RocksDB costs at the least. Run it pinned to one core (taskset -c 0) to charge it the flushes too, as the
 // server's one core pays them (bench/limits.md).
 void BM_RocksDB_WriteBatch(benchmark::State& state) {
   const auto k = static_cast<std::size_t>(state.range(0));
@@ -371,20 +372,20 @@ void BM_RocksDB_WriteBatch(benchmark::State& state) {
     state.SkipWithError("mkdtemp failed");
     return;
   }
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  options.write_buffer_size = 64u << 20;
-  options.max_write_buffer_number = 4;
-  options.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression};
-  options.compression_per_level.resize(7, rocksdb::kLZ4Compression);
-  options.allow_concurrent_memtable_write = false;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  // The server's own database: every column family with its options (table checksums,
+  // compression, memtables, background jobs) as storage/schema.cc opens them.
+  storage::StoreOptions options;
+  options.data_dir = dir;
+  options.compress_event_log = state.range(1) != 0;
+  storage::Database database;
+  std::string error;
+  rocksdb::Status s = storage::OpenDatabase(options, rocksdb::WALRecoveryMode::kPointInTimeRecovery,
+                                            storage::OpenHooks{}, database, &error);
   if (!s.ok()) {
-    state.SkipWithError(("cannot open RocksDB: " + s.ToString()).c_str());
+    state.SkipWithError(error.c_str());
     return;
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::DB* db = database.db.get();
   const std::string prefix = storage::SitePrefix(kSite);
   std::string key;
   std::uint64_t id = static_cast<std::uint64_t>(cartwatch::util::NowMs()) * 1000;
@@ -397,7 +398,7 @@ void BM_RocksDB_WriteBatch(benchmark::State& state) {
       const std::string& json = templates[next].json;
       next = (next + 1) % templates.size();
       storage::EventKeyInto(key, prefix, ++id);
-      batch.Put(key, json);
+      batch.Put(database.events, key, json);
       bytes += json.size();
     }
     s = db->Write(wo, &batch);
@@ -408,15 +409,16 @@ void BM_RocksDB_WriteBatch(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(k * state.iterations()));
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-  db->Close().PermitUncheckedError();
-  db.reset();
+  database.Close();
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }
 BENCHMARK(BM_RocksDB_WriteBatch)
-    ->ArgNames({"K"})
-    ->Arg(15)
-    ->Arg(50)
+    ->ArgNames({"K", "compress"})
+    ->Args({15, 0})
+    ->Args({15, 1})
+    ->Args({50, 0})
+    ->Args({50, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -67,7 +67,9 @@ rocksdb::Status OpenDatabase(const StoreOptions& options, rocksdb::WALRecoveryMo
   per_level.resize(7, compression);
 
   rocksdb::ColumnFamilyOptions events;
-  events.compression_per_level = per_level;
+  // storage.compress_event_log = false writes every level uncompressed.
+  events.compression_per_level =
+      options.compress_event_log ? per_level : std::vector<rocksdb::CompressionType>{rocksdb::kNoCompression};
   events.write_buffer_size = options.write_buffer_bytes;
   // Room for memtables waiting to be flushed, so a slow flush does not stop writes.
   events.max_write_buffer_number = 4;

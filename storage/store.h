@@ -166,6 +166,10 @@ struct StoreOptions {
   std::size_t write_buffer_bytes = 64u << 20;
   // RocksDB flush and compaction threads. Default 2.
   int max_background_jobs = 2;
+  // Whether the event log's table files are compressed (LZ4, from the third level down;
+  // flushes and the first compaction never are). Off, the event log takes about three
+  // times the disk, and ingest was no faster (bench/RESULTS.md, "Round 2"). Default on.
+  bool compress_event_log = true;
   // Events received longer ago than this are deleted (every retention_interval by the
   // store's background thread, one range delete per site). 0 = keep forever. Default 0.
   std::chrono::milliseconds retention = std::chrono::milliseconds(0);

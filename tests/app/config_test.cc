@@ -131,6 +131,7 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_EQ(config.server.admin_max_connections, 64u);
   EXPECT_EQ(config.limits.max_receiving_bytes, 128u << 20);
   EXPECT_EQ(config.storage.wal_recovery, storage::WalRecovery::kAuto);
+  EXPECT_TRUE(config.storage.compress_event_log);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(30));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 3);
   EXPECT_EQ(config.storage.thresholds_interval, hours(1));
@@ -205,6 +206,7 @@ state_write_delay = "0s"
 state_max_unwritten = 500
 min_free_mb = 512
 wal_recovery = "point_in_time"
+compress_event_log = false
 
 [profiles]
 session_timeout = "45m"
@@ -288,6 +290,7 @@ dir = "config/templates/../templates"
   EXPECT_DOUBLE_EQ(config.limits.client_rate_burst, 40);
   EXPECT_EQ(config.limits.trusted_proxies, (std::vector<std::string>{"10.0.0.0/8", "::1"}));
   EXPECT_EQ(config.storage.wal_recovery, storage::WalRecovery::kPointInTime);
+  EXPECT_FALSE(config.storage.compress_event_log);
   EXPECT_EQ(config.storage.profiles.session_timeout, minutes(45));
   EXPECT_DOUBLE_EQ(config.storage.profiles.expected_lifetime_years, 5);
   EXPECT_EQ(config.storage.thresholds_interval, minutes(10));
