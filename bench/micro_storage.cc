@@ -33,6 +33,7 @@
 #include "storage/schema.h"
 #include "storage/store.h"
 #include "util/time.h"
+#include "util/varint.h"
 #include "util/uuid.h"
 
 namespace {
@@ -392,14 +393,28 @@ void BM_RocksDB_WriteBatch(benchmark::State& state) {
   std::size_t next = 0, bytes = 0;
   rocksdb::WriteBatch batch;
   rocksdb::WriteOptions wo;
+  // record_batch: the K messages as one value (each length-prefixed) under the key of the
+  // first, as Kafka stores a record batch: the layout bench/RESULTS.md ("Round 2") weighs.
+  const bool record_batch = state.range(2) != 0;
+  std::string value;
   for (auto _ : state) {
     batch.Clear();
+    value.clear();
     for (std::size_t j = 0; j < k; ++j) {
       const std::string& json = templates[next].json;
       next = (next + 1) % templates.size();
+      bytes += json.size();
+      if (record_batch) {
+        cartwatch::util::PutLengthPrefixed(value, json);
+        continue;
+      }
       storage::EventKeyInto(key, prefix, ++id);
       batch.Put(database.events, key, json);
-      bytes += json.size();
+    }
+    if (record_batch) {
+      storage::EventKeyInto(key, prefix, id + 1);
+      id += k;
+      batch.Put(database.events, key, value);
     }
     s = db->Write(wo, &batch);
     if (!s.ok()) {
@@ -414,11 +429,12 @@ void BM_RocksDB_WriteBatch(benchmark::State& state) {
   std::filesystem::remove_all(dir, ec);
 }
 BENCHMARK(BM_RocksDB_WriteBatch)
-    ->ArgNames({"K", "compress"})
-    ->Args({15, 0})
-    ->Args({15, 1})
-    ->Args({50, 0})
-    ->Args({50, 1})
+    ->ArgNames({"K", "compress", "record_batch"})
+    ->Args({15, 0, 0})
+    ->Args({15, 1, 0})
+    ->Args({50, 0, 0})
+    ->Args({50, 1, 0})
+    ->Args({50, 1, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
