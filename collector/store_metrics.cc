@@ -30,7 +30,7 @@ class StoreFigures final : public prometheus::Collectable {
                                static_cast<double>(rules.timers_armed)),
         metrics::GaugeFamily("cartwatch_rule_timers_pending",
                              "Timers armed and not yet due, fired or dropped (counted every 15 s "
-                             "while rules are configured).",
+                             "while rules are configured, up to a million).",
                              static_cast<double>(rules.timers_pending)),
         metrics::LabelledCounterFamily(
             "cartwatch_rule_timers_due_total",

@@ -9,6 +9,7 @@
 #include "storage/keys.h"
 #include "storage/outbox.h"
 #include "storage/status.h"
+#include "util/log.h"
 #include "util/varint.h"
 
 namespace cartwatch::storage {
@@ -141,9 +142,13 @@ void Deliveries::Put(CommitRound& round, std::uint64_t seq, const std::string& e
   if (Queued(record.delivery)) {
     round.batch->Put(cf_, QueueKey(endpoint, record.delivery.next_attempt_at, seq), rocksdb::Slice());
   }
-  if (before && Dead(*before) && !Dead(record.delivery)) round.batch->Delete(cf_, DeadKey(endpoint, seq));
+  if (before && Dead(*before) && !Dead(record.delivery)) {
+    round.batch->Delete(cf_, DeadKey(endpoint, seq));
+    --round_dead_[endpoint];
+  }
   if (Dead(record.delivery) && !(before && Dead(*before))) {
     round.batch->Put(cf_, DeadKey(endpoint, seq), rocksdb::Slice());
+    ++round_dead_[endpoint];
   }
   std::string key = DeliveryRecordKey(seq, endpoint);
   std::string value = EncodeRecord(record.site_prefix, record.delivery);
@@ -208,7 +213,10 @@ boost::system::error_code Deliveries::Forget(CommitRound& round, std::uint64_t s
     if (Queued(record.delivery)) {
       round.batch->Delete(cf_, QueueKey(endpoint, record.delivery.next_attempt_at, seq));
     }
-    if (Dead(record.delivery)) round.batch->Delete(cf_, DeadKey(endpoint, seq));
+    if (Dead(record.delivery)) {
+      round.batch->Delete(cf_, DeadKey(endpoint, seq));
+      --round_dead_[endpoint];
+    }
     std::string key = DeliveryRecordKey(seq, endpoint);
     round.batch->Delete(cf_, key);
     round_[std::move(key)] = std::nullopt;
@@ -323,6 +331,39 @@ boost::system::error_code Deliveries::Apply(const DeliveryRequest& request, Comm
 void Deliveries::End(const CommitRound& round, bool written) {
   round_.clear();
   round_outbox_.clear();
+  if (written && !round_dead_.empty()) {
+    util::MutexLock lock(dead_mu_);
+    for (const auto& [endpoint, change] : round_dead_) {
+      std::size_t& n = dead_[endpoint];
+      n = change < 0 && static_cast<std::size_t>(-change) > n ? 0 : n + change;
+    }
+  }
+  round_dead_.clear();
+}
+
+void Deliveries::Attach(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* deliveries,
+                        rocksdb::ColumnFamilyHandle* outbox) {
+  db_ = db;
+  cf_ = deliveries;
+  outbox_ = outbox;
+  std::map<std::string, std::size_t, std::less<>> dead;
+  if (db_ != nullptr && cf_ != nullptr) {
+    auto ec = ForEachWithPrefix(*db_, cf_, std::string(1, kDeadTag),
+                                [&](const rocksdb::Slice& key, const rocksdb::Slice&) {
+                                  const std::size_t length = key.size() > 1 ? static_cast<unsigned char>(key[1]) : 0;
+                                  if (key.size() >= 2 + length + 8) ++dead[std::string(key.data() + 2, length)];
+                                  return true;
+                                });
+    if (ec) log::Error("cannot count the dead webhook deliveries").Add("error", ec.message());
+  }
+  util::MutexLock lock(dead_mu_);
+  dead_ = std::move(dead);
+}
+
+std::size_t Deliveries::DeadCount(std::string_view endpoint) const {
+  util::MutexLock lock(dead_mu_);
+  auto it = dead_.find(endpoint);
+  return it == dead_.end() ? 0 : it->second;
 }
 
 boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
@@ -374,17 +415,14 @@ boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
   return out;
 }
 
-boost::system::result<DeliveryCounts> CountDeliveries(rocksdb::DB& db,
-                                                      rocksdb::ColumnFamilyHandle* deliveries,
-                                                      std::string_view endpoint, std::size_t cap) {
-  DeliveryCounts counts;
+boost::system::result<std::size_t> CountQueuedDeliveries(rocksdb::DB& db,
+                                                         rocksdb::ColumnFamilyHandle* deliveries,
+                                                         std::string_view endpoint, std::size_t cap) {
+  std::size_t n = 0;
   auto ec = ForEachWithPrefix(db, deliveries, QueuePrefix(endpoint),
-                              [&](const rocksdb::Slice&, const rocksdb::Slice&) { return ++counts.queued < cap; });
+                              [&](const rocksdb::Slice&, const rocksdb::Slice&) { return ++n < cap; });
   if (ec) return ec;
-  ec = ForEachWithPrefix(db, deliveries, DeadPrefix(endpoint),
-                         [&](const rocksdb::Slice&, const rocksdb::Slice&) { return ++counts.dead < cap; });
-  if (ec) return ec;
-  return counts;
+  return n;
 }
 
 boost::system::error_code IndexDeadDeliveries(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* deliveries,

@@ -34,6 +34,8 @@
 #include "storage/commit_stage.h"
 #include "storage/requests.h"
 #include "storage/store.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 #include "webhooks/delivery.h"
 
 namespace cartwatch::storage {
@@ -44,13 +46,13 @@ class Deliveries final : public CommitStage {
   Deliveries(const std::vector<WebhookEndpoint>& endpoints, const webhooks::Schedule& schedule)
       : endpoints_(endpoints), schedule_(schedule) {}
 
-  // After each open of the database.
+  // After each open of the database: counts the dead deliveries of each endpoint (a scan
+  // of the dead index), kept from then on by the rounds that are written.
   void Attach(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* deliveries,
-              rocksdb::ColumnFamilyHandle* outbox) {
-    db_ = db;
-    cf_ = deliveries;
-    outbox_ = outbox;
-  }
+              rocksdb::ColumnFamilyHandle* outbox);
+
+  // The dead deliveries to `endpoint` now (written rounds only). Any thread.
+  std::size_t DeadCount(std::string_view endpoint) const EXCLUDES(dead_mu_);
 
   // Outbox::Add: entry `seq` of type `type` was created at `now`; one pending record for
   // each endpoint that subscribes to the type. Returns how many.
@@ -86,6 +88,11 @@ class Deliveries final : public CommitStage {
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* outbox_ = nullptr;
+  // Dead deliveries by endpoint, and the current round's changes to them (applied by End
+  // when the round is written).
+  mutable util::Mutex dead_mu_;
+  std::map<std::string, std::size_t, std::less<>> dead_ GUARDED_BY(dead_mu_);
+  std::map<std::string, std::int64_t, std::less<>> round_dead_{};
   // The round's writes, read before RocksDB's: record key -> value (nullopt: deleted).
   std::map<std::string, std::optional<std::string>, std::less<>> round_{};
   std::map<std::string, std::optional<std::string>, std::less<>> round_outbox_{};
@@ -103,11 +110,10 @@ boost::system::result<std::vector<DueDelivery>> ReadDueDeliveries(
     std::string_view endpoint, std::int64_t now, std::size_t limit,
     const std::set<std::uint64_t>& skip, DueCursor* cursor);
 
-// How many deliveries wait in `endpoint`'s queue, and how many are dead, each counted up to
-// `cap`.
-boost::system::result<DeliveryCounts> CountDeliveries(rocksdb::DB& db,
-                                                      rocksdb::ColumnFamilyHandle* deliveries,
-                                                      std::string_view endpoint, std::size_t cap);
+// How many deliveries wait in `endpoint`'s queue, counted up to `cap`.
+boost::system::result<std::size_t> CountQueuedDeliveries(rocksdb::DB& db,
+                                                         rocksdb::ColumnFamilyHandle* deliveries,
+                                                         std::string_view endpoint, std::size_t cap);
 
 // Writes the dead index ('D' keys) of the records written before it existed, once: a
 // marker in `meta` says it is complete.

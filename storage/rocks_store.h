@@ -282,7 +282,7 @@ class RocksStore final : public Store,
   RuleCounters rule_counts_;
   // Timers armed, counted by the background thread every StoreOptions::timer_count_interval
   // (a scan of the timers' due-order keys, up to kMaxCountedTimers).
-  static constexpr std::size_t kMaxCountedTimers = 10'000'000;
+  static constexpr std::size_t kMaxCountedTimers = 1'000'000;
   std::atomic<std::uint64_t> timers_pending_{0};
   std::chrono::steady_clock::time_point next_timer_count_{};  // the background thread's
   // The committing thread's in-memory figures after its last round, and the rounds' write

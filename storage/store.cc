@@ -178,8 +178,8 @@ bool RocksStore::LoadFromDb(std::string* error_message) {
     return false;
   }
   if (auto ec = IndexDeadDeliveries(*db_, deliveries_cf_, meta_)) {
-    unreadable("the webhook deliveries in ");
-    *error_message += ec.message();
+    *error_message = "cannot index the dead webhook deliveries in \"" + options_.data_dir +
+                     "\" (written once, at the first open by this version): " + ec.message();
     return false;
   }
   state_replay_from_ = last_event_id_ + 1;  // a new database, or one written with its events

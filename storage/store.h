@@ -80,13 +80,13 @@ struct DueDelivery {
   std::string body{};       // {"type", "timestamp", "data"}: the same on every attempt
 };
 
-// A position in an endpoint's delivery queue (Store::ReadDueDeliveries).
 // Deliveries to one endpoint by state (Store::CountDeliveries).
 struct DeliveryCounts {
   std::size_t queued = 0;  // pending or waiting
   std::size_t dead = 0;
 };
 
+// A position in an endpoint's delivery queue (Store::ReadDueDeliveries).
 struct DueCursor {
   bool valid = false;  // false: the start of the queue
   std::int64_t due = 0;
@@ -167,8 +167,8 @@ struct StoreOptions {
   // RocksDB flush and compaction threads. Default 2.
   int max_background_jobs = 2;
   // Whether the event log's table files are compressed (LZ4, from the third level down;
-  // flushes and the first compaction never are). Off, the event log takes about three
-  // times the disk, and ingest was no faster (bench/RESULTS.md, "Round 2"). Default on.
+  // flushes and the first compaction never are). Off, the event log takes more disk, and
+  // ingest was no faster (bench/RESULTS.md, "Round 2"). Default on.
   bool compress_event_log = true;
   // Events received longer ago than this are deleted (every retention_interval by the
   // store's background thread, one range delete per site). 0 = keep forever. Default 0.
@@ -350,8 +350,8 @@ class Store {
       const std::set<std::uint64_t>& skip, DueCursor* cursor = nullptr) {
     return std::vector<DueDelivery>{};
   }
-  // How many deliveries to `endpoint` wait in its queue (pending or waiting, due or not),
-  // and how many are dead (not retried by hand since), each counted up to `cap`.
+  // How many deliveries to `endpoint` wait in its queue (pending or waiting, due or not;
+  // counted up to `cap`), and how many are dead (not retried by hand since; kept as a count).
   virtual boost::system::result<DeliveryCounts> CountDeliveries(std::string_view endpoint,
                                                                 std::size_t cap) {
     return DeliveryCounts{};

@@ -106,7 +106,9 @@ boost::system::result<DeliveryCounts> RocksStore::CountDeliveries(std::string_vi
   if (commits_.closed()) return boost::system::error_code(Errc::kClosed);
   util::ReaderLock db_lock(db_mu_);
   if (!db_) return health_.DbUnavailable();
-  return storage::CountDeliveries(*db_, deliveries_cf_, endpoint, cap);
+  auto queued = storage::CountQueuedDeliveries(*db_, deliveries_cf_, endpoint, cap);
+  if (!queued) return queued.error();
+  return DeliveryCounts{.queued = *queued, .dead = deliveries_.DeadCount(endpoint)};
 }
 
 boost::system::result<std::vector<std::string>> RocksStore::ReadDisabledEndpoints() {

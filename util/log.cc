@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 
 #include "util/logfmt.h"
 
@@ -73,6 +74,10 @@ Line::Line(Level level, std::string_view msg) : enabled_(Enabled(level)) {
 Line::~Line() {
   if (!enabled_) return;
   text_.push_back('\n');
+  // One write(2) a line; the lock keeps a line that the pipe takes in parts (longer than
+  // PIPE_BUF) whole against other threads' lines.
+  static std::mutex write_mu;
+  std::lock_guard lock(write_mu);
   const int fd = g_fd.load(std::memory_order_relaxed);
   const char* p = text_.data();
   std::size_t left = text_.size();

@@ -1,10 +1,12 @@
 // The service's log (docs/operations.md, "Logs"): one logfmt line per significant event on
-// stderr, written with one write(2) so that lines from different threads never interleave:
+// stderr, each written whole (one write(2), under a lock) so that lines from different
+// threads never interleave:
 //
 //   ts=2026-12-07T15:54:56.123Z level=warn msg="endpoint disabled" endpoint=crm
 //
 // `ts` is UTC with milliseconds, `level` one of debug, info, warn, error; lines below the
-// level set by SetLevel (`[log] level`, default info) are not built at all. Usage:
+// level set by SetLevel (`[log] level`, default info) are neither formatted nor written (the
+// arguments of Add are still evaluated). Usage:
 //
 //   log::Warn("endpoint disabled").Add("endpoint", name).Add("status", 410);
 //

@@ -30,8 +30,7 @@ namespace net = boost::asio;
 
 // The dispatcher thread's nice value (the event loops run at 0).
 constexpr int kNice = 19;
-// Queues and dead deliveries are counted up to this, once a tick (for
-// cartwatch_webhook_queued and cartwatch_webhook_dead).
+// Queues are counted up to this, once a tick (for cartwatch_webhook_queued).
 constexpr std::size_t kMaxCounted = 1'000'000;
 
 class DispatcherImpl final : public Dispatcher {
@@ -351,7 +350,7 @@ class DeliveryCollectable final : public prometheus::Collectable {
                          MetricType::Gauge);
     auto dead = family("cartwatch_webhook_dead",
                        "Webhook deliveries to the endpoint that are dead (the retry schedule is "
-                       "spent) and not retried by hand since (counted each tick, up to a million).",
+                       "spent) and not retried by hand since.",
                        MetricType::Gauge);
     auto disabled = family("cartwatch_webhook_endpoint_disabled",
                            "1 while the endpoint is disabled (it answered 410 Gone; POST "

@@ -59,7 +59,7 @@ class Dispatcher {
     std::uint64_t connections = 0; // connections opened
     std::size_t in_flight = 0;
     std::size_t queued = 0;        // deliveries waiting in its queue (counted each tick)
-    std::size_t dead_now = 0;      // deliveries dead and not retried since (counted each tick)
+    std::size_t dead_now = 0;      // deliveries dead and not retried since (read each tick)
     bool disabled = false;
   };
   virtual std::vector<EndpointFigures> GetFigures() const = 0;

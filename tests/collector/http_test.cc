@@ -78,8 +78,14 @@ class SwitchableStore final : public storage::Store {
     }
     real_->Append(std::move(site), std::move(messages), std::move(done));
   }
-  ~SwitchableStore() override {
-    for (auto& t : late_) t.join();
+  ~SwitchableStore() override { JoinLate(); }
+  // Waits for the late answers. Their callbacks may hold the last reference to a session,
+  // which must go before the server that owns its context: call it before the server is
+  // destroyed (once no more appends come).
+  void JoinLate() {
+    for (auto& t : late_) {
+      if (t.joinable()) t.join();
+    }
   }
   void Flush() override { real_->Flush(); }
   void SetFlushRequester(storage::FlushRequester* requester) override {
@@ -213,6 +219,7 @@ class HttpTest : public ::testing::Test {
 
   // Opens the store again with store_options_ as the test changed them, and the server.
   void RestartStoreAndServer() {
+    if (store_) store_->JoinLate();
     server_.reset();
     store_.reset();
     OpenStore();
@@ -226,6 +233,7 @@ class HttpTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (store_) store_->JoinLate();
     server_.reset();
     store_.reset();
     fs::remove_all(dir_);
