@@ -328,10 +328,15 @@ void Session::OnRead(const error_code& ec, std::size_t /*bytes*/) {
   state_ = State::kHandling;
   keep_alive_ = parser_->get().keep_alive();
   // The work guard keeps this connection's event loop running until the response is
-  // back, even when the server is stopping and the store answers late.
-  auto respond = [self = shared_from_this(),
-                  guard = net::make_work_guard(socket_.get_executor())](Response&& response) {
-    net::dispatch(guard.get_executor(), [self, response = std::move(response)]() mutable {
+  // back, even when the server is stopping and the store answers late. Answering hands
+  // the session and the guard to the loop, so that a copy of this callback the store keeps
+  // after calling it holds neither; and a copy that is never called lets the session go
+  // before the guard (captures are destroyed in reverse order), while its loop still runs.
+  auto respond = [guard = net::make_work_guard(socket_.get_executor()),
+                  self = shared_from_this()](Response&& response) mutable {
+    auto executor = guard.get_executor();
+    net::dispatch(executor, [guard = std::move(guard), self = std::move(self),
+                             response = std::move(response)]() mutable {
       self->DoWrite(std::move(response));
     });
   };
