@@ -135,7 +135,8 @@ boost::system::error_code EraseUnlistedVisitors(
 }
 
 // Deletes the events of the site that name the user id or an anonymous id of one of
-// `jobs` and are not newer than that job, a thousand deletes a write.
+// `jobs` and are not newer than that job, a thousand deletes (or rewritten record batches)
+// a write.
 boost::system::error_code PurgeEvents(const EraseTarget& target, EraseCommitter& committer,
                                       const Background& background, const std::string& site_prefix,
                                       const std::vector<const EraseJob*>& jobs) {
@@ -159,8 +160,10 @@ boost::system::error_code PurgeEvents(const EraseTarget& target, EraseCommitter&
   if (auto ec = EraseUnlistedVisitors(target, committer, background, site_prefix, users, devices)) {
     return ec;
   }
-  std::string upper = EventKey(site_prefix, last);
-  upper.push_back('\0');  // the next key: `last` itself is included
+  // Every key of the site: a record batch that holds events up to `last` and after it is
+  // keyed by its last event, above `last`. The scan ends at the first value that begins
+  // after `last`.
+  const std::string upper = site_prefix + std::string(9, '\xff');
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
@@ -169,20 +172,42 @@ boost::system::error_code PurgeEvents(const EraseTarget& target, EraseCommitter&
   wo.sync = target.fsync;
   rocksdb::WriteBatch batch;
   std::unique_ptr<rocksdb::Iterator> it(target.db->NewIterator(ro, target.events));
+  std::string kept;  // a record batch's events that stay, re-encoded
   for (it->Seek(EventKey(site_prefix, 0)); it->Valid(); it->Next()) {
     if (background.stopping()) return Errc::kClosed;
     rocksdb::Slice key = it->key();
     if (key.size() != site_prefix.size() + 8) continue;  // not an event key of this layout
-    const std::uint64_t id = GetBigEndian64(key.data() + site_prefix.size());
-    auto event = profiles::ParseEvent(it->value().ToStringView());
-    if (!event) continue;
-    // A message with a userId is that customer's, whatever the device (a shared device
-    // keeps the other customer's messages); one without, its device's.
-    const std::uint64_t up_to = event->user_id.empty()
-                                    ? erased_up_to(devices, event->anonymous_id)
-                                    : erased_up_to(users, event->user_id);
-    if (id > up_to) continue;
-    batch.Delete(target.events, key);
+    // A value is one event or a record batch of several (docs/storage.md): the erased
+    // events go, a batch that keeps some is written again under the same key.
+    std::size_t events = 0, erased = 0;
+    std::uint64_t first = 0, kept_last = 0;
+    kept.clear();
+    const bool decoded = ForEachEventOfValue(
+        GetBigEndian64(key.data() + site_prefix.size()), it->value().ToStringView(),
+        [&](std::uint64_t id, std::string_view json) {
+          if (events++ == 0) first = id;
+          if (first > last) return false;  // came after every job
+          // A message with a userId is that customer's, whatever the device (a shared
+          // device keeps the other customer's messages); one without, its device's.
+          auto event = profiles::ParseEvent(json);
+          const std::uint64_t up_to = !event                   ? 0
+                                      : event->user_id.empty() ? erased_up_to(devices, event->anonymous_id)
+                                                               : erased_up_to(users, event->user_id);
+          if (id <= up_to) {
+            ++erased;
+          } else {
+            AppendBatchedEvent(kept, kept_last, id, json);
+            kept_last = id;
+          }
+          return true;
+        });
+    if (decoded && events > 0 && first > last) break;
+    if (!decoded || erased == 0) continue;
+    if (erased == events) {
+      batch.Delete(target.events, key);
+    } else {
+      batch.Put(target.events, key, kept);
+    }
     if (batch.Count() >= 1000) {
       if (auto ec = FromStatus(target.db->Write(wo, &batch))) return ec;
       batch.Clear();

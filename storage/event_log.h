@@ -1,7 +1,8 @@
-// The event log as a commit stage (storage/commit_stage.h): each stored message is put into
-// the events column family under its event id (docs/storage.md, "Column families and
-// keys"), and a round that stored messages records the last id in meta, in the same batch,
-// so that ids stay monotonic across restarts.
+// The event log as a commit stage (storage/commit_stage.h): the messages a round stores
+// for a site go into the events column family as one record batch (docs/storage.md,
+// "Record batches"), under the id of the last of them, or as the message alone when the
+// round stored one for that site; a round that stored messages records the last id in
+// meta, in the same batch, so that ids stay monotonic across restarts.
 //
 // And the reads of the log by other threads (exports, retention, the replay of the
 // records): functions over the database, each a consistent scan of its own.
@@ -15,6 +16,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/system/result.hpp>
 
@@ -27,6 +29,10 @@ namespace cartwatch::storage {
 // meta: the id of the last event stored (u64 big-endian).
 inline constexpr std::string_view kLastEventIdKey = "last_event_id";
 
+// A record batch is closed, and another begun, once it holds this many bytes: an export
+// page or a replay reads a batch whole.
+inline constexpr std::size_t kMaxRecordBatchBytes = 256 * 1024;
+
 class EventLogStage final : public CommitStage {
  public:
   // The column families to put into (after each open of the database).
@@ -35,14 +41,29 @@ class EventLogStage final : public CommitStage {
     meta_ = meta;
   }
 
+  void Begin(const CommitRound& round) override { used_ = 0; }
   boost::system::error_code Stored(CommitRound& round, std::string_view site_prefix,
                                    std::uint64_t id, const Message& message) override;
   boost::system::error_code Finish(CommitRound& round) override;
+  void End(const CommitRound& round, bool written) override { used_ = 0; }
 
  private:
+  // A site's events of this round not yet put into the batch.
+  struct Run {
+    std::string prefix;
+    std::uint64_t first_id = 0;
+    std::uint64_t last_id = 0;
+    const std::string* first_json = nullptr;  // the run's only event, until a second comes
+    std::string value;                        // from the second event on: the record batch
+  };
+  void Put(CommitRound& round, Run& run);
+
   rocksdb::ColumnFamilyHandle* events_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
-  std::string key_;  // scratch
+  std::vector<Run> runs_;  // [0, used_) this round's, kept to reuse their buffers
+  std::size_t used_ = 0;
+  std::size_t last_run_ = 0;  // the run the previous message went to
+  std::string key_;           // scratch
 };
 
 // The page of the site's events after the cursor `after` (empty: from the first): at most

@@ -27,6 +27,33 @@ std::string EventKey(std::string_view site_prefix, std::uint64_t event_id);
 // The same, written into `out` (replacing its contents, reusing its capacity).
 void EventKeyInto(std::string& out, std::string_view site_prefix, std::uint64_t event_id);
 
+// events values. A value whose first byte is kEventBatchV1 is a record batch: several
+// events of one site from one commit round, stored under the id of its last event:
+//   0x01, u64 big-endian id of the first event, then per event:
+//   [varint id - previous id, from the second event on] varint JSON length, JSON bytes.
+// Any other value is one event, the message JSON itself, whose id is the key's (the only
+// form an earlier Cartwatch wrote, and still written for a round's single event of a
+// site). docs/storage.md, "Record batches".
+inline constexpr char kEventBatchV1 = '\x01';
+// Appends event `id` to the record batch `value`: empty, it is started with this event;
+// else `previous_id` is the batch's last event. REQUIRES: id > previous_id.
+void AppendBatchedEvent(std::string& value, std::uint64_t previous_id, std::uint64_t id,
+                        std::string_view json);
+// Whether a message JSON can be stored as a value of its own (it does not begin like a
+// record batch).
+inline bool StandsAlone(std::string_view json) {
+  return !json.empty() && json.front() != kEventBatchV1;
+}
+// Reads a varint at `p` (before `end`) into `v`: the position after it, nullptr when it
+// does not decode.
+const char* GetVarint64(const char* p, const char* end, std::uint64_t& v);
+// Calls f(id, json) for each event of `value`, stored under the event key of `key_id`, in id
+// order, until f returns false. Returns false, and calls nothing after the first error,
+// when the value does not decode: ids that do not increase or pass the key's, a length past
+// the value's end.
+template <typename F>
+bool ForEachEventOfValue(std::uint64_t key_id, std::string_view value, F&& f);
+
 // The dedup identity of a message: MurmurHash3_x64_128 (seed 0) of site prefix + messageId.
 // 128 bits, so that two different ids colliding is not a practical concern even over
 // billions of ids; specified bit for bit (bytes read little-endian on every platform),
@@ -101,6 +128,34 @@ std::optional<std::int64_t> ForEachDedupLogHash(std::string_view record, F&& f) 
     f(IdHash{GetBigEndian64(record.data() + at), GetBigEndian64(record.data() + at + 8)});
   }
   return time;
+}
+
+template <typename F>
+bool ForEachEventOfValue(std::uint64_t key_id, std::string_view value, F&& f) {
+  if (value.empty() || value.front() != kEventBatchV1) {
+    f(key_id, value);
+    return true;
+  }
+  if (value.size() < 9) return false;
+  const char* p = value.data() + 9;
+  const char* const end = value.data() + value.size();
+  std::uint64_t id = GetBigEndian64(value.data() + 1);
+  for (bool first = true; p != end; first = false) {
+    std::uint64_t delta = 0, length = 0;
+    if (!first) {
+      if (!(p = GetVarint64(p, end, delta)) || delta == 0 || delta > key_id - id) return false;
+      id += delta;
+    } else if (id > key_id) {
+      return false;
+    }
+    if (!(p = GetVarint64(p, end, length)) || length > static_cast<std::uint64_t>(end - p)) {
+      return false;
+    }
+    const std::string_view json(p, static_cast<std::size_t>(length));
+    p += length;
+    if (!f(id, json)) return true;
+  }
+  return true;
 }
 
 }  // namespace cartwatch::storage

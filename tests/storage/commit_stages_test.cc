@@ -56,6 +56,156 @@ TEST_F(CommitStagesTest, TheEventLogPutsEachEventAndTheLastIdOfARoundThatStored)
                                                        "0:" + std::string(kLastEventIdKey)}));
 }
 
+// Every put of the batch as "<key>" -> value.
+std::vector<std::pair<std::string, std::string>> Puts(const rocksdb::WriteBatch& batch) {
+  struct All : rocksdb::WriteBatch::Handler {
+    std::vector<std::pair<std::string, std::string>> puts;
+    rocksdb::Status PutCF(uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+      puts.emplace_back(key.ToString(), value.ToString());
+      return rocksdb::Status::OK();
+    }
+  } handler;
+  EXPECT_TRUE(batch.Iterate(&handler).ok());
+  return handler.puts;
+}
+
+// The events of a value, as "id=json".
+std::vector<std::string> Decoded(std::string_view key, std::string_view value) {
+  std::vector<std::string> seen;
+  EXPECT_TRUE(ForEachEventOfValue(GetBigEndian64(key.data() + key.size() - 8), value,
+                                  [&](std::uint64_t id, std::string_view json) {
+                                    seen.push_back(std::to_string(id) + "=" + std::string(json));
+                                    return true;
+                                  }));
+  return seen;
+}
+
+TEST_F(CommitStagesTest, TheEventLogPutsOneRecordBatchASiteARoundKeyedByItsLastEvent) {
+  EventLogStage log;
+  log.Attach(cf(), cf());
+  const Message a1{"a1", 1000, R"({"n":"a1"})"}, b1{"b1", 1000, R"({"n":"b1"})"},
+      a2{"a2", 1000, R"({"n":"a2"})"}, a3{"a3", 1000, R"({"n":"a3"})"};
+  CommitRound round{.batch = &batch_, .last_event_id = 9};
+  log.Begin(round);
+  // Two sites' messages interleaved in one round.
+  std::uint64_t id = 10;
+  for (const auto& [site, m] : std::vector<std::pair<std::string, const Message*>>{
+           {"shop", &a1}, {"blog", &b1}, {"shop", &a2}, {"shop", &a3}}) {
+    round.last_event_id = id;
+    ++round.stored;
+    ASSERT_FALSE(log.Stored(round, SitePrefix(site), id, *m));
+    id += 5;
+  }
+  ASSERT_FALSE(log.Finish(round));
+  auto puts = Puts(batch_);
+  ASSERT_EQ(puts.size(), 3u);
+  EXPECT_EQ(puts[0].first, EventKey(SitePrefix("shop"), 25));  // its last event
+  EXPECT_EQ(puts[0].second.front(), kEventBatchV1);
+  EXPECT_EQ(Decoded(puts[0].first, puts[0].second),
+            (std::vector<std::string>{R"(10={"n":"a1"})", R"(20={"n":"a2"})", R"(25={"n":"a3"})"}));
+  // A site's only event of the round: the message alone, as before record batches.
+  EXPECT_EQ(puts[1], std::make_pair(EventKey(SitePrefix("blog"), 15), b1.json));
+  EXPECT_EQ(puts[2].first, kLastEventIdKey);
+  log.End(round, true);
+
+  // The next round starts afresh; a JSON that would read as a batch is never stored alone.
+  batch_.Clear();
+  const Message odd{"odd", 1000, std::string(1, kEventBatchV1) + "x"};
+  round = CommitRound{.batch = &batch_, .last_event_id = 30, .stored = 1};
+  log.Begin(round);
+  ASSERT_FALSE(log.Stored(round, SitePrefix("shop"), 30, odd));
+  ASSERT_FALSE(log.Finish(round));
+  puts = Puts(batch_);
+  ASSERT_EQ(puts.size(), 2u);
+  EXPECT_EQ(puts[0].first, EventKey(SitePrefix("shop"), 30));
+  EXPECT_EQ(Decoded(puts[0].first, puts[0].second), std::vector<std::string>{"30=" + odd.json});
+}
+
+TEST_F(CommitStagesTest, AFullRecordBatchIsPutAndTheSiteStartsAnother) {
+  EventLogStage log;
+  log.Attach(cf(), cf());
+  const Message big{"m", 1000, "{\"x\":\"" + std::string(100 * 1024, 'x') + "\"}"};
+  CommitRound round{.batch = &batch_, .last_event_id = 0};
+  log.Begin(round);
+  for (std::uint64_t id = 1; id <= 7; ++id) {
+    round.last_event_id = id;
+    ++round.stored;
+    ASSERT_FALSE(log.Stored(round, SitePrefix("shop"), id, big));
+  }
+  ASSERT_FALSE(log.Finish(round));
+  // 100 KiB messages: a batch closes at its third (past kMaxRecordBatchBytes).
+  std::vector<std::string> keys, events;
+  for (const auto& [key, value] : Puts(batch_)) {
+    if (key == kLastEventIdKey) continue;
+    EXPECT_LE(value.size(), kMaxRecordBatchBytes + big.json.size());
+    keys.push_back(key);
+    for (const std::string& e : Decoded(key, value)) events.push_back(e.substr(0, e.find('=')));
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{EventKey(SitePrefix("shop"), 3),
+                                            EventKey(SitePrefix("shop"), 6),
+                                            EventKey(SitePrefix("shop"), 7)}));
+  EXPECT_EQ(events, (std::vector<std::string>{"1", "2", "3", "4", "5", "6", "7"}));
+}
+
+TEST_F(CommitStagesTest, TheScansReadRecordBatchesAndSingleEventsAlike) {
+  // Site "s": events 10 and 20 stored alone (the layout before record batches), then a
+  // batch of 30, 31, 32 (key 32), then 40 alone.
+  rocksdb::WriteBatch batch;
+  const std::string s = SitePrefix("s");
+  batch.Put(EventKey(s, 10), "e10");
+  batch.Put(EventKey(s, 20), "e20");
+  std::string value;
+  AppendBatchedEvent(value, 0, 30, "e30");
+  AppendBatchedEvent(value, 30, 31, "e31");
+  AppendBatchedEvent(value, 31, 32, "e32");
+  batch.Put(EventKey(s, 32), value);
+  batch.Put(EventKey(s, 40), "e40");
+  ASSERT_TRUE(db_->Write(rocksdb::WriteOptions(), &batch).ok());
+
+  // Pages of two: the cursor falls inside the batch, and the next page goes on from there.
+  std::vector<std::string> pages;
+  std::string cursor;
+  for (int i = 0; i < 10; ++i) {
+    auto page = ReadEventPage(*db_, cf(), s, cursor, 2, 1 << 20);
+    ASSERT_TRUE(page);
+    if (page->events.empty()) break;
+    std::string line;
+    for (const auto& e : page->events) line += e.json + "@" + std::to_string(*DecodeCursor(e.cursor)) + " ";
+    pages.push_back(line);
+    cursor = page->next_cursor;
+  }
+  EXPECT_EQ(pages, (std::vector<std::string>{"e10@10 e20@20 ", "e30@30 e31@31 ", "e32@32 e40@40 "}));
+  // A byte limit stops inside a batch too.
+  auto page = ReadEventPage(*db_, cf(), s, EncodeCursor(20), 100, 1);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->next_cursor, EncodeCursor(30));
+
+  std::vector<std::string> seen;
+  auto collect = [&](std::string_view, std::uint64_t id, std::string_view json) {
+    seen.push_back(std::string(json));
+    return boost::system::error_code();
+  };
+  ASSERT_FALSE(ForEachEventFrom(*db_, cf(), 31, collect));
+  EXPECT_EQ(seen, (std::vector<std::string>{"e31", "e32", "e40"}));
+
+  // Retention deletes a batch once its newest event is below the cutoff: at 32 the batch
+  // stays whole (31 and 30 with it), at 33 it goes.
+  ASSERT_FALSE(DeleteEventsBelow(*db_, cf(), 32));
+  seen.clear();
+  ASSERT_FALSE(ForEachEventFrom(*db_, cf(), 0, collect));
+  EXPECT_EQ(seen, (std::vector<std::string>{"e30", "e31", "e32", "e40"}));
+  ASSERT_FALSE(DeleteEventsBelow(*db_, cf(), 33));
+  seen.clear();
+  ASSERT_FALSE(ForEachEventFrom(*db_, cf(), 0, collect));
+  EXPECT_EQ(seen, std::vector<std::string>{"e40"});
+
+  // A batch that does not decode is corruption to the scans, not a short page.
+  ASSERT_TRUE(db_->Put(rocksdb::WriteOptions(), EventKey(s, 50), std::string(1, kEventBatchV1) + "x").ok());
+  EXPECT_EQ(ReadEventPage(*db_, cf(), s, "", 10, 1 << 20).error(), Errc::kCorruption);
+  EXPECT_EQ(ForEachEventFrom(*db_, cf(), 0, collect), Errc::kCorruption);
+}
+
 TEST_F(CommitStagesTest, TheDedupIndexPutsItsRecordOnlyForARoundThatStored) {
   DedupIndex dedup(std::chrono::hours(24), 1000);
   ASSERT_FALSE(dedup.Load(*db_, cf()));

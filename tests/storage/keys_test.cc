@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace cartwatch::storage {
@@ -27,6 +29,66 @@ TEST(KeysTest, EventKeysSortByArrivalWithinASiteAndSitesDoNotInterleave) {
   EXPECT_LT(EventKey(a, UINT64_MAX), EventKey(b, 0));
   // "a" is not a prefix of "ab": the length byte comes first.
   EXPECT_NE(EventKey(ab, 0).substr(0, a.size()), a);
+}
+
+// Every event of a value, as "id=json".
+std::vector<std::string> EventsOf(std::uint64_t key_id, std::string_view value, bool* decoded) {
+  std::vector<std::string> seen;
+  *decoded = ForEachEventOfValue(key_id, value, [&](std::uint64_t id, std::string_view json) {
+    seen.push_back(std::to_string(id) + "=" + std::string(json));
+    return true;
+  });
+  return seen;
+}
+
+TEST(KeysTest, RecordBatchesRoundTripAndAPlainValueIsOneEvent) {
+  std::string value;
+  AppendBatchedEvent(value, 0, 1'000, R"({"a":1})");
+  AppendBatchedEvent(value, 1'000, 1'001, "");
+  AppendBatchedEvent(value, 1'001, 1'000'000'000, std::string(300, 'x'));  // multi-byte varints
+  EXPECT_EQ(value.front(), kEventBatchV1);
+  bool decoded = false;
+  EXPECT_EQ(EventsOf(1'000'000'000, value, &decoded),
+            (std::vector<std::string>{"1000={\"a\":1}", "1001=", "1000000000=" + std::string(300, 'x')}));
+  EXPECT_TRUE(decoded);
+  // The layout written before record batches: the value is the message, the key its id.
+  EXPECT_EQ(EventsOf(7, R"({"b":2})", &decoded), std::vector<std::string>{"7={\"b\":2}"});
+  EXPECT_TRUE(decoded);
+  EXPECT_TRUE(StandsAlone("{}"));
+  EXPECT_FALSE(StandsAlone(""));
+  EXPECT_FALSE(StandsAlone(value));
+  // f returning false stops the walk.
+  std::size_t calls = 0;
+  EXPECT_TRUE(ForEachEventOfValue(1'000'000'000, value, [&](std::uint64_t, std::string_view) {
+    ++calls;
+    return false;
+  }));
+  EXPECT_EQ(calls, 1u);
+}
+
+TEST(KeysTest, ARecordBatchThatDoesNotDecodeIsReportedAfterItsGoodEvents) {
+  std::string value;
+  AppendBatchedEvent(value, 0, 10, "one");
+  AppendBatchedEvent(value, 10, 12, "two");
+  bool decoded = true;
+  // An event past the key's id: the key is not the batch's last event.
+  EXPECT_EQ(EventsOf(11, value, &decoded), std::vector<std::string>{"10=one"});
+  EXPECT_FALSE(decoded);
+  EXPECT_TRUE(EventsOf(9, value, &decoded).empty());
+  EXPECT_FALSE(decoded);
+  // Cut anywhere inside the last event, or inside the header.
+  for (std::size_t cut : {value.size() - 1, value.size() - 3, value.size() - 4, std::size_t{5}}) {
+    EventsOf(12, std::string_view(value).substr(0, cut), &decoded);
+    EXPECT_FALSE(decoded) << cut;
+  }
+  // An id that does not increase (a delta of 0).
+  std::string repeated = value.substr(0, 9 + 1 + 3);
+  repeated += std::string("\x00\x03two", 5);
+  EventsOf(12, repeated, &decoded);
+  EXPECT_FALSE(decoded);
+  // A varint that never ends.
+  EventsOf(12, value.substr(0, 9) + std::string(11, '\xff'), &decoded);
+  EXPECT_FALSE(decoded);
 }
 
 TEST(KeysTest, MurmurHash3MatchesTheReferenceVectors) {

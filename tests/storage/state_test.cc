@@ -507,7 +507,13 @@ TEST_F(StateTest, EraseLeavesNoKeyOrValueOfTheCustomerInAnyColumnFamily) {
       EXPECT_EQ(key.find(trace), std::string::npos) << "key " << key;
       EXPECT_EQ(value.find(trace), std::string::npos) << "value of " << key;
     }
-    if (key.starts_with("events:") && value.find("anon-bob-1") != std::string::npos) ++bob_events;
+    if (key.starts_with("events:")) {  // one event, or a record batch of several
+      ASSERT_TRUE(ForEachEventOfValue(GetBigEndian64(key.data() + key.size() - 8), value,
+                                      [&](std::uint64_t, std::string_view json) {
+                                        if (json.find("anon-bob-1") != std::string::npos) ++bob_events;
+                                        return true;
+                                      }));
+    }
     if ((key.starts_with("visitors:") || key.starts_with("customers:")) &&
         (key.find(bob) != std::string::npos || key.find("anon-bob-1") != std::string::npos)) {
       ++bob_records;
@@ -528,6 +534,70 @@ TEST_F(StateTest, EraseLeavesNoKeyOrValueOfTheCustomerInAnyColumnFamily) {
   EXPECT_EQ(fresh.traits.email.value, "");
   EXPECT_EQ(fresh.anonymous_ids, std::vector<std::string>{laptop});
   EXPECT_EQ(VisitorOf("shop", laptop).sessions.size(), 1u);
+}
+
+// A data directory written before record batches holds one event a key, the message alone
+// (docs/storage.md, "Record batches"): it is read, replayed and erased as before, next to
+// the batches written after it, with no conversion at open.
+TEST_F(StateTest, EventsStoredOneAKeyByAnEarlierCartwatchAreReadReplayedAndErased) {
+  Reopen();
+  ASSERT_FALSE(Send("shop", {h::Page("a:d1,u:ada", kT0, "https://shop.example/1"),
+                             h::Track("a:d1,u:ada", "Product Added", kT0 + 1'000, h::ProductProps("p1", 1, 1)),
+                             h::Page("a:d2,u:bob", kT0 + 2'000, "https://shop.example/2")})
+                   .error);
+  // The log rewritten as an earlier Cartwatch wrote it, and the records as if never
+  // written: rebuilt from the first event at the next open.
+  std::size_t batches = 0;
+  WithDatabase([&](rocksdb::DB& db, auto& families) {
+    rocksdb::WriteBatch rewrite;
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), families.at("events")));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string key = it->key().ToString();
+      if (it->value().starts_with(std::string_view(&kEventBatchV1, 1))) ++batches;
+      rewrite.Delete(families.at("events"), key);
+      const std::string prefix = key.substr(0, key.size() - 8);
+      ASSERT_TRUE(ForEachEventOfValue(GetBigEndian64(key.data() + prefix.size()), it->value().ToStringView(),
+                                      [&](std::uint64_t id, std::string_view json) {
+                                        rewrite.Put(families.at("events"), EventKey(prefix, id), json);
+                                        return true;
+                                      }));
+    }
+    for (const char* records : {"visitors", "customers"}) {
+      rewrite.DeleteRange(families.at(records), "", std::string(300, '\xff'));
+    }
+    std::string zero;
+    PutBigEndian64(zero, 0);
+    rewrite.Put(families.at("meta"), kStateReplayFromKey, zero);
+    ASSERT_TRUE(db.Write(rocksdb::WriteOptions(), &rewrite).ok());
+  });
+  EXPECT_EQ(batches, 1u);  // the three messages were one record batch
+  Reopen();
+  EXPECT_EQ(CustomerOf("shop", "ada").cart.lines.size(), 1u);  // replayed from the old layout
+  EXPECT_EQ(CustomerOf("shop", "bob").anonymous_ids, std::vector<std::string>{"d2"});
+
+  // New messages go into a record batch after the old events; one page reads both.
+  ASSERT_FALSE(Send("shop", {h::Track("a:d1,u:ada", "Product Added", kT0 + 3'000, h::ProductProps("p2", 1, 1)),
+                             h::Page("a:d2,u:bob", kT0 + 4'000, "https://shop.example/3")})
+                   .error);
+  EXPECT_EQ(CustomerOf("shop", "ada").cart.lines.size(), 2u);
+  auto events = store_->ReadEvents("shop", "", 100, SIZE_MAX);
+  ASSERT_TRUE(events.has_value());
+  ASSERT_EQ(events->events.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    const std::string& json = events->events[i].json;
+    EXPECT_NE(json.find(i == 2 || i == 4 ? "\"bob\"" : "\"ada\""), std::string::npos) << i << json;
+    if (i > 0) {
+      EXPECT_LT(events->events[i - 1].cursor, events->events[i].cursor);
+    }
+  }
+
+  // Erasing ada deletes her old single events and takes her event out of the new batch.
+  ASSERT_FALSE(Erase("shop", "ada").error);
+  ASSERT_FALSE(store_->PurgeErasedEvents());
+  events = store_->ReadEvents("shop", "", 100, SIZE_MAX);
+  ASSERT_TRUE(events.has_value());
+  ASSERT_EQ(events->events.size(), 2u);
+  for (const auto& e : events->events) EXPECT_NE(e.json.find("\"bob\""), std::string::npos) << e.json;
 }
 
 TEST_F(StateTest, AnEraseTakesEffectInOrderWithMessagesOfTheSameCommit) {
