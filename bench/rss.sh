@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Memory under many visitors: Cartwatch as shipped (bench/rules.toml's rules, metrics on)
+# under batches of 50 from --visitors distinct visitors, closed loop for --duration; prints
+# the server's resident memory every 10 s and at the end, with the records cached and the
+# dedup index's ids (its /metrics). Visitors are drawn uniformly: N messages touch about
+# V * (1 - e^(-N/V)) of them, and about 10% of the messages are Product Added (carts).
+#
+#   bench/rss.sh [--visitors 10000000] [--duration 240] [--batch 50]
+#
+# Release build expected (build/release/cartwatch, cartwatch-loadgen). Server on core 0,
+# load generator on core 1, a fresh data dir, fsync off (as compare.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VISITORS=10000000 DURATION=240 BATCH=50
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --visitors) VISITORS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --batch) BATCH=$2; shift ;;
+    *) echo "rss.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+BIN=$ROOT/build/release/cartwatch LOADGEN=$ROOT/build/release/cartwatch-loadgen
+for b in "$BIN" "$LOADGEN"; do [ -x "$b" ] || { echo "rss.sh: no $b" >&2; exit 1; }; done
+WORK=$(mktemp -d)
+SERVER_PID=""
+trap '[ -z "$SERVER_PID" ] || kill -9 "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+port=$(free_port) admin=$(free_port)
+cat > "$WORK/cartwatch.toml" <<CONF
+[server]
+listen = "127.0.0.1:$port"
+admin_listen = "127.0.0.1:$admin"
+io_threads = 1
+[storage]
+data_dir = "$WORK/data"
+fsync = false
+[[sites]]
+name = "bench"
+write_key = "bench-write-key"
+secret_key = "bench-secret-key"
+[templates]
+dir = "$ROOT/config/templates"
+CONF
+cat "$ROOT/bench/rules.toml" >> "$WORK/cartwatch.toml"
+taskset -c 0 "$BIN" --config "$WORK/cartwatch.toml" > "$WORK/out.log" 2> "$WORK/err.log" &
+SERVER_PID=$!
+for ((i = 0; i < 100; i++)); do grep -q listening "$WORK/out.log" && break; sleep 0.1; done
+rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %d MiB  ", $1, $2 / 1024}' "/proc/$SERVER_PID/status"; }
+taskset -c 1 "$LOADGEN" --host 127.0.0.1 --port "$port" --write-key bench-write-key \
+  --connections 64 --threads 1 --duration "$DURATION" --warmup 0 --batch "$BATCH" \
+  --visitors "$VISITORS" --json 2> "$WORK/loadgen.err" | grep '^{' | tail -n 1 > "$WORK/loadgen.json" &
+LOADGEN_PID=$!
+start=$SECONDS
+while kill -0 "$LOADGEN_PID" 2>/dev/null; do
+  sleep 10
+  echo "t=$((SECONDS - start))s $(rss)"
+done
+wait "$LOADGEN_PID" || true
+metrics=$(curl -s "http://127.0.0.1:$admin/metrics")
+echo "end: $(rss)"
+echo "$metrics" | grep -E '^cartwatch_(records_cached|records_unwritten|dedup_ids) '
+node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
+         const v=Number(process.argv[2]), n=j.messages;
+         console.log(`messages ${n} (${Math.round(j.mps)} msg/s), visitors touched about ${Math.round(v*(1-Math.exp(-n/v)))} of ${v}, Product Added about ${Math.round(n/10)}`);' \
+  "$WORK/loadgen.json" "$VISITORS"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
