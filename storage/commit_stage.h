@@ -54,6 +54,7 @@ class CommitStage {
     return true;
   }
   // `message` is stored as event `id` (round.last_event_id == id). An error fails the round.
+  // The round's messages stay where they are until End: a stage may keep pointers to them.
   virtual boost::system::error_code Stored(CommitRound& round, std::string_view site_prefix,
                                            std::uint64_t id, const Message& message) {
     return {};

@@ -134,9 +134,12 @@ boost::system::error_code EraseUnlistedVisitors(
   return {};
 }
 
+// A purge writes a thousand deletes or rewritten record batches at a time, or fewer once
+// the rewritten batches reach this size.
+constexpr std::size_t kMaxPurgeWriteBytes = 4 << 20;
+
 // Deletes the events of the site that name the user id or an anonymous id of one of
-// `jobs` and are not newer than that job, a thousand deletes (or rewritten record batches)
-// a write.
+// `jobs` and are not newer than that job.
 boost::system::error_code PurgeEvents(const EraseTarget& target, EraseCommitter& committer,
                                       const Background& background, const std::string& site_prefix,
                                       const std::vector<const EraseJob*>& jobs) {
@@ -202,13 +205,18 @@ boost::system::error_code PurgeEvents(const EraseTarget& target, EraseCommitter&
           return true;
         });
     if (decoded && events > 0 && first > last) break;
-    if (!decoded || erased == 0) continue;
+    if (!decoded) {
+      log::Error("an event log value does not decode; the erase cannot check its events")
+          .Add("key", key.ToString(/*hex=*/true));
+      continue;
+    }
+    if (erased == 0) continue;
     if (erased == events) {
       batch.Delete(target.events, key);
     } else {
       batch.Put(target.events, key, kept);
     }
-    if (batch.Count() >= 1000) {
+    if (batch.Count() >= 1000 || batch.GetDataSize() >= kMaxPurgeWriteBytes) {
       if (auto ec = FromStatus(target.db->Write(wo, &batch))) return ec;
       batch.Clear();
     }

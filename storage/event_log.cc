@@ -6,6 +6,7 @@
 
 #include "storage/keys.h"
 #include "storage/status.h"
+#include "util/log.h"
 
 namespace cartwatch::storage {
 
@@ -157,7 +158,11 @@ boost::system::error_code ForEachEventFrom(
                               return !ec;
                             });
     if (ec) return ec;
-    if (!decoded) return Errc::kCorruption;
+    // As the replay skips a message that does not parse: the records go on from the rest.
+    if (!decoded) {
+      log::Error("an event log value does not decode; its events are skipped")
+          .Add("key", key.ToString(/*hex=*/true));
+    }
     it->Next();
   }
   return FromStatus(it->status());

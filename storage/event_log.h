@@ -79,7 +79,9 @@ boost::system::error_code DeleteEventsBelow(rocksdb::DB& db, rocksdb::ColumnFami
                                             std::uint64_t cutoff);
 
 // Calls `apply(site_prefix, id, json)` for each event with an id from `from` on, site by
-// site (a site's events in id order); the first error stops the scan and is returned.
+// site (a site's events in id order); the first error stops the scan and is returned. A
+// value that does not decode is skipped, with an error in the log (after the events of it
+// that did).
 boost::system::error_code ForEachEventFrom(
     rocksdb::DB& db, rocksdb::ColumnFamilyHandle* events, std::uint64_t from,
     const std::function<boost::system::error_code(std::string_view site_prefix, std::uint64_t id,

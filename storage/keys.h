@@ -28,7 +28,8 @@ std::string EventKey(std::string_view site_prefix, std::uint64_t event_id);
 void EventKeyInto(std::string& out, std::string_view site_prefix, std::uint64_t event_id);
 
 // events values. A value whose first byte is kEventBatchV1 is a record batch: several
-// events of one site from one commit round, stored under the id of its last event:
+// events of one site from one commit round, stored under the id of its last event (or
+// above every id it holds, once an erase took its last events out):
 //   0x01, u64 big-endian id of the first event, then per event:
 //   [varint id - previous id, from the second event on] varint JSON length, JSON bytes.
 // Any other value is one event, the message JSON itself, whose id is the key's (the only
@@ -49,8 +50,8 @@ inline bool StandsAlone(std::string_view json) {
 const char* GetVarint64(const char* p, const char* end, std::uint64_t& v);
 // Calls f(id, json) for each event of `value`, stored under the event key of `key_id`, in id
 // order, until f returns false. Returns false, and calls nothing after the first error,
-// when the value does not decode: ids that do not increase or pass the key's, a length past
-// the value's end.
+// when the value does not decode: a batch of no event, ids that do not increase or pass the
+// key's, a length past the value's end.
 template <typename F>
 bool ForEachEventOfValue(std::uint64_t key_id, std::string_view value, F&& f);
 
@@ -136,7 +137,7 @@ bool ForEachEventOfValue(std::uint64_t key_id, std::string_view value, F&& f) {
     f(key_id, value);
     return true;
   }
-  if (value.size() < 9) return false;
+  if (value.size() <= 9) return false;  // no header, or no event
   const char* p = value.data() + 9;
   const char* const end = value.data() + value.size();
   std::uint64_t id = GetBigEndian64(value.data() + 1);

@@ -307,7 +307,8 @@ class Store {
   // Deletes every event of every site received before `received_before_ms` (Unix ms),
   // except those from the replay point on (events whose changes to the visitor and customer
   // records may still be unwritten: see state_write_delay): one DeleteRange per site, since
-  // event keys are time-ordered (docs/storage.md). Runs
+  // event keys are time-ordered (docs/storage.md). A record batch goes whole, once its last
+  // event was received before then. Runs
   // by itself when StoreOptions::retention is set; callable directly (tests, tools).
   virtual boost::system::error_code DeleteEventsBefore(std::int64_t received_before_ms) = 0;
 

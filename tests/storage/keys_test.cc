@@ -86,6 +86,9 @@ TEST(KeysTest, ARecordBatchThatDoesNotDecodeIsReportedAfterItsGoodEvents) {
   repeated += std::string("\x00\x03two", 5);
   EventsOf(12, repeated, &decoded);
   EXPECT_FALSE(decoded);
+  // A batch of no event (nothing writes one).
+  EventsOf(12, value.substr(0, 9), &decoded);
+  EXPECT_FALSE(decoded);
   // A varint that never ends.
   EventsOf(12, value.substr(0, 9) + std::string(11, '\xff'), &decoded);
   EXPECT_FALSE(decoded);

@@ -268,7 +268,8 @@ TEST_F(StoreTest, RetentionRunsInTheBackground) {
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
   // Received two hours ago (a replayed import, say) and now, each its own commit: a record
-  // batch goes as a whole, once its newest event is past the retention (next test).
+  // batch goes as a whole, once its newest event is past the retention
+  // (CommitStagesTest.TheScansReadRecordBatchesAndSingleEventsAlike).
   ASSERT_FALSE(AppendSync("shop", {Msg("old", now - 7'200'000)}).error);
   ASSERT_FALSE(AppendSync("shop", {Msg("new", now)}).error);
   std::vector<std::string> all = AllJson("shop");
