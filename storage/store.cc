@@ -432,12 +432,18 @@ void RocksStore::TryToRecover() {
     PutBigEndian64(now, static_cast<std::uint64_t>(util::NowMs()));
     s = db_->Put(wo, meta_, kWritableProbeKey, now);
   }
-  if (!s.ok()) return health_.NoteRecoveryFailure(s);
-  std::uint64_t background_errors = 0;
-  db_->GetIntProperty(rocksdb::DB::Properties::kBackgroundErrors, &background_errors);
-  background_errors_recovered_.store(background_errors);
-  health_.Recovered();
-  commits_.FlushOnce();  // what was queued while RocksDB was reopened
+  if (s.ok()) {
+    std::uint64_t background_errors = 0;
+    db_->GetIntProperty(rocksdb::DB::Properties::kBackgroundErrors, &background_errors);
+    background_errors_recovered_.store(background_errors);
+    health_.Recovered();
+  } else {
+    health_.NoteRecoveryFailure(s);
+  }
+  // What was queued while ReopenDb held the commit (a Flush that finds it held leaves its
+  // requests to the holder): committed now, or refused when RocksDB is still failing,
+  // never left waiting for a recovery that a full disk may postpone for long.
+  commits_.FlushOnce();
 }
 
 rocksdb::Status RocksStore::ReopenDb() {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -121,6 +122,29 @@ TEST_P(FailureTest, FullDiskRefusesWritesThenRecoversByItself) {
   EXPECT_EQ(StoredIds(), acknowledged);
   Reopen();
   EXPECT_EQ(StoredIds(), acknowledged);
+}
+
+// While the disk is full the background thread reopens RocksDB every recovery_interval,
+// holding the commit each time, and a Flush that finds the commit held leaves its request
+// to the holder: a reopen that fails answers it too (refused), instead of leaving it queued
+// until a recovery that the full disk postpones.
+TEST_P(FailureTest, ARequestQueuedWhileAReopenFailsIsAnswered) {
+  ASSERT_FALSE(Append("before").error);
+  faults_->SetDiskFull(true);
+  EXPECT_TRUE(Append("refused").error);
+  std::this_thread::sleep_for(400ms);  // past the resumes: reopening, and failing, by now
+  for (int i = 0; i < 200; ++i) {
+    auto done = std::make_shared<std::promise<AppendResult>>();
+    auto answer = done->get_future();
+    store_->Append("shop", {Message{"m-" + std::to_string(i), util::NowMs(), "{}"}},
+                   [done](const AppendResult& r) { done->set_value(r); });
+    store_->Flush();
+    ASSERT_EQ(answer.wait_for(5s), std::future_status::ready) << "request " << i << " left queued";
+    EXPECT_TRUE(answer.get().error) << "acknowledged on a full disk";
+    std::this_thread::sleep_for(1ms);
+  }
+  faults_->SetDiskFull(false);
+  ASSERT_TRUE(WaitWritable(true)) << store_->GetHealth().write_failure;
 }
 
 TEST_P(FailureTest, CloseWhileTheDiskIsFullLosesNothingAcknowledged) {
