@@ -8,13 +8,16 @@
 // through collector::ParseIngest (untimed), about 450 bytes of JSON each, with a fresh
 // UUID v4 as messageId for every message appended, so that dedup keeps all of them.
 #include <benchmark/benchmark.h>
+#include <malloc.h>  // mallinfo2
 #include <stdlib.h>  // mkdtemp
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -29,6 +32,7 @@
 #include "collector/ingest.h"
 #include "collector/options.h"
 #include "profiles/event.h"
+#include "storage/dedup_index.h"
 #include "storage/keys.h"
 #include "storage/schema.h"
 #include "storage/store.h"
@@ -89,6 +93,42 @@ void BM_Keys_MessageIdHash(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Keys_MessageIdHash);
+
+// The dedup index holding N ids: a message whose id is already in it (a resend: the
+// lookup a new id pays too, before its insert), in random order over the N, so that the
+// table's cache misses count as they do in the server. bytes_per_id: the heap the N ids
+// took (mallinfo2): the table, and a commit's scratch.
+void BM_Dedup_Lookup(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const std::string prefix = storage::SitePrefix(kSite);
+  std::vector<storage::IdHash> hashes(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    hashes[i] = storage::MessageIdHash(prefix, "bm-" + std::to_string(i));
+  }
+  const struct mallinfo2 before = mallinfo2();
+  auto index = std::make_unique<storage::DedupIndex>(std::chrono::hours(24), SIZE_MAX);
+  for (std::size_t i = 0; i < n; i += 50) {  // commits of 50, as batches of 50 make them
+    index->Begin(1'000);
+    for (std::size_t j = i; j < std::min(n, i + 50); ++j) index->Enter(hashes[j], 1'000);
+    index->End(/*written=*/true, /*stored=*/true);
+  }
+  const struct mallinfo2 after = mallinfo2();
+  const double bytes = static_cast<double>((after.uordblks + after.hblkhd) -
+                                           (before.uordblks + before.hblkhd));
+  std::mt19937_64 rng(42);
+  std::shuffle(hashes.begin(), hashes.end(), rng);
+  std::size_t i = 0, duplicates = 0;
+  index->Begin(2'000);
+  for (auto _ : state) {
+    duplicates += index->Enter(hashes[i], 2'000) ? 0 : 1;
+    if (++i == n) i = 0;
+  }
+  index->End(/*written=*/true, /*stored=*/false);
+  if (static_cast<benchmark::IterationCount>(duplicates) != state.iterations()) state.SkipWithError("an id was not found");
+  state.counters["bytes_per_id"] = bytes / static_cast<double>(n);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Dedup_Lookup)->ArgNames({"ids"})->Arg(1'000'000)->Arg(5'000'000)->Arg(10'000'000);
 
 void BM_Keys_EncodeCursor(benchmark::State& state) {
   std::uint64_t id = 1'780'000'000'000'000;

@@ -29,14 +29,22 @@ void DedupIndex::Begin(std::int64_t commit_time) {
   undo_.clear();
 }
 
+DedupIndex::Slot DedupIndex::SlotOf(const IdHash& hash, std::int64_t time_ms) {
+  constexpr std::int64_t kMaxMs = std::int64_t{std::numeric_limits<std::uint32_t>::max()} * 1000;
+  const std::int64_t ms = std::clamp<std::int64_t>(time_ms, 0, kMaxMs);
+  return Slot{hash.h1, static_cast<std::uint32_t>(hash.h2 >> 32),
+              static_cast<std::uint32_t>((ms + 999) / 1000)};
+}
+
 bool DedupIndex::Enter(const IdHash& hash, std::int64_t received_at_ms) {
-  auto [it, inserted] = ids_.try_emplace(hash, commit_time_);
+  const Slot slot = SlotOf(hash, commit_time_);
+  auto [it, inserted] = ids_.insert(slot);
   if (!inserted) {
-    if (received_at_ms - it->second < window_ms_) return false;
-    undo_.push_back(Undo{hash, it->second});  // expired: seen again, a new entry
-    it->second = commit_time_;
+    if (received_at_ms - std::int64_t{it->time_s} * 1000 < window_ms_) return false;
+    undo_.push_back(Undo{slot, false, it->time_s});  // expired: seen again, a new entry
+    it->time_s = slot.time_s;
   } else {
-    undo_.push_back(Undo{hash, kAbsent});
+    undo_.push_back(Undo{slot, true});
   }
   AppendDedupLogHash(record_, hash);
   return true;
@@ -51,10 +59,10 @@ void DedupIndex::End(bool written, bool stored) {
   } else {
     // Nothing was written: forget the ids entered, so a retry stores them.
     for (auto u = undo_.rbegin(); u != undo_.rend(); ++u) {
-      if (u->previous == kAbsent) {
-        ids_.erase(u->hash);
-      } else {
-        ids_[u->hash] = u->previous;
+      if (u->added) {
+        ids_.erase(u->slot);
+      } else if (auto it = ids_.find(u->slot); it != ids_.end()) {
+        it->time_s = u->previous;
       }
     }
   }
@@ -95,16 +103,18 @@ boost::system::error_code DedupIndex::Walk(rocksdb::DB& db, rocksdb::ColumnFamil
         break;
       }
       ForEachDedupLogHash(record, [&](const IdHash& h) {
-        auto [entry, inserted] = ids_.try_emplace(h, *time);
-        if (!inserted) entry->second = std::max(entry->second, *time);
+        const Slot slot = SlotOf(h, *time);
+        auto [entry, inserted] = ids_.insert(slot);
+        if (!inserted) entry->time_s = std::max(entry->time_s, slot.time_s);
       });
       oldest_record_ms_ = std::min(oldest_record_ms_, *time);
       continue;
     }
     if (time && !loading) {
       ForEachDedupLogHash(record, [&](const IdHash& h) {
-        auto entry = ids_.find(h);
-        if (entry != ids_.end() && entry->second == *time) ids_.erase(entry);
+        const Slot slot = SlotOf(h, *time);
+        auto entry = ids_.find(slot);
+        if (entry != ids_.end() && entry->time_s == slot.time_s) ids_.erase(entry);
       });
     }
     if (time && !expired) forgotten_until = *time;

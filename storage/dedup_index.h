@@ -23,7 +23,7 @@
 #include <vector>
 
 #include <boost/system/error_code.hpp>
-#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <rocksdb/db.h>
 
 #include "storage/commit_stage.h"
@@ -75,18 +75,32 @@ class DedupIndex final : public CommitStage {
 
   std::size_t size() const { return ids_.size(); }
 
+  // An id in memory: 96 bits of its hash (two different ids colliding stays about one chance
+  // in 10^21 a message with ten million ids) and its record's time in whole seconds, rounded
+  // up (an id stays a duplicate up to a second past the window): 16 bytes, where the whole
+  // hash and a time in ms took 24 (docs/storage.md, "The dedup index is in memory").
+  struct Slot {
+    std::uint64_t h1 = 0;
+    std::uint32_t h2 = 0;              // the high half of IdHash::h2
+    mutable std::uint32_t time_s = 0;  // not part of the key
+  };
+  static Slot SlotOf(const IdHash& hash, std::int64_t time_ms);
+
  private:
   // IdHash is already a uniformly distributed hash: its first word serves as is.
-  struct IdHashHasher {
+  struct SlotHasher {
     using is_avalanching = std::true_type;
-    std::size_t operator()(const IdHash& h) const noexcept {
-      return static_cast<std::size_t>(h.h1);
+    std::size_t operator()(const Slot& s) const noexcept { return static_cast<std::size_t>(s.h1); }
+  };
+  struct SlotEqual {
+    bool operator()(const Slot& a, const Slot& b) const noexcept {
+      return a.h1 == b.h1 && a.h2 == b.h2;
     }
   };
-  static constexpr std::int64_t kAbsent = std::numeric_limits<std::int64_t>::min();
   struct Undo {
-    IdHash hash;
-    std::int64_t previous;  // kAbsent: the commit added it
+    Slot slot;
+    bool added;                 // the commit added it; else its time was `previous`
+    std::uint32_t previous = 0;
   };
 
   // Expire, or with `loading` the walk of Load that enters the records it keeps.
@@ -97,7 +111,7 @@ class DedupIndex final : public CommitStage {
   const std::int64_t window_ms_;
   const std::size_t max_ids_;
   // Every id of the records in the log, with its record's time.
-  boost::unordered_flat_map<IdHash, std::int64_t, IdHashHasher> ids_;
+  boost::unordered_flat_set<Slot, SlotHasher, SlotEqual> ids_;
   std::int64_t clock_ms_ = 0;  // time of the newest record written
   std::int64_t oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
   // The commit in progress.

@@ -162,28 +162,6 @@ void EventKeyInto(std::string& out, std::string_view site_prefix, std::uint64_t 
   PutBigEndian64(out, event_id);
 }
 
-namespace {
-
-void PutVarint64(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-}  // namespace
-
-const char* GetVarint64(const char* p, const char* end, std::uint64_t& v) {
-  v = 0;
-  for (unsigned shift = 0; shift < 64 && p != end; shift += 7) {
-    const auto byte = static_cast<unsigned char>(*p++);
-    v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) return p;
-  }
-  return nullptr;
-}
-
 void AppendBatchedEvent(std::string& value, std::uint64_t previous_id, std::uint64_t id,
                         std::string_view json) {
   if (value.empty()) {
@@ -191,9 +169,9 @@ void AppendBatchedEvent(std::string& value, std::uint64_t previous_id, std::uint
     PutBigEndian64(value, id);
   } else {
     assert(id > previous_id);
-    PutVarint64(value, id - previous_id);
+    util::PutVarint(value, id - previous_id);
   }
-  PutVarint64(value, json.size());
+  util::PutVarint(value, json.size());
   value.append(json);
 }
 

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/varint.h"
+
 namespace cartwatch::storage {
 
 // Site names are length-prefixed with one byte.
@@ -45,9 +47,6 @@ void AppendBatchedEvent(std::string& value, std::uint64_t previous_id, std::uint
 inline bool StandsAlone(std::string_view json) {
   return !json.empty() && json.front() != kEventBatchV1;
 }
-// Reads a varint at `p` (before `end`) into `v`: the position after it, nullptr when it
-// does not decode.
-const char* GetVarint64(const char* p, const char* end, std::uint64_t& v);
 // Calls f(id, json) for each event of `value`, stored under the event key of `key_id`, in id
 // order, until f returns false. Returns false, and calls nothing after the first error,
 // when the value does not decode: a batch of no event, ids that do not increase or pass the
@@ -138,22 +137,19 @@ bool ForEachEventOfValue(std::uint64_t key_id, std::string_view value, F&& f) {
     return true;
   }
   if (value.size() <= 9) return false;  // no header, or no event
-  const char* p = value.data() + 9;
-  const char* const end = value.data() + value.size();
+  std::string_view rest = value.substr(9);
   std::uint64_t id = GetBigEndian64(value.data() + 1);
-  for (bool first = true; p != end; first = false) {
+  for (bool first = true; !rest.empty(); first = false) {
     std::uint64_t delta = 0, length = 0;
     if (!first) {
-      if (!(p = GetVarint64(p, end, delta)) || delta == 0 || delta > key_id - id) return false;
+      if (!util::GetVarint(rest, delta) || delta == 0 || delta > key_id - id) return false;
       id += delta;
     } else if (id > key_id) {
       return false;
     }
-    if (!(p = GetVarint64(p, end, length)) || length > static_cast<std::uint64_t>(end - p)) {
-      return false;
-    }
-    const std::string_view json(p, static_cast<std::size_t>(length));
-    p += length;
+    if (!util::GetVarint(rest, length) || length > rest.size()) return false;
+    const std::string_view json = rest.substr(0, static_cast<std::size_t>(length));
+    rest.remove_prefix(static_cast<std::size_t>(length));
     if (!f(id, json)) return true;
   }
   return true;

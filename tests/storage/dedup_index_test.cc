@@ -51,6 +51,25 @@ TEST_F(DedupIndexTest, AnIdIsADuplicateWithinTheWindowAndNewAfterIt) {
   EXPECT_EQ(index.size(), 2u);
 }
 
+// The index keeps each id in 16 bytes: 96 bits of its hash and its time in whole seconds,
+// rounded up, so an id stays a duplicate up to a second past the window, never less.
+TEST_F(DedupIndexTest, TheWindowIsKeptToTheSecondRoundedUp) {
+  static_assert(sizeof(DedupIndex::Slot) == 16);
+  DedupIndex index(hours(24), 1000);
+  Commit(index, {"a", "b"}, 500);  // kept as second 1
+  EXPECT_EQ(Commit(index, {"a"}, 24 * kHour + 499), std::vector<bool>{false});
+  EXPECT_EQ(Commit(index, {"a"}, 24 * kHour + 999), std::vector<bool>{false});  // rounded up
+  EXPECT_EQ(Commit(index, {"b"}, 24 * kHour + 1'000), std::vector<bool>{true});
+  // The on-disk record keeps the time in ms and the whole hash: a reload rounds the same.
+  const IdHash h = MessageIdHash("p", "x");
+  const DedupIndex::Slot slot = DedupIndex::SlotOf(h, 1'500);
+  EXPECT_EQ(slot.h1, h.h1);
+  EXPECT_EQ(slot.h2, static_cast<std::uint32_t>(h.h2 >> 32));
+  EXPECT_EQ(slot.time_s, 2u);
+  EXPECT_EQ(DedupIndex::SlotOf(h, 2'000).time_s, 2u);
+  EXPECT_EQ(DedupIndex::SlotOf(h, -5).time_s, 0u);
+}
+
 TEST_F(DedupIndexTest, ACommitThatWasNotWrittenForgetsWhatItEntered) {
   DedupIndex index(hours(24), 1000);
   Commit(index, {"a"}, 0);
