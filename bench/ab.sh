@@ -20,6 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. "$ROOT/bench/bench_config.sh"
 [ $# -ge 2 ] || { sed -n '2,20p' "$0"; exit 2; }
 BEFORE=$(realpath "$1") AFTER=$(realpath "$2")
 shift 2
@@ -47,21 +48,7 @@ run() {  # run NAME BINARY BATCH [TOML] [VAR=VALUE]: prints messages/s
   local name=$1 bin=$2 batch=$3 toml=${4:-} envvar=${5:-} dir port
   dir=$(mktemp -d "$WORK/$name.XXXX")
   port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-  cat > "$dir/cartwatch.toml" <<CONF
-[server]
-listen = "127.0.0.1:$port"
-admin_listen = "127.0.0.1:0"
-io_threads = 1
-[storage]
-data_dir = "$dir/data"
-fsync = false
-[[sites]]
-name = "bench"
-write_key = "bench-write-key"
-secret_key = "bench-secret-key"
-[templates]
-dir = "$ROOT/config/templates"
-CONF
+  write_bench_config "$dir/cartwatch.toml" "$port" 127.0.0.1:0 "$dir/data"
   [ -z "$toml" ] || cat "$toml" >> "$dir/cartwatch.toml"
   env ${envvar:+"$envvar"} taskset -c 0 "$bin" --config "$dir/cartwatch.toml" > "$dir/out.log" 2> "$dir/err.log" &
   SERVER_PID=$!

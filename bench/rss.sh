@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. "$ROOT/bench/bench_config.sh"
 VISITORS=10000000 DURATION=240 BATCH=50
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,21 +30,7 @@ SERVER_PID=""
 trap '[ -z "$SERVER_PID" ] || kill -9 "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 port=$(free_port) admin=$(free_port)
-cat > "$WORK/cartwatch.toml" <<CONF
-[server]
-listen = "127.0.0.1:$port"
-admin_listen = "127.0.0.1:$admin"
-io_threads = 1
-[storage]
-data_dir = "$WORK/data"
-fsync = false
-[[sites]]
-name = "bench"
-write_key = "bench-write-key"
-secret_key = "bench-secret-key"
-[templates]
-dir = "$ROOT/config/templates"
-CONF
+write_bench_config "$WORK/cartwatch.toml" "$port" "127.0.0.1:$admin" "$WORK/data"
 cat "$ROOT/bench/rules.toml" >> "$WORK/cartwatch.toml"
 taskset -c 0 "$BIN" --config "$WORK/cartwatch.toml" > "$WORK/out.log" 2> "$WORK/err.log" &
 SERVER_PID=$!

@@ -536,6 +536,18 @@ TEST_F(StateTest, EraseLeavesNoKeyOrValueOfTheCustomerInAnyColumnFamily) {
   EXPECT_EQ(VisitorOf("shop", laptop).sessions.size(), 1u);
 }
 
+// Into `batch`: every visitor and customer record deleted and the replay point at the
+// first event, so that the next open rebuilds the records from the whole event log.
+void ForgetRecords(rocksdb::WriteBatch& batch,
+                   const std::map<std::string, rocksdb::ColumnFamilyHandle*>& families) {
+  for (const char* records : {"visitors", "customers"}) {
+    batch.DeleteRange(families.at(records), "", std::string(300, '\xff'));
+  }
+  std::string zero;
+  PutBigEndian64(zero, 0);
+  batch.Put(families.at("meta"), kStateReplayFromKey, zero);
+}
+
 // A data directory written before record batches holds one event a key, the message alone
 // (docs/storage.md, "Record batches"): it is read, replayed and erased as before, next to
 // the batches written after it, with no conversion at open.
@@ -562,12 +574,7 @@ TEST_F(StateTest, EventsStoredOneAKeyByAnEarlierCartwatchAreReadReplayedAndErase
                                         return true;
                                       }));
     }
-    for (const char* records : {"visitors", "customers"}) {
-      rewrite.DeleteRange(families.at(records), "", std::string(300, '\xff'));
-    }
-    std::string zero;
-    PutBigEndian64(zero, 0);
-    rewrite.Put(families.at("meta"), kStateReplayFromKey, zero);
+    ForgetRecords(rewrite, families);
     ASSERT_TRUE(db.Write(rocksdb::WriteOptions(), &rewrite).ok());
   });
   EXPECT_EQ(batches, 1u);  // the three messages were one record batch
@@ -607,12 +614,7 @@ TEST_F(StateTest, EventsStoredOneAKeyByAnEarlierCartwatchAreReadReplayedAndErase
   // And the records replayed over the rewritten batch: bob's two page views.
   WithDatabase([&](rocksdb::DB& db, auto& families) {
     rocksdb::WriteBatch replay;
-    for (const char* records : {"visitors", "customers"}) {
-      replay.DeleteRange(families.at(records), "", std::string(300, '\xff'));
-    }
-    std::string zero;
-    PutBigEndian64(zero, 0);
-    replay.Put(families.at("meta"), kStateReplayFromKey, zero);
+    ForgetRecords(replay, families);
     ASSERT_TRUE(db.Write(rocksdb::WriteOptions(), &replay).ok());
   });
   Reopen();
