@@ -4,6 +4,7 @@
 //   cartwatch-loadgen [--host 127.0.0.1] [--port 8080] [--write-key bench-write-key]
 //                     [--connections 64] [--threads 1] [--duration 10s] [--warmup 2s]
 //                     [--rate 0] [--batch 1] [--visitors 100000] [--seed 42] [--json]
+//                     [--visitor-order random|sequential]
 //
 // Closed loop (--rate 0): every connection sends its next request as soon as the previous
 // answer has arrived; latency is measured from the send.
@@ -12,7 +13,9 @@
 // connection is still busy waits, and latency is measured from the *scheduled* time, so
 // that a stalled server shows up in the percentiles (no coordinated omission).
 //
-// Each connection has its own Workload({seed + c, visitors, batch}). Closed loop: only what
+// Each connection has its own Workload({seed + c, visitors, batch}); with --visitor-order
+// sequential, connection c's messages go to visitors c, c + C, c + 2C, ... (C connections),
+// so that N messages touch min(N, visitors) distinct visitors (random: V * (1 - e^(-N/V))). Closed loop: only what
 // completes after the warmup, within --duration, is counted. Open loop: the requests
 // *scheduled* after the warmup, within --duration, are counted; after the window nothing new
 // is sent, and the run waits (at most 5 s) for their answers; those still unanswered then
@@ -92,6 +95,7 @@ struct Options {
   std::size_t batch = 1;
   std::size_t visitors = 100'000;
   std::uint64_t seed = 42;
+  bool sequential_visitors = false;
   bool json = false;
 };
 
@@ -99,6 +103,7 @@ constexpr std::string_view kUsage =
     "usage: cartwatch-loadgen [--host 127.0.0.1] [--port 8080] [--write-key KEY]\n"
     "         [--connections 64] [--threads 1] [--duration 10s] [--warmup 2s]\n"
     "         [--rate R] [--batch N] [--visitors 100000] [--seed 42] [--json]\n"
+    "         [--visitor-order random|sequential]\n"
     "  --rate 0 (default): closed loop; R > 0: open loop at R requests/s in total,\n"
     "  latency measured from each request's scheduled time; requests scheduled in the\n"
     "  window are waited for up to 5 s after it, the rest reported as unanswered.\n"
@@ -177,6 +182,9 @@ int ParseArgs(int argc, char** argv, Options& o) {
       ok = ParseUnsigned<std::size_t>(value, o.batch, 1, 100'000);
     } else if (name == "--visitors") {
       ok = ParseUnsigned<std::size_t>(value, o.visitors, 1, std::size_t{1} << 40);
+    } else if (name == "--visitor-order") {
+      ok = value == "random" || value == "sequential";
+      o.sequential_visitors = value == "sequential";
     } else if (name == "--seed") {
       ok = ParseUnsigned<std::uint64_t>(value, o.seed, 0, UINT64_MAX);
     } else {
@@ -362,7 +370,11 @@ class Connection {
         active_(active),
         socket_(ioc.get_executor()),
         timer_(ioc.get_executor()),
-        workload_({plan.options.seed + index, plan.options.visitors, plan.options.batch}) {
+        workload_({.seed = plan.options.seed + index,
+                   .visitors = plan.options.visitors,
+                   .batch = plan.options.batch,
+                   .visitor_stride = plan.options.sequential_visitors ? plan.options.connections : 0,
+                   .visitor_offset = index}) {
     wire_.reserve(1024 + plan.options.batch * 1024);
   }
 

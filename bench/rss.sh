@@ -2,10 +2,12 @@
 # Memory under many visitors: Cartwatch as shipped (bench/rules.toml's rules, metrics on)
 # under batches of 50 from --visitors distinct visitors, closed loop for --duration; prints
 # the server's resident memory every 10 s and at the end, with the records cached and the
-# dedup index's ids (its /metrics). Visitors are drawn uniformly: N messages touch about
-# V * (1 - e^(-N/V)) of them, and about 10% of the messages are Product Added (carts).
+# dedup index's ids, the records' bytes and RocksDB's memtables and block cache (its
+# /metrics). --order sequential (the default) sends each visitor one message before any a
+# second (N messages touch min(N, V) visitors); random draws them uniformly (about
+# V * (1 - e^(-N/V))). About 10% of the messages are Product Added (carts).
 #
-#   bench/rss.sh [--visitors 10000000] [--duration 240] [--batch 50]
+#   bench/rss.sh [--visitors 10000000] [--duration 240] [--batch 50] [--order sequential]
 #
 # Release build expected (build/release/cartwatch, cartwatch-loadgen). Server on core 0,
 # load generator on core 1, a fresh data dir, fsync off (as compare.sh).
@@ -13,12 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . "$ROOT/bench/bench_config.sh"
-VISITORS=10000000 DURATION=240 BATCH=50
+VISITORS=10000000 DURATION=240 BATCH=50 ORDER=sequential
 while [ $# -gt 0 ]; do
   case "$1" in
     --visitors) VISITORS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --batch) BATCH=$2; shift ;;
+    --order) ORDER=$2; shift ;;
     *) echo "rss.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -38,7 +41,7 @@ for ((i = 0; i < 100; i++)); do grep -q listening "$WORK/out.log" && break; slee
 rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %d MiB  ", $1, $2 / 1024}' "/proc/$SERVER_PID/status"; }
 taskset -c 1 "$LOADGEN" --host 127.0.0.1 --port "$port" --write-key bench-write-key \
   --connections 64 --threads 1 --duration "$DURATION" --warmup 0 --batch "$BATCH" \
-  --visitors "$VISITORS" --json 2> "$WORK/loadgen.err" | grep '^{' | tail -n 1 > "$WORK/loadgen.json" &
+  --visitors "$VISITORS" --visitor-order "$ORDER" --json 2> "$WORK/loadgen.err" | grep '^{' | tail -n 1 > "$WORK/loadgen.json" &
 LOADGEN_PID=$!
 start=$SECONDS
 while kill -0 "$LOADGEN_PID" 2>/dev/null; do
@@ -48,9 +51,17 @@ done
 wait "$LOADGEN_PID" || true
 metrics=$(curl -s "http://127.0.0.1:$admin/metrics")
 echo "end: $(rss)"
-echo "$metrics" | grep -E '^cartwatch_(records_cached|records_unwritten|dedup_ids) '
+# Resident memory by kind of mapping: malloc's main heap, anonymous (thread arenas, large
+# allocations), files (the binary, libraries, RocksDB's mapped files).
+awk '/^[0-9a-f]+-[0-9a-f]+ / {kind = ($6 == "[heap]") ? "heap" : ($6 == "" ? "anonymous" : "files")}
+     /^Rss:/ {rss[kind] += $2}
+     END {printf "resident: heap %d MiB, anonymous %d MiB, files %d MiB\n", rss["heap"] / 1024, rss["anonymous"] / 1024, rss["files"] / 1024}' \
+  "/proc/$SERVER_PID/smaps"
+echo "$metrics" | grep -E '^cartwatch_(records_cached|records_cached_bytes|records_unwritten|dedup_ids|rocksdb_block_cache_bytes) '
+echo "$metrics" | awk '/^cartwatch_rocksdb_memtable_bytes/ {s += $2} END {printf "RocksDB memtables %d MiB\n", s / 1048576}'
 node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
          const v=Number(process.argv[2]), n=j.messages;
-         console.log(`messages ${n} (${Math.round(j.mps)} msg/s), visitors touched about ${Math.round(v*(1-Math.exp(-n/v)))} of ${v}, Product Added about ${Math.round(n/10)}`);' \
-  "$WORK/loadgen.json" "$VISITORS"
+         const touched=process.argv[3]==="sequential"?Math.min(n,v):Math.round(v*(1-Math.exp(-n/v)));
+         console.log(`messages ${n} (${Math.round(j.mps)} msg/s), visitors touched about ${touched} of ${v}, Product Added about ${Math.round(n/10)}`);' \
+  "$WORK/loadgen.json" "$VISITORS" "$ORDER"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""

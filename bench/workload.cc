@@ -601,7 +601,11 @@ std::string_view AppendMessage(const Stream& s, std::string& out) {
   const Kind kind = PickKind(Below(s.rng, 100));
   const std::uint64_t visitors = s.options.visitors == 0 ? 1 : s.options.visitors;
   Visitor v;
-  if (kind == Kind::kIdentify) {
+  if (s.options.visitor_stride != 0) {
+    const std::uint64_t index =
+        (s.options.visitor_offset + n * s.options.visitor_stride) % visitors;
+    v = GetVisitor(kind == Kind::kIdentify ? index / 10 * 10 : index);
+  } else if (kind == Kind::kIdentify) {
     // An identified visitor: one of every 10th index (0, 10, 20, ...).
     v = GetVisitor(10 * Below(s.rng, (visitors - 1) / 10 + 1));
   } else {

@@ -44,6 +44,12 @@ struct WorkloadOptions {
   std::uint64_t seed = 42;         // same seed, same stream
   std::size_t visitors = 100'000;  // distinct anonymous ids (10% of them identified)
   std::size_t batch = 1;           // 1: one message per request; N: {"batch": [N messages]}
+  // 0: each message's visitor is drawn uniformly. N > 0: message k of the stream is visitor
+  // (visitor_offset + k * N) mod visitors, so N streams with offsets 0..N-1 touch every
+  // visitor once before any of them twice (an identify goes to that visitor's identified
+  // neighbour, its index rounded down to a multiple of 10).
+  std::size_t visitor_stride = 0;
+  std::size_t visitor_offset = 0;
 };
 
 struct BenchRequest {

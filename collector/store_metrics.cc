@@ -138,6 +138,10 @@ class StoreFigures final : public prometheus::Collectable {
     out.push_back(metrics::GaugeFamily("cartwatch_records_cached",
                                        "Visitor and customer records kept in memory.",
                                        static_cast<double>(s.records_cached)));
+    out.push_back(metrics::GaugeFamily("cartwatch_records_cached_bytes",
+                                       "Memory the written records kept in memory take, as "
+                                       "bounded by storage.state_cache_mb.",
+                                       static_cast<double>(s.records_cached_bytes)));
     out.push_back(metrics::GaugeFamily("cartwatch_records_unwritten",
                                        "Records changed in memory and not yet written "
                                        "(storage.state_write_delay, storage.state_max_unwritten).",

@@ -310,6 +310,7 @@ void RocksStore::Commit(std::vector<Pending>& work) {
   dedup_ids_.store(dedup_.size(), std::memory_order_relaxed);
   if (state_) {
     records_cached_.store(state_->cached(), std::memory_order_relaxed);
+    records_cached_bytes_.store(state_->cached_bytes(), std::memory_order_relaxed);
     records_unwritten_.store(state_->unwritten(), std::memory_order_relaxed);
   }
   if (erase_.wrote_jobs()) background_.RequestPurge();

@@ -288,6 +288,7 @@ class RocksStore final : public Store,
   // The committing thread's in-memory figures after its last round, and the rounds' write
   // latency and size (GetStorageFigures).
   std::atomic<std::uint64_t> dedup_ids_{0}, records_cached_{0}, records_unwritten_{0};
+  std::atomic<std::uint64_t> records_cached_bytes_{0};
   util::Histogram commit_seconds_{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                    0.05, 0.1, 0.25, 0.5, 1}};
   util::Histogram commit_messages_{{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}};

@@ -51,6 +51,7 @@ boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Recor
   if (auto it = table.map.find(std::string_view(key_)); it != table.map.end()) {
     Entry<Record>* entry = it->second.get();
     if (!entry->dirty) lru_.splice(lru_.begin(), lru_, lru_.iterator_to(*entry));
+    if (entry->decoded == nullptr) Expand(*entry);
     return entry;
   }
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), table.cf, key_, &value_);
@@ -58,13 +59,15 @@ boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Recor
   auto entry = std::make_unique<Entry<Record>>();
   entry->key = key_;
   entry->customer = std::is_same_v<Record, profiles::Customer>;
+  entry->decoded = std::make_unique<Record>();
   if (s.ok()) {
     const StateValue value = SplitStateValue(value_);
     auto decoded = Decode(value.record, static_cast<Record*>(nullptr));
     if (decoded) {
-      entry->record = std::move(*decoded);
+      entry->record() = std::move(*decoded);
       entry->present = true;
       entry->applied = value.applied;
+      entry->stored.assign(value_);  // allocates its size: value_ keeps its capacity
     } else {
       log::Error("a stored record does not decode; it starts again from this message")
           .Add("record", kNoun<Record>)
@@ -72,9 +75,62 @@ boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Recor
     }
   }
   Entry<Record>* raw = entry.get();
-  lru_.push_front(*raw);
+  AddToCache(*raw);
+  expanded_.push_back(raw);
   table.map.emplace(std::string_view(raw->key), std::move(entry));
   return raw;
+}
+
+template <typename Record>
+void StateWriter::Expand(Entry<Record>& entry) {
+  entry.decoded = std::make_unique<Record>();
+  expanded_.push_back(&entry);
+  if (!entry.present) return;
+  auto decoded = Decode(SplitStateValue(entry.stored).record, static_cast<Record*>(nullptr));
+  if (decoded) {
+    entry.record() = std::move(*decoded);
+    return;
+  }
+  // It decoded when it was read or written: only damaged memory gets here.
+  log::Error("a cached record does not decode; it starts again from this message")
+      .Add("record", kNoun<Record>)
+      .Add("error", decoded.error().message());
+  RemoveFromCache(entry);
+  entry.present = false;
+  std::string().swap(entry.stored);
+  AddToCache(entry);
+}
+
+void StateWriter::Shrink(EntryBase& entry) {
+  if (entry.customer) {
+    static_cast<Entry<profiles::Customer>&>(entry).decoded.reset();
+  } else {
+    static_cast<Entry<profiles::Visitor>&>(entry).decoded.reset();
+  }
+}
+
+std::size_t StateWriter::CachedFootprint(const EntryBase& entry) {
+  // The entry's own allocation (and the allocator's header), its slot in the map (24 bytes
+  // at a load of at most 7/8), and the heap blocks of its key and stored value when they
+  // are too long for std::string's inline buffer.
+  constexpr std::size_t kEntry =
+      std::max(sizeof(Entry<profiles::Visitor>), sizeof(Entry<profiles::Customer>)) + 16 + 28;
+  auto heap = [](const std::string& s) {
+    return s.capacity() > 15 ? s.capacity() + 1 + 16 : 0;
+  };
+  return kEntry + heap(entry.key) + heap(entry.stored);
+}
+
+void StateWriter::AddToCache(EntryBase& entry) {
+  entry.charged = CachedFootprint(entry);
+  cache_bytes_ += entry.charged;
+  lru_.push_front(entry);
+}
+
+void StateWriter::RemoveFromCache(EntryBase& entry) {
+  cache_bytes_ -= entry.charged;
+  entry.charged = 0;
+  lru_.erase(lru_.iterator_to(entry));
 }
 
 template <typename Record>
@@ -84,8 +140,12 @@ boost::system::result<std::optional<Record>> StateWriter::Peek(Table<Record>& ta
   key_.assign(site_prefix);
   key_.append(id);
   if (auto it = table.map.find(std::string_view(key_)); it != table.map.end()) {
-    if (!it->second->present) return std::optional<Record>();
-    return std::optional<Record>(it->second->record);
+    Entry<Record>& entry = *it->second;
+    if (!entry.present) return std::optional<Record>();
+    if (entry.decoded != nullptr) return std::optional<Record>(entry.record());
+    auto decoded = Decode(SplitStateValue(entry.stored).record, static_cast<Record*>(nullptr));
+    if (!decoded) return boost::system::error_code(decoded.error());
+    return std::optional<Record>(std::move(*decoded));
   }
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), table.cf, key_, &value_);
   if (s.IsNotFound()) return std::optional<Record>();
@@ -113,11 +173,11 @@ boost::system::result<std::optional<profiles::Customer>> StateWriter::PeekCustom
 
 boost::system::result<StateWriter::Entry<profiles::Customer>*> StateWriter::Follow(
     std::string_view site_prefix, Entry<profiles::Customer>* merged) {
-  assert(merged->present && merged->record.merged());
+  assert(merged->present && merged->record().merged());
   Entry<profiles::Customer>* entry = merged;
-  for (int hop = 0; entry->present && entry->record.merged(); ++hop) {
+  for (int hop = 0; entry->present && entry->record().merged(); ++hop) {
     if (hop == kMaxMergeHops) return nullptr;
-    auto loaded = Load(customers_, site_prefix, entry->record.merged_into);
+    auto loaded = Load(customers_, site_prefix, entry->record().merged_into);
     if (!loaded) return loaded.error();
     entry = *loaded;
   }
@@ -131,7 +191,7 @@ boost::system::result<bool> StateWriter::ApplyCustomerAlias(std::string_view sit
   if (!previous) return BoolFailure(previous.error());
   Entry<profiles::Customer>* from = *previous;
   if (!from->present) return false;
-  if (from->record.merged()) {
+  if (from->record().merged()) {
     auto target = Follow(site_prefix, from);
     if (!target) return BoolFailure(target.error());
     if (*target == nullptr) return false;  // merged into a customer since erased
@@ -140,7 +200,7 @@ boost::system::result<bool> StateWriter::ApplyCustomerAlias(std::string_view sit
   auto loaded = Load(customers_, site_prefix, event.user_id);
   if (!loaded) return BoolFailure(loaded.error());
   Entry<profiles::Customer>* into = *loaded;
-  if (into->present && into->record.merged()) {
+  if (into->present && into->record().merged()) {
     auto target = Follow(site_prefix, into);
     if (!target) return BoolFailure(target.error());
     if (*target != nullptr) {
@@ -154,15 +214,15 @@ boost::system::result<bool> StateWriter::ApplyCustomerAlias(std::string_view sit
   // after a crash), all of them do.
   if (from->applied >= event_id || (into->present && into->applied >= event_id)) return true;
   if (!into->present) {
-    into->record = profiles::Customer();
-    into->record.user_id = event.user_id;
+    into->record() = profiles::Customer();
+    into->record().user_id = event.user_id;
     into->present = true;
   }
-  const std::string from_id = from->record.user_id;
-  const std::vector<std::string> visitors = from->record.anonymous_ids;
-  const std::vector<std::string> merged_before = from->record.merged_user_ids;
+  const std::string from_id = from->record().user_id;
+  const std::vector<std::string> visitors = from->record().anonymous_ids;
+  const std::vector<std::string> merged_before = from->record().merged_user_ids;
   profiles::Outcome outcome;
-  if (!profiles::MergeCustomers(into->record, from->record, event.at, options_.profiles,
+  if (!profiles::MergeCustomers(into->record(), from->record(), event.at, options_.profiles,
                                 outcome)) {
     return true;  // over max_merged_customers: the alias merges nothing (docs/profiles.md)
   }
@@ -175,8 +235,8 @@ boost::system::result<bool> StateWriter::ApplyCustomerAlias(std::string_view sit
     auto visitor = Load(visitors_, site_prefix, id);
     if (!visitor) return BoolFailure(visitor.error());
     Entry<profiles::Visitor>* v = *visitor;
-    if (!v->present || v->record.user_id != from_id) continue;
-    v->record.user_id = into->record.user_id;
+    if (!v->present || v->record().user_id != from_id) continue;
+    v->record().user_id = into->record().user_id;
     Touch(*v, event_id);
     Join(*v, *into);
   }
@@ -185,8 +245,8 @@ boost::system::result<bool> StateWriter::ApplyCustomerAlias(std::string_view sit
     auto merged = Load(customers_, site_prefix, id);
     if (!merged) return BoolFailure(merged.error());
     Entry<profiles::Customer>* m = *merged;
-    if (!m->present || m->record.merged_into != from_id) continue;
-    m->record.merged_into = into->record.user_id;
+    if (!m->present || m->record().merged_into != from_id) continue;
+    m->record().merged_into = into->record().user_id;
     Touch(*m, event_id);
     Join(*m, *into);
   }
@@ -198,7 +258,8 @@ void StateWriter::Touch(EntryBase& entry, std::uint64_t event_id) {
   if (entry.dirty) return;
   entry.dirty = true;
   entry.dirty_since = event_id;
-  lru_.erase(lru_.iterator_to(entry));
+  RemoveFromCache(entry);
+  std::string().swap(entry.stored);  // the decoded record is what counts now
   // Ingest's event ids only grow, so the list stays ordered by dirty_since. Where they do
   // not (a replay goes site by site; an erase touches with the record's own id), the commit
   // stages everything (Stage with `all`, write_all_) before that order is relied on.
@@ -248,7 +309,7 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     if (visitor->present && visitor->applied >= event_id) return {};
   }
   const profiles::Visitor* visitor_record =
-      visitor && visitor->present ? &visitor->record : nullptr;
+      visitor && visitor->present ? &visitor->record() : nullptr;
   // A copy: Apply may re-link the visitor, which changes the string this would point into.
   std::string user_id(profiles::CustomerIdFor(event, visitor_record));
   Entry<profiles::Customer>* customer = nullptr;
@@ -257,13 +318,13 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     if (!loaded) return loaded.error();
     customer = *loaded;
     bool stale_link = false;  // the visitor is linked to a customer merged into another
-    if (customer->present && customer->record.merged()) {
+    if (customer->present && customer->record().merged()) {
       // An alias merged this customer into another: the message is that customer's.
       auto target = Follow(site_prefix, customer);
       if (!target) return target.error();
       if (*target != nullptr) {
         customer = *target;
-        user_id = customer->record.user_id;
+        user_id = customer->record().user_id;
         if (!event.user_id.empty()) event_.user_id = user_id;
         stale_link = event.user_id.empty();
       } else {
@@ -271,7 +332,7 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
       }
     }
     if (customer->present && customer->applied >= event_id) return {};
-    if (stale_link) visitor->record.user_id = user_id;
+    if (stale_link) visitor->record().user_id = user_id;
     if (!customer->present && event.user_id.empty()) {
       // The visitor is linked to a customer that has no record: one that was erased (a
       // device beyond the customer's list of linked visitors). Its anonymous messages must
@@ -279,20 +340,20 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
       // still decided this, so it joins the visitor's group (its write is a Delete, of
       // nothing or of a record that does not decode): a replay must find both, or neither,
       // holding this message.
-      visitor->record.user_id.clear();
-      visitor->record.linked_at = 0;
+      visitor->record().user_id.clear();
+      visitor->record().linked_at = 0;
       user_id.clear();
       Touch(*customer, event_id);
       Join(*visitor, *customer);
       customer = nullptr;
     } else if (!customer->present) {
-      customer->record = profiles::Customer();
+      customer->record() = profiles::Customer();
       customer->present = true;
       customer_created = true;
     }
   }
   if (visitor && !visitor->present) {
-    visitor->record = profiles::Visitor();
+    visitor->record() = profiles::Visitor();
     visitor->present = true;
     visitor_created = true;
   }
@@ -301,17 +362,17 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
   if (observe_changes_) {
     change_.before = rules::Snapshot(
         customer != nullptr
-            ? rules::PersonOf(customer_created ? nullptr : &customer->record, nullptr)
-            : rules::PersonOf(nullptr, visitor_created ? nullptr : &visitor->record),
+            ? rules::PersonOf(customer_created ? nullptr : &customer->record(), nullptr)
+            : rules::PersonOf(nullptr, visitor_created ? nullptr : &visitor->record()),
         observe_cart_values_);
   }
   const profiles::Outcome outcome =
-      profiles::Apply(event, visitor ? &visitor->record : nullptr,
-                      customer ? &customer->record : nullptr, options_.profiles);
+      profiles::Apply(event, visitor ? &visitor->record() : nullptr,
+                      customer ? &customer->record() : nullptr, options_.profiles);
   if (observe_changes_ && (customer != nullptr || visitor != nullptr)) {
     change_.at = event.at;
-    change_.person = rules::PersonOf(customer ? &customer->record : nullptr,
-                                     visitor ? &visitor->record : nullptr);
+    change_.person = rules::PersonOf(customer ? &customer->record() : nullptr,
+                                     visitor ? &visitor->record() : nullptr);
     change_.order_added = outcome.order_added;
     has_change_ = true;
   }
@@ -324,7 +385,7 @@ boost::system::error_code StateWriter::Apply(std::string_view site_prefix, std::
     if (!loaded) return loaded.error();
     Entry<profiles::Customer>* previous = *loaded;
     if (previous->present) {
-      profiles::ForgetVisitor(previous->record, event.anonymous_id);
+      profiles::ForgetVisitor(previous->record(), event.anonymous_id);
       Touch(*previous, event_id);
       Join(*visitor, *previous);
     }
@@ -343,8 +404,8 @@ boost::system::result<std::vector<std::string>> StateWriter::EraseVisitors(
     if (!visitor) return visitor.error();
     Entry<profiles::Visitor>* v = *visitor;
     // Gone, or re-linked to another customer since: that customer's now.
-    if (!v->present || v->record.user_id != user_id) continue;
-    v->record = profiles::Visitor();
+    if (!v->present || v->record().user_id != user_id) continue;
+    v->record() = profiles::Visitor();
     v->present = false;
     Touch(*v, v->applied);
     erased.push_back(anonymous_id);
@@ -361,11 +422,11 @@ boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view s
   Entry<profiles::Customer>* customer = *loaded;
   Erased erased;
   auto erase = [this](Entry<profiles::Customer>& entry) {
-    entry.record = profiles::Customer();
+    entry.record() = profiles::Customer();
     entry.present = false;
     Touch(entry, entry.applied);
   };
-  if (customer->present && customer->record.merged()) {
+  if (customer->present && customer->record().merged()) {
     auto target = Follow(site_prefix, customer);
     if (!target) return target.error();
     if (*target == nullptr) {  // merged into a customer since erased: only this record
@@ -382,9 +443,9 @@ boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view s
     return erased;
   }
   // Copies: the record is cleared below.
-  const std::string id = customer->record.user_id;
-  const std::vector<std::string> listed = customer->record.anonymous_ids;
-  const std::vector<std::string> merged = customer->record.merged_user_ids;
+  const std::string id = customer->record().user_id;
+  const std::vector<std::string> listed = customer->record().anonymous_ids;
+  const std::vector<std::string> merged = customer->record().merged_user_ids;
   erased.user_ids.push_back(id);
   auto visitors = EraseVisitors(site_prefix, id, listed);
   if (!visitors) return visitors.error();
@@ -395,7 +456,7 @@ boost::system::result<StateWriter::Erased> StateWriter::Erase(std::string_view s
     if (!loaded_merged) return loaded_merged.error();
     Entry<profiles::Customer>* m = *loaded_merged;
     erased.user_ids.push_back(merged_id);
-    if (m->present && m->record.merged()) erase(*m);
+    if (m->present && m->record().merged()) erase(*m);
   }
   return erased;
 }
@@ -424,11 +485,12 @@ void StateWriter::Put(rocksdb::WriteBatch& batch, EntryBase& entry) {
   value_.clear();
   AppendStateValueHeader(value_, entry.applied);
   if (entry.customer) {
-    profiles::EncodeTo(value_, static_cast<Entry<profiles::Customer>&>(entry).record);
+    profiles::EncodeTo(value_, static_cast<Entry<profiles::Customer>&>(entry).record());
   } else {
-    profiles::EncodeTo(value_, static_cast<Entry<profiles::Visitor>&>(entry).record);
+    profiles::EncodeTo(value_, static_cast<Entry<profiles::Visitor>&>(entry).record());
   }
   batch.Put(cf, entry.key, value_);
+  entry.stored.assign(value_);  // what the cache keeps once the batch is written
 }
 
 std::size_t StateWriter::Stage(rocksdb::WriteBatch& batch, std::uint64_t latest_event_id,
@@ -466,26 +528,35 @@ void StateWriter::Finish(bool written) {
   for (EntryBase* e : staged_) {
     e->staged = false;
     e->dirty = false;
-    lru_.push_front(*e);
+    Shrink(*e);
+    AddToCache(*e);
   }
   staged_.clear();
+  // Records read for this commit's messages and left unchanged are clean: stored only.
+  for (EntryBase* e : expanded_) {
+    if (!e->dirty) Shrink(*e);
+  }
+  expanded_.clear();
   Trim();
 }
 
 void StateWriter::Discard() {
   has_change_ = false;
   lru_.clear();
+  cache_bytes_ = 0;
   unwritten_.clear();
   staged_.clear();
+  expanded_.clear();
   write_all_ = false;
   visitors_.map.clear();
   customers_.map.clear();
 }
 
 void StateWriter::Trim() {
-  while (lru_.size() > options_.cache_entries) {
+  while (!lru_.empty() &&
+         (lru_.size() > options_.cache_entries || cache_bytes_ > options_.cache_bytes)) {
     EntryBase& oldest = lru_.back();
-    lru_.pop_back();
+    RemoveFromCache(oldest);
     // Found first, then erased: the key viewed is freed with the entry.
     if (oldest.customer) {
       customers_.map.erase(customers_.map.find(std::string_view(oldest.key)));

@@ -18,6 +18,7 @@
 // commits are serialised), which is what makes its read-modify-write race-free.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -40,8 +41,11 @@ namespace cartwatch::storage {
 
 struct StateOptions {
   profiles::Options profiles;
-  // Clean records (all written) kept in memory, least recently used evicted first.
+  // Clean records (all written) kept in memory as their stored bytes, least recently used
+  // evicted first once there are more than `cache_entries` of them or they take more than
+  // `cache_bytes` (CachedFootprint: the stored value, the key and the entry itself).
   std::size_t cache_entries = 200'000;
+  std::size_t cache_bytes = std::size_t{256} << 20;
   // How long, in event ids (microseconds of receive time), a changed record may stay
   // unwritten. 0 writes every changed record in the commit of its message.
   std::uint64_t write_delay_us = 10'000'000;
@@ -129,13 +133,22 @@ class StateWriter {
       std::string_view site_prefix, std::string_view id);
 
   std::size_t cached() const { return visitors_.map.size() + customers_.map.size(); }
+  // What the clean records take, as counted against cache_bytes.
+  std::size_t cached_bytes() const { return cache_bytes_; }
   std::size_t unwritten() const { return unwritten_.size(); }
 
  private:
   using Hook = boost::intrusive::list_member_hook<>;
   // What both kinds of entry share: the intrusive lists and the grouping.
+  //
+  // A clean record is kept as it is stored (`stored`: the RocksDB value), which takes a
+  // fraction of the decoded record's memory; Load decodes it when a message touches it,
+  // and Finish drops the decoded copy again once the record is clean. A dirty record is
+  // kept decoded only.
   struct EntryBase {
     std::string key;  // site prefix + id: the RocksDB key, and the map's key (a view of it)
+    std::string stored;     // clean and present: the value as stored; else empty
+    std::size_t charged = 0;  // bytes counted in cache_bytes_ while on lru_
     bool customer = false;
     bool present = false;  // false: no such record (never was, or erased)
     bool dirty = false;    // changed since last written: on unwritten_, else on lru_
@@ -151,7 +164,12 @@ class StateWriter {
   };
   template <typename Record>
   struct Entry : EntryBase {
-    Record record;
+    // Set while the entry is dirty or staged, and from a Load until the commit's Finish.
+    std::unique_ptr<Record> decoded;
+    Record& record() {
+      assert(decoded != nullptr);
+      return *decoded;
+    }
   };
   using List = boost::intrusive::list<
       EntryBase, boost::intrusive::member_hook<EntryBase, Hook, &EntryBase::hook>,
@@ -186,6 +204,15 @@ class StateWriter {
   void Join(EntryBase& a, EntryBase& b);  // both dirty
   void StageGroup(EntryBase& member);
   void Put(rocksdb::WriteBatch& batch, EntryBase& entry);
+  // Decodes a clean entry's stored value for a message to use (see EntryBase).
+  template <typename Record>
+  void Expand(Entry<Record>& entry);
+  // Drops the decoded record of a clean entry: it is kept as its stored value.
+  static void Shrink(EntryBase& entry);
+  // What a clean entry takes in memory, as counted against cache_bytes.
+  static std::size_t CachedFootprint(const EntryBase& entry);
+  void AddToCache(EntryBase& entry);       // to the front of lru_, charged
+  void RemoveFromCache(EntryBase& entry);  // off lru_, uncharged
   void Trim();
 
   rocksdb::DB* const db_;
@@ -195,6 +222,8 @@ class StateWriter {
   List lru_;        // clean records, most recently used first
   List unwritten_;  // dirty records, by dirty_since, oldest first
   std::vector<EntryBase*> staged_;  // in the batch being written
+  std::vector<EntryBase*> expanded_;  // decoded by Load in this commit: Shrink at Finish
+  std::size_t cache_bytes_ = 0;       // CachedFootprint of the entries on lru_
   bool write_all_ = false;          // an erase in this commit: stage everything
   std::string key_;                 // scratch: the key being looked up
   profiles::Event event_;           // scratch: the message being applied

@@ -219,6 +219,7 @@ StateOptions RocksStore::MakeStateOptions() const {
   StateOptions state;
   state.profiles = options_.profiles;
   state.cache_entries = options_.state_cache_entries;
+  state.cache_bytes = options_.state_cache_bytes;
   state.write_delay_us = static_cast<std::uint64_t>(options_.state_write_delay.count()) * 1000;
   state.max_unwritten = options_.state_max_unwritten;
   return state;

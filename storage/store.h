@@ -175,10 +175,13 @@ struct StoreOptions {
   std::chrono::milliseconds retention = std::chrono::milliseconds(0);
   // How often retention runs. Default 1 min. Not in the config file (tests shorten it).
   std::chrono::milliseconds retention_interval = std::chrono::minutes(1);
-  // Visitor and customer records kept decoded in memory by the committing thread, so that a
-  // returning visitor's next message does not read RocksDB (each costs about 1-3 KB).
-  // Records not yet written (below) are kept in memory besides these. Default 200,000.
+  // Written visitor and customer records kept in memory by the committing thread, as their
+  // stored bytes, so that a returning visitor's next message does not read RocksDB: at most
+  // this many, taking at most state_cache_bytes (the stored value, its key and about 300
+  // bytes of bookkeeping each), least recently used evicted first. Records not yet written
+  // (below) are kept in memory, decoded, besides these. Defaults 200,000 and 256 MiB.
   std::size_t state_cache_entries = 200'000;
+  std::size_t state_cache_bytes = std::size_t{256} << 20;
   // How long a changed visitor or customer record may stay in memory unwritten, measured in
   // receive time, so that the messages of a visit rewrite it once rather than once each.
   // The messages themselves are durable before they are acknowledged; after a crash the
@@ -428,6 +431,7 @@ class Store {
     std::uint64_t min_free_bytes = 0;      // StoreOptions::min_free_bytes
     std::uint64_t dedup_ids = 0;           // messageIds in the dedup index
     std::uint64_t records_cached = 0;      // visitor and customer records in memory
+    std::uint64_t records_cached_bytes = 0;  // what the written ones take (state_cache_bytes)
     std::uint64_t records_unwritten = 0;   // of them, changed and not yet written
     util::Histogram::Snapshot commit_seconds{};   // each written round's RocksDB write
     util::Histogram::Snapshot commit_messages{};  // each written round's messages

@@ -16,6 +16,7 @@ Store::StorageFigures RocksStore::GetStorageFigures() {
   if (const std::uint64_t free = health_.FreeBytes(); free != UINT64_MAX) out.disk_free_bytes = free;
   out.dedup_ids = dedup_ids_.load(std::memory_order_relaxed);
   out.records_cached = records_cached_.load(std::memory_order_relaxed);
+  out.records_cached_bytes = records_cached_bytes_.load(std::memory_order_relaxed);
   out.records_unwritten = records_unwritten_.load(std::memory_order_relaxed);
   out.commit_seconds = commit_seconds_.Read();
   out.commit_messages = commit_messages_.Read();

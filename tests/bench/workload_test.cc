@@ -292,5 +292,29 @@ TEST(workload, DistinctAnonymousIdsAreBoundedByVisitors) {
   }
 }
 
+// Sequential order: streams with offsets 0..N-1 and stride N send each visitor one message
+// before any visitor a second (an identify goes to an identified visitor nearby instead).
+TEST(workload, SequentialStreamsTouchEachVisitorOnceBeforeAnyTwice) {
+  constexpr std::size_t kStreams = 4, kVisitors = 1000, kEach = 200;
+  std::map<std::string, int> messages_of;  // anonymousId -> messages other than identify
+  std::size_t identifies = 0;
+  for (std::size_t c = 0; c < kStreams; ++c) {
+    for (const BenchRequest& request :
+         Take({.seed = 9 + c, .visitors = kVisitors, .visitor_stride = kStreams,
+               .visitor_offset = c},
+              kEach)) {
+      const json::object message = ParseObject(request.body);
+      if (StringAt(message, "type") == "identify") {
+        ++identifies;
+      } else {
+        ++messages_of[StringAt(message, "anonymousId")];
+      }
+    }
+  }
+  EXPECT_GT(identifies, 0u);
+  EXPECT_EQ(messages_of.size(), kStreams * kEach - identifies);
+  for (const auto& [anonymous_id, n] : messages_of) EXPECT_EQ(n, 1) << anonymous_id;
+}
+
 }  // namespace
 }  // namespace cartwatch::bench

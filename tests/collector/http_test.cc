@@ -590,7 +590,7 @@ TEST_F(HttpTest, MetricsCountRequestsMessagesAndRejections) {
                                    "cartwatch_rocksdb_memtable_bytes", "cartwatch_rocksdb_sst_bytes",
                                    "cartwatch_rocksdb_pending_compaction_bytes",
                                    "cartwatch_rocksdb_live_data_bytes", "cartwatch_rocksdb_block_cache_bytes",
-                                   "cartwatch_rocksdb_wal_bytes", "cartwatch_records_cached",
+                                   "cartwatch_rocksdb_wal_bytes", "cartwatch_records_cached", "cartwatch_records_cached_bytes",
                                    "cartwatch_records_unwritten", "cartwatch_commit_duration_seconds"}) {
     EXPECT_NE(text.find("\n# TYPE " + family + " "), std::string::npos) << family;
   }

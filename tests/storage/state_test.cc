@@ -230,6 +230,7 @@ struct ModelCase {
   int write_delay_minutes;  // of receive time; the storefront's clock moves 0-20 min a message
   std::size_t max_unwritten;
   bool crash;  // each stop loses what is unwritten, as kill -9 would; else a clean close
+  std::size_t cache_bytes = std::size_t{256} << 20;
 };
 
 class StateModelTest : public StateTest, public ::testing::WithParamInterface<ModelCase> {
@@ -257,6 +258,7 @@ class StateModelTest : public StateTest, public ::testing::WithParamInterface<Mo
 
 TEST_P(StateModelTest, RecordsAreWhatThePureTransitionsGiveAcrossCrashes) {
   options_.state_cache_entries = GetParam().cache_entries;
+  options_.state_cache_bytes = GetParam().cache_bytes;
   options_.state_write_delay = std::chrono::minutes(GetParam().write_delay_minutes);
   options_.state_max_unwritten = GetParam().max_unwritten;
   // A crash as kill -9 leaves the store as far as state goes: unwritten records are lost,
@@ -347,6 +349,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ModelCase{100000, 0, 100000, true},
                       ModelCase{100000, 60 * 24 * 365, 100000, true},  // none before a stop
                       ModelCase{100000, 90, 2, true},
+                      ModelCase{100000, 45, 100000, true, 4096},  // a few KB of records
                       ModelCase{3, 45, 3, false},        // clean stops
                       ModelCase{100000, 60 * 24 * 365, 100000, false}));
 
