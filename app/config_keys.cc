@@ -354,6 +354,8 @@ const std::vector<ScalarKey>& ScalarKeys() {
                               [](Config& c) -> auto& { return c.storage.state_cache_entries; }),
       IntegerKey<std::size_t>("storage", "state_cache_mb", 0, kMaxMegabytes,
                               [](Config& c) -> auto& { return c.storage.state_cache_bytes; }, 20),
+      DurationKey("storage", "memory_trim_interval", true,
+                  [](Config& c) -> auto& { return c.storage.memory_trim_interval; }),
       DurationKey("storage", "state_write_delay", true,
                   [](Config& c) -> auto& { return c.storage.state_write_delay; }),
       IntegerKey<std::size_t>("storage", "state_max_unwritten", 1, kMaxQueuedMessages,

@@ -58,7 +58,8 @@ awk '/^[0-9a-f]+-[0-9a-f]+ / {kind = ($6 == "[heap]") ? "heap" : ($6 == "" ? "an
      END {printf "resident: heap %d MiB, anonymous %d MiB, files %d MiB\n", rss["heap"] / 1024, rss["anonymous"] / 1024, rss["files"] / 1024}' \
   "/proc/$SERVER_PID/smaps"
 echo "$metrics" | grep -E '^cartwatch_(records_cached|records_cached_bytes|records_unwritten|dedup_ids|rocksdb_block_cache_bytes) '
-echo "$metrics" | awk '/^cartwatch_rocksdb_memtable_bytes/ {s += $2} END {printf "RocksDB memtables %d MiB\n", s / 1048576}'
+echo "$metrics" | awk '/^cartwatch_rocksdb_memtable_bytes/ {s += $2; if ($2 >= 1048576) {sub(/.*cf="/, "", $1); sub(/".*/, "", $1); parts = parts sprintf(" %s %d", $1, $2 / 1048576)}}
+                     END {printf "RocksDB memtables %d MiB (MiB by family:%s)\n", s / 1048576, parts}'
 node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
          const v=Number(process.argv[2]), n=j.messages;
          const touched=process.argv[3]==="sequential"?Math.min(n,v):Math.round(v*(1-Math.exp(-n/v)));

@@ -53,6 +53,7 @@
 #include "storage/timers.h"
 #include "storage/write_health.h"
 #include "util/histogram.h"
+#include "util/memory_trim.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
 
@@ -256,6 +257,7 @@ class RocksStore final : public Store,
                        *this};
 
   WriteHealth health_{options_};
+  std::unique_ptr<util::MemoryTrimmer> trimmer_;  // from a successful Open to Close
   Background background_{
       *this, Background::Intervals{.thresholds = options_.thresholds_interval,
                                    // Retention, when on, every retention_interval.

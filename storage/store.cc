@@ -144,6 +144,7 @@ bool RocksStore::Open(std::string* error_message) {
   }
   ClearFailedWriteMark(options_.data_dir);
   background_.Start();
+  trimmer_ = std::make_unique<util::MemoryTrimmer>(options_.memory_trim_interval);
   return true;
 }
 
@@ -226,6 +227,7 @@ StateOptions RocksStore::MakeStateOptions() const {
 }
 
 void RocksStore::Close() {
+  trimmer_.reset();
   background_.Stop();
   commits_.Close();
   // After a failed write RocksDB may refuse to write or sync its log again: it is closed

@@ -173,6 +173,9 @@ struct StoreOptions {
   // Events received longer ago than this are deleted (every retention_interval by the
   // store's background thread, one range delete per site). 0 = keep forever. Default 0.
   std::chrono::milliseconds retention = std::chrono::milliseconds(0);
+  // How often the memory malloc holds free is handed back to the kernel
+  // (util/memory_trim.h); 0: never. Default 10s.
+  std::chrono::milliseconds memory_trim_interval = std::chrono::seconds(10);
   // How often retention runs. Default 1 min. Not in the config file (tests shorten it).
   std::chrono::milliseconds retention_interval = std::chrono::minutes(1);
   // Written visitor and customer records kept in memory by the committing thread, as their

@@ -124,6 +124,8 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_EQ(config.storage.max_queued_messages, defaults.storage.max_queued_messages);
   EXPECT_EQ(config.storage.block_cache_bytes, defaults.storage.block_cache_bytes);
   EXPECT_EQ(config.storage.state_cache_entries, 200'000u);
+  EXPECT_EQ(config.storage.state_cache_bytes, 256u << 20);
+  EXPECT_EQ(config.storage.memory_trim_interval, seconds(10));
   EXPECT_EQ(config.storage.state_write_delay, seconds(10));
   EXPECT_EQ(config.storage.state_max_unwritten, 100'000u);
   EXPECT_EQ(config.storage.min_free_bytes, 64u << 20);
@@ -202,6 +204,8 @@ block_cache_mb = 128
 write_buffer_mb = 16
 max_background_jobs = 4
 state_cache_entries = 77
+state_cache_mb = 12
+memory_trim_interval = "0s"
 state_write_delay = "0s"
 state_max_unwritten = 500
 min_free_mb = 512
@@ -280,6 +284,8 @@ dir = "config/templates/../templates"
   EXPECT_EQ(config.storage.write_buffer_bytes, 16u << 20);
   EXPECT_EQ(config.storage.max_background_jobs, 4);
   EXPECT_EQ(config.storage.state_cache_entries, 77u);
+  EXPECT_EQ(config.storage.state_cache_bytes, 12u << 20);
+  EXPECT_EQ(config.storage.memory_trim_interval, seconds(0));
   EXPECT_EQ(config.storage.state_write_delay, seconds(0));
   EXPECT_EQ(config.storage.state_max_unwritten, 500u);
   EXPECT_EQ(config.storage.min_free_bytes, 512u << 20);
