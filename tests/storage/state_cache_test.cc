@@ -12,6 +12,7 @@
 #include "storage/keys.h"
 #include "storage/state.h"
 #include "tests/profiles/helpers.h"
+#include "tests/sanitized_heap.h"
 #include "tests/storage/temp_db.h"
 
 namespace cartwatch::storage {
@@ -19,17 +20,7 @@ namespace {
 
 namespace h = profiles::helpers;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizedHeap = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-constexpr bool kSanitizedHeap = true;
-#else
-constexpr bool kSanitizedHeap = false;
-#endif
-#else
-constexpr bool kSanitizedHeap = false;
-#endif
+using cartwatch::tests::kSanitizedHeap;
 
 std::string Url(int visitor, int page) {
   return "https://shop.example/catalog/shoes/running/model-" + std::to_string(visitor) + "-" +

@@ -9,20 +9,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/sanitized_heap.h"
+
 namespace cartwatch::util {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizedHeap = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-constexpr bool kSanitizedHeap = true;
-#else
-constexpr bool kSanitizedHeap = false;
-#endif
-#else
-constexpr bool kSanitizedHeap = false;
-#endif
+using cartwatch::tests::kSanitizedHeap;
 
 TEST(MemoryTrimTest, TheTrimmerHandsBackMemoryFreedInTheMiddleOfTheHeap) {
   if (kSanitizedHeap) GTEST_SKIP() << "a sanitizer's allocator is not glibc's malloc";
