@@ -162,8 +162,10 @@ struct StoreOptions {
   std::size_t max_round_bytes = 16u << 20;
   // RocksDB block cache, shared by all column families. Default 64 MiB.
   std::size_t block_cache_bytes = 64u << 20;
-  // Memtable size per column family. Default 64 MiB.
-  std::size_t write_buffer_bytes = 64u << 20;
+  // Memtable size per column family. Default 32 MiB: with up to four memtables of each of
+  // the event log, visitors and customers waiting for their flushes, 64 MiB took the peak
+  // resident size past 1 GiB under ten million visitors (bench/round2.md).
+  std::size_t write_buffer_bytes = 32u << 20;
   // RocksDB flush and compaction threads. Default 2.
   int max_background_jobs = 2;
   // Whether the event log's table files are compressed (LZ4, from the third level down;
