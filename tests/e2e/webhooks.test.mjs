@@ -249,12 +249,13 @@ test('a flaky endpoint, an outage, a 410 and a dead endpoint: delivered at least
     return (tasks.length === users.length && states.every((s) => s === 'waiting')) || states;
   });
   assert.equal(gone.deliveries.length, 1, 'nothing more is sent to a disabled endpoint');
+  // Scraped before the enable below: the dispatcher's next tick shows the enable (0).
+  assert.match(await scrapeMetrics(cw), /^cartwatch_webhook_endpoint_disabled\{endpoint="gone"\} 1$/m);
   const unknown = await request('POST', `${cw.publicUrl}/v1/endpoints/nope/enable`, { headers: auth });
   assert.equal(unknown.status, 404);
   assert.equal(JSON.parse(unknown.body).error.code, 'endpoint_not_found');
   const enabled = await request('POST', `${cw.publicUrl}/v1/endpoints/gone/enable`, { headers: auth });
   assert.equal(enabled.status, 200, enabled.body);
-  assert.match(await scrapeMetrics(cw), /^cartwatch_webhook_endpoint_disabled\{endpoint="gone"\} 1$/m);
   assert.deepEqual(JSON.parse(enabled.body), { success: true, endpoint: 'gone', was_disabled: true });
 
   // Every task reaches both task endpoints (flaky after its outage); the e-mails die.
