@@ -131,11 +131,9 @@ void ForgetVisitor(Customer& customer, std::string_view anonymous_id) {
   std::erase(customer.anonymous_ids, anonymous_id);
 }
 
-bool MergeCustomers(Customer& into, Customer& from, EpochMs at, const Options& options,
-                    Outcome& out) {
-  assert(!into.user_id.empty() && !from.user_id.empty() && into.user_id != from.user_id);
-  assert(!into.merged() && !from.merged());
-  // `from`, then the customers merged into it before, after into's own.
+// The ids `into` lists as merged once `from` is: `from`, then the customers merged into it
+// before, after into's own.
+std::vector<std::string> MergedIds(const Customer& into, const Customer& from) {
   std::vector<std::string> merged_ids = into.merged_user_ids;
   merged_ids.push_back(from.user_id);
   for (const std::string& id : from.merged_user_ids) {
@@ -143,6 +141,18 @@ bool MergeCustomers(Customer& into, Customer& from, EpochMs at, const Options& o
       merged_ids.push_back(id);
     }
   }
+  return merged_ids;
+}
+
+bool MergeFits(const Customer& into, const Customer& from, const Options& options) {
+  return MergedIds(into, from).size() <= options.max_merged_customers;
+}
+
+bool MergeCustomers(Customer& into, Customer& from, EpochMs at, const Options& options,
+                    Outcome& out) {
+  assert(!into.user_id.empty() && !from.user_id.empty() && into.user_id != from.user_id);
+  assert(!into.merged() && !from.merged());
+  std::vector<std::string> merged_ids = MergedIds(into, from);
   if (merged_ids.size() > options.max_merged_customers) return false;
 
   MergeTraits(into.traits, from.traits);

@@ -279,6 +279,9 @@ void ForgetVisitor(Customer& customer, std::string_view anonymous_id);
 // REQUIRES: both have their user_id set, differ, and neither is merged().
 bool MergeCustomers(Customer& into, Customer& from, EpochMs at, const Options& options,
                     Outcome& out);
+// Whether MergeCustomers(into, from, ...) would merge: false when `into` would then list
+// more than options.max_merged_customers merged ids. `into` may be a new, empty record.
+bool MergeFits(const Customer& into, const Customer& from, const Options& options);
 
 // ---- Statistics and scores ----
 

@@ -101,6 +101,9 @@ boost::system::error_code RocksStore::ReplayState() {
         ++replayed;
         // Written with the id of what they hold; the replay point moves only at the end.
         if (state_->unwritten() >= options_.state_max_unwritten) return WriteState(std::nullopt);
+        // Records the replay only read (they hold the event already) are kept decoded until
+        // a Finish: one every few thousand events keeps them to the cache's bounds.
+        if (replayed % 4096 == 0) state_->Finish(/*written=*/true);  // nothing staged
         return boost::system::error_code();
       });
   if (ec) return ec;

@@ -213,6 +213,12 @@ boost::system::result<bool> StateWriter::ApplyCustomerAlias(std::string_view sit
   // Records changed together are written together: when one holds this event (a replay
   // after a crash), all of them do.
   if (from->applied >= event_id || (into->present && into->applied >= event_id)) return true;
+  // Checked before `into` is created: an alias that merges nothing changes nothing.
+  static const profiles::Customer kNoRecord;
+  if (!profiles::MergeFits(into->present ? into->record() : kNoRecord, from->record(),
+                           options_.profiles)) {
+    return true;  // over max_merged_customers: the alias merges nothing (docs/profiles.md)
+  }
   if (!into->present) {
     into->record() = profiles::Customer();
     into->record().user_id = event.user_id;
@@ -222,10 +228,10 @@ boost::system::result<bool> StateWriter::ApplyCustomerAlias(std::string_view sit
   const std::vector<std::string> visitors = from->record().anonymous_ids;
   const std::vector<std::string> merged_before = from->record().merged_user_ids;
   profiles::Outcome outcome;
-  if (!profiles::MergeCustomers(into->record(), from->record(), event.at, options_.profiles,
-                                outcome)) {
-    return true;  // over max_merged_customers: the alias merges nothing (docs/profiles.md)
-  }
+  const bool did_merge = profiles::MergeCustomers(into->record(), from->record(), event.at,
+                                                  options_.profiles, outcome);
+  assert(did_merge);  // MergeFits above
+  (void)did_merge;
   Touch(*into, event_id);
   Touch(*from, event_id);
   Join(*into, *from);

@@ -116,9 +116,10 @@ class StateWriter {
   // batch is durable; nullopt when every change is staged or written.
   std::optional<std::uint64_t> replay_from() const;
 
-  // Ends the commit. `written`: the batch is durable; the staged records are clean. Else
-  // everything in memory is dropped (the caller must rebuild it: replay from the last
-  // durable replay_from()). Then trims the clean records to cache_entries.
+  // Ends the commit. `written`: the batch is durable; the staged records are clean (kept as
+  // their stored bytes, as are the records read and left unchanged). Else everything in
+  // memory is dropped (the caller must rebuild it: replay from the last durable
+  // replay_from()). Then trims the clean records to cache_entries and cache_bytes.
   void Finish(bool written);
 
   // Drops every record in memory, written or not (see Finish).
@@ -147,7 +148,9 @@ class StateWriter {
   // kept decoded only.
   struct EntryBase {
     std::string key;  // site prefix + id: the RocksDB key, and the map's key (a view of it)
-    std::string stored;     // clean and present: the value as stored; else empty
+    // The value as stored, while clean (empty for no record, and once dirty: the decoded
+    // record is what counts then).
+    std::string stored;
     std::size_t charged = 0;  // bytes counted in cache_bytes_ while on lru_
     bool customer = false;
     bool present = false;  // false: no such record (never was, or erased)

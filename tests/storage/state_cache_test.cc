@@ -37,7 +37,9 @@ class StateCacheTest : public TempDbTest {
       ASSERT_FALSE(writer.Apply(SitePrefix("shop"), ++last_id_, m));
     }
     writer.Stage(batch, last_id_, /*all=*/true);
-    if (write) ASSERT_TRUE(db_->Write(rocksdb::WriteOptions(), &batch).ok());
+    if (write) {
+      ASSERT_TRUE(db_->Write(rocksdb::WriteOptions(), &batch).ok());
+    }
     writer.Finish(true);
   }
 

@@ -907,6 +907,13 @@ TEST_F(StateTest, AnAliasBeyondMaxMergedCustomersMergesNothing) {
                    .error);
   EXPECT_EQ(CustomerOf("shop", "c").merged_user_ids, std::vector<std::string>{"a"});
   EXPECT_EQ(CustomerOf("shop", "b").user_id, "b");
+  // Nor into a customer with no record yet: none is made (its read finds no customer).
+  ASSERT_FALSE(Send("shop", {h::Message("alias", "u:d", kT0 + 3 * kMinute, {{"previousId", "c"}})})
+                   .error);
+  auto d = store_->ReadCustomer("shop", "d");
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_FALSE(d->has_value());
+  EXPECT_EQ(CustomerOf("shop", "c").merged_user_ids, std::vector<std::string>{"a"});
 }
 
 TEST_F(StateTest, AnEraseWritesEveryUnwrittenRecordInItsCommit) {
