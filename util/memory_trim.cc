@@ -2,9 +2,6 @@
 
 #include <malloc.h>
 #include <pthread.h>
-#include <unistd.h>
-
-#include <cstdio>
 
 namespace cartwatch::util {
 
@@ -42,15 +39,5 @@ void MemoryTrimmer::Loop() {
 }
 
 bool TrimMemory() { return malloc_trim(0) != 0; }
-
-std::uint64_t ResidentBytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long long size = 0, resident = 0;
-  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
-  std::fclose(f);
-  if (n != 2) return 0;
-  return static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-}
 
 }  // namespace cartwatch::util

@@ -46,7 +46,4 @@ class MemoryTrimmer {
 // Hands the free memory back now (malloc_trim(0)); true when some was released.
 bool TrimMemory();
 
-// The resident size of this process (/proc/self/statm), 0 when it cannot be read.
-std::uint64_t ResidentBytes();
-
 }  // namespace cartwatch::util

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -15,6 +18,17 @@ namespace cartwatch::util {
 namespace {
 
 using cartwatch::tests::kSanitizedHeap;
+
+// The resident size of this process (/proc/self/statm), 0 when it cannot be read.
+std::uint64_t ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  if (n != 2) return 0;
+  return static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
 
 TEST(MemoryTrimTest, TheTrimmerHandsBackMemoryFreedInTheMiddleOfTheHeap) {
   if (kSanitizedHeap) GTEST_SKIP() << "a sanitizer's allocator is not glibc's malloc";
