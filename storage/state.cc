@@ -48,8 +48,8 @@ boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Recor
                                                                      std::string_view id) {
   key_.assign(site_prefix);
   key_.append(id);
-  if (auto it = table.map.find(std::string_view(key_)); it != table.map.end()) {
-    Entry<Record>* entry = it->second.get();
+  if (auto* found = table.map.Find(std::string_view(key_))) {
+    Entry<Record>* entry = found->second.get();
     if (!entry->dirty) lru_.splice(lru_.begin(), lru_, lru_.iterator_to(*entry));
     if (entry->decoded == nullptr) Expand(*entry);
     return entry;
@@ -77,7 +77,7 @@ boost::system::result<StateWriter::Entry<Record>*> StateWriter::Load(Table<Recor
   Entry<Record>* raw = entry.get();
   AddToCache(*raw);
   expanded_.push_back(raw);
-  table.map.emplace(std::string_view(raw->key), std::move(entry));
+  table.map.try_emplace(std::string_view(raw->key), std::move(entry));
   return raw;
 }
 
@@ -139,8 +139,8 @@ boost::system::result<std::optional<Record>> StateWriter::Peek(Table<Record>& ta
                                                                std::string_view id) {
   key_.assign(site_prefix);
   key_.append(id);
-  if (auto it = table.map.find(std::string_view(key_)); it != table.map.end()) {
-    Entry<Record>& entry = *it->second;
+  if (auto* found = table.map.Find(std::string_view(key_))) {
+    Entry<Record>& entry = *found->second;
     if (!entry.present) return std::optional<Record>();
     if (entry.decoded != nullptr) return std::optional<Record>(entry.record());
     auto decoded = Decode(SplitStateValue(entry.stored).record, static_cast<Record*>(nullptr));
@@ -563,11 +563,11 @@ void StateWriter::Trim() {
          (lru_.size() > options_.cache_entries || cache_bytes_ > options_.cache_bytes)) {
     EntryBase& oldest = lru_.back();
     RemoveFromCache(oldest);
-    // Found first, then erased: the key viewed is freed with the entry.
+    // The key viewed is freed with the entry: SplitTable::erase does not read it after.
     if (oldest.customer) {
-      customers_.map.erase(customers_.map.find(std::string_view(oldest.key)));
+      customers_.map.erase(std::string_view(oldest.key));
     } else {
-      visitors_.map.erase(visitors_.map.find(std::string_view(oldest.key)));
+      visitors_.map.erase(std::string_view(oldest.key));
     }
   }
 }

@@ -36,6 +36,7 @@
 
 #include "profiles/profiles.h"
 #include "rules/rules.h"
+#include "util/split_table.h"
 
 namespace cartwatch::storage {
 
@@ -181,8 +182,10 @@ class StateWriter {
   struct Table {
     rocksdb::ColumnFamilyHandle* cf = nullptr;
     // Entries live on the heap, so that pointers to them (and views of their keys) stay
-    // valid while the flat map moves its slots.
-    boost::unordered_flat_map<std::string_view, std::unique_ptr<Entry<Record>>> map;
+    // valid while the flat map moves its slots; split so that its growth never stalls a
+    // commit for long (util/split_table.h).
+    util::SplitTable<boost::unordered_flat_map<std::string_view, std::unique_ptr<Entry<Record>>>>
+        map;
   };
 
   template <typename Record>

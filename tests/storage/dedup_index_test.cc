@@ -111,5 +111,46 @@ TEST_F(DedupIndexTest, PastItsLimitTheOldestIdsAreForgotten) {
   EXPECT_EQ(Commit(index, {"id11"}, 21'000), std::vector<bool>{false});  // kept
 }
 
+// A minute's ids at a high rate are a million: Expire drops about its budget a call (here 3)
+// and goes on from there in the next calls, so that no commit waits for the whole walk.
+TEST_F(DedupIndexTest, ExpireDropsAboutItsBudgetACallAndGoesOn) {
+  DedupIndex index(hours(24), 1000, /*walk_budget=*/3);
+  for (int i = 0; i < 10; ++i) Commit(index, {"a" + std::to_string(i), "b" + std::to_string(i)}, i);
+  Commit(index, {"late"}, 24 * kHour + 61'000);  // the ten records are a minute past the window
+  ASSERT_EQ(index.size(), 21u);
+  std::vector<std::size_t> sizes;
+  for (int call = 0; call < 10 && index.size() > 1; ++call) {
+    ASSERT_FALSE(index.Expire(*db_, log()));
+    sizes.push_back(index.size());
+  }
+  // Two records (4 ids, the first past the budget of 3) a call: 17, 13, 9, 5, 1.
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{17, 13, 9, 5, 1}));
+  EXPECT_EQ(LogRecords(), 1u);
+  EXPECT_EQ(Commit(index, {"a0", "late"}, 24 * kHour + 62'000), (std::vector<bool>{true, false}));
+  // Nothing more to walk: the next call does nothing.
+  ASSERT_FALSE(index.Expire(*db_, log()));
+  EXPECT_EQ(index.size(), 2u);
+}
+
+TEST_F(DedupIndexTest, PastItsLimitTheOldestAreForgottenABudgetAtATime) {
+  DedupIndex index(hours(24), 10, /*walk_budget=*/1);
+  for (int i = 0; i < 12; ++i) Commit(index, {"id" + std::to_string(i)}, i * 1000);
+  testing::internal::CaptureStderr();
+  ASSERT_FALSE(index.Expire(*db_, log()));  // over the limit: forgets id0, and goes on
+  EXPECT_EQ(index.size(), 11u);
+  ASSERT_FALSE(index.Expire(*db_, log()));
+  ASSERT_FALSE(index.Expire(*db_, log()));
+  EXPECT_EQ(index.size(), 9u);  // a tenth of the limit free again
+  ASSERT_FALSE(index.Expire(*db_, log()));  // done: nothing more forgotten
+  EXPECT_EQ(index.size(), 9u);
+  const std::string err = testing::internal::GetCapturedStderr();
+  // Warned once, when the walk ended.
+  const auto first = err.find("no longer deduplicated");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(err.find("no longer deduplicated", first + 1), std::string::npos) << err;
+  EXPECT_EQ(Commit(index, {"id2"}, 20'000), std::vector<bool>{true});   // forgotten
+  EXPECT_EQ(Commit(index, {"id3"}, 21'000), std::vector<bool>{false});  // kept
+}
+
 }  // namespace
 }  // namespace cartwatch::storage
