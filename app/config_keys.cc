@@ -326,6 +326,8 @@ const std::vector<ScalarKey>& ScalarKeys() {
                   [](Config& c) -> auto& { return c.server.write_timeout; }, kMaxTimeout),
       DurationKey("server", "shutdown_grace", true,
                   [](Config& c) -> auto& { return c.server.shutdown_grace; }, kMaxTimeout),
+      IntegerKey<std::uint32_t>("server", "commit_delay_us", 0, kMaxCommitDelayUs,
+                                [](Config& c) -> auto& { return c.server.commit_delay_us; }),
       BoolKey("server", "metrics", [](Config& c) -> auto& { return c.server.metrics; }),
       IntegerKey<std::size_t>("server", "max_connections", 1, kMaxConnections,
                               [](Config& c) -> auto& { return c.server.max_connections; }),

@@ -28,6 +28,7 @@ inline constexpr std::int64_t kMaxConnections = 10'000'000;
 inline constexpr std::int64_t kMaxQueuedMessages = std::int64_t{1} << 32;
 inline constexpr std::int64_t kMaxDedupIds = std::int64_t{1} << 32;
 inline constexpr std::int64_t kMaxIoThreads = 1024;
+inline constexpr std::int64_t kMaxCommitDelayUs = 100'000;  // 100 ms
 inline constexpr std::int64_t kMaxBackgroundJobs = 256;
 
 

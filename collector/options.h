@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,10 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout = std::chrono::seconds(10);
   // On SIGTERM/SIGINT: how long in-flight requests may take to finish. Default 10s.
   std::chrono::milliseconds shutdown_grace = std::chrono::seconds(10);
+  // How long an event loop waits, from the first request of a commit round, before it
+  // commits the round: the requests that arrive meanwhile share its RocksDB write and
+  // its per-round work. 0 commits at the end of each pass of the loop. Default 200 us.
+  std::uint32_t commit_delay_us = 200;
   // Connections the public listener keeps open at once; past it a new connection is closed
   // as soon as it is accepted. The server lowers it to three quarters of the process's file
   // descriptor limit (less 128) when it is higher, so that RocksDB and the admin listener

@@ -175,7 +175,8 @@ class AsioServer final : public Server {
     for (int i = 0; i < threads; ++i) {
       loops_.push_back(std::make_unique<net::io_context>(1));
       guards_.emplace_back(loops_.back()->get_executor());
-      commits_.push_back(std::make_unique<CommitScheduler>(*loops_.back(), store));
+      commits_.push_back(std::make_unique<CommitScheduler>(
+          *loops_.back(), store, std::chrono::microseconds(options.commit_delay_us)));
     }
     for (SessionContext* c : {&public_context_, &admin_context_}) {
       c->router = &router_;

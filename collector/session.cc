@@ -31,6 +31,15 @@ constexpr std::size_t kCheckHeaderAbove = 16 * 1024;
 void CommitScheduler::Request() {
   if (posted_) return;
   posted_ = true;
+  if (delay_.count() > 0) {
+    timer_.expires_after(delay_);
+    timer_.async_wait([this](const error_code& ec) {
+      if (ec) return;  // the scheduler is going away with its loop
+      posted_ = false;
+      store_.Flush();
+    });
+    return;
+  }
   // Posted work runs after the completions already queued from the same poll.
   net::post(loop_, [this] {
     posted_ = false;

@@ -68,19 +68,24 @@ struct SessionContext {
 // handling. REQUIRES: `r` prepared (Content-Length or chunked set: prepare_payload).
 void SerializeHead(const Response& r, std::string& out);
 
-// One per event loop. Requests of one pass of the loop queue their messages with
-// Store::Append; Request() posts a single Store::Flush behind them, so that one group
-// commit carries the whole pass and answers it without waking another thread.
+// One per event loop. Requests queue their messages with Store::Append; the first of a
+// round calls Request(), which runs a single Store::Flush behind them `delay` later (with
+// 0: behind the loop's current pass), so that one group commit carries every request of
+// that time and answers them without waking another thread. At half load a round held
+// one request; 200 us share a round among a few (ServerOptions::commit_delay_us).
 // Used from its loop's thread only.
 class CommitScheduler {
  public:
-  CommitScheduler(boost::asio::io_context& loop, storage::Store& store)
-      : loop_(loop), store_(store) {}
+  CommitScheduler(boost::asio::io_context& loop, storage::Store& store,
+                  std::chrono::microseconds delay)
+      : loop_(loop), store_(store), delay_(delay), timer_(loop) {}
   void Request();
 
  private:
   boost::asio::io_context& loop_;
   storage::Store& store_;
+  const std::chrono::microseconds delay_;
+  boost::asio::steady_timer timer_;
   bool posted_ = false;
 };
 

@@ -119,6 +119,7 @@ TEST_F(ConfigTest, ExampleConfigLoads) {
   EXPECT_EQ(config.server.idle_timeout, defaults.server.idle_timeout);
   EXPECT_EQ(config.server.write_timeout, defaults.server.write_timeout);
   EXPECT_EQ(config.server.shutdown_grace, defaults.server.shutdown_grace);
+  EXPECT_EQ(config.server.commit_delay_us, defaults.server.commit_delay_us);
   EXPECT_TRUE(config.server.metrics);
   EXPECT_EQ(config.storage.dedup_window, defaults.storage.dedup_window);
   EXPECT_EQ(config.storage.max_queued_messages, defaults.storage.max_queued_messages);
@@ -189,6 +190,7 @@ read_timeout = "5s"
 idle_timeout = "2m"
 write_timeout = "250ms"
 shutdown_grace = "0"
+commit_delay_us = 0
 max_connections = 300
 metrics = false
 
@@ -273,6 +275,7 @@ dir = "config/templates/../templates"
   EXPECT_EQ(config.server.idle_timeout, minutes(2));
   EXPECT_EQ(config.server.write_timeout, milliseconds(250));
   EXPECT_EQ(config.server.shutdown_grace, milliseconds(0));
+  EXPECT_EQ(config.server.commit_delay_us, 0u);
   EXPECT_EQ(config.storage.data_dir, "/var/lib/cartwatch");
   EXPECT_TRUE(config.storage.fsync);
   EXPECT_EQ(config.storage.dedup_window, hours(48));
@@ -503,6 +506,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "must be more than 0"},
         ErrorCase{"HugeTimeout", "[server]\nidle_timeout = \"20000w\"\n", "server.idle_timeout",
                   "must be at most 1 day"},
+        ErrorCase{"HugeCommitDelay", "[server]\ncommit_delay_us = 100001\n", "server.commit_delay_us",
+                  "must be at most 100000, got 100001"},
+        ErrorCase{"NegativeCommitDelay", "[server]\ncommit_delay_us = -1\n",
+                  "server.commit_delay_us", "must be at least 0, got -1"},
         ErrorCase{"BadTrimInterval", "[storage]\nmemory_trim_interval = \"often\"\n",
                   "storage.memory_trim_interval", R"(bad duration "often")"},
         ErrorCase{"NegativeStateCache", "[storage]\nstate_cache_mb = -1\n", "storage.state_cache_mb",

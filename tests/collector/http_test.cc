@@ -548,6 +548,66 @@ TEST_F(HttpTest, ServesTheTracker) {
   EXPECT_EQ(post[http::field::allow], "GET, OPTIONS");
 }
 
+// server.commit_delay_us: the requests that arrive within the delay of a round's first one
+// share its commit; with 0, requests a few milliseconds apart are each a round of their own.
+TEST_F(HttpTest, RequestsWithinTheCommitDelayShareOneCommit) {
+  // Five requests on five connections, `apart` from each other; answers read after the last
+  // is sent.
+  auto send_five = [&](std::string_view tag, std::chrono::milliseconds apart) {
+    net::io_context ioc;
+    std::vector<std::unique_ptr<beast::tcp_stream>> streams;
+    for (int i = 0; i < 5; ++i) {
+      auto stream = std::make_unique<beast::tcp_stream>(ioc);
+      stream->connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->public_port()));
+      http::request<http::string_body> req{http::verb::post, "/v1/track", 11};
+      req.set(http::field::host, "127.0.0.1");
+      req.set(http::field::authorization, Basic("wk"));
+      req.set(http::field::content_type, "application/json");
+      req.body() = R"({"type":"track","event":"E","userId":"u","messageId":")" + std::string(tag) +
+                   std::to_string(i) + R"("})";
+      req.prepare_payload();
+      http::write(*stream, req);
+      streams.push_back(std::move(stream));
+      std::this_thread::sleep_for(apart);
+    }
+    for (auto& stream : streams) {
+      beast::flat_buffer buffer;
+      Response res;
+      http::read(*stream, buffer, res);
+      EXPECT_EQ(res.result_int(), 200) << res.body();
+    }
+  };
+  // The rounds written and the messages they stored, once the queue is counted empty.
+  auto rounds = [&] {
+    std::string text;
+    for (int i = 0; i < 500; ++i, std::this_thread::sleep_for(std::chrono::milliseconds(10))) {
+      text = Send(http::verb::get, "/metrics", "", {}, /*admin=*/true).body();
+      if (text.find("\ncartwatch_commit_queue_messages 0\n") != std::string::npos) break;
+    }
+    auto value = [&](const std::string& name) {
+      const auto at = text.find("\n" + name + " ");
+      return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+    };
+    return std::pair(value("cartwatch_commit_batch_messages_count"),
+                     value("cartwatch_commit_batch_messages_sum"));
+  };
+
+  options_.io_threads = 1;  // one loop: every connection's requests go to one scheduler
+  options_.commit_delay_us = 100'000;
+  RestartServer();
+  send_five("delayed-", std::chrono::milliseconds(2));  // all within the 100 ms
+  EXPECT_EQ(rounds(), std::pair(1.0, 5.0));
+
+  options_.commit_delay_us = 0;
+  RestartServer();
+  send_five("at-once-", std::chrono::milliseconds(30));
+  // Five rounds more, of one message each (at least three on a slow machine, where a
+  // request may wait for the loop past the next one's arrival).
+  const auto [count, sum] = rounds();
+  EXPECT_GE(count, 4.0);
+  EXPECT_EQ(sum, 10.0);
+}
+
 // GET /metrics on the admin listener: what the requests above did, in Prometheus's text
 // format, clean under promtool (when there is one; CI has it).
 TEST_F(HttpTest, MetricsCountRequestsMessagesAndRejections) {
