@@ -234,12 +234,14 @@ class AsioServer final : public Server {
     // store still owes holds a work guard on its loop (see Session::OnRead), so nothing
     // is destroyed under it; the store answers every Append, so this ends.
     for (auto& t : threads_) t.join();
-    // Destroying the loops destroys the handlers still queued on them, and with them the
-    // last sessions (e.g. one accepted but not yet started), which closes their sockets.
+    // The schedulers' timers before the loops they belong to (a timer left pending queues
+    // its cancelled handler, which the loop's destruction then drops uncalled). Destroying
+    // the loops destroys the handlers still queued on them, and with them the last
+    // sessions (e.g. one accepted but not yet started), which closes their sockets.
+    commits_.clear();
     public_.reset();
     admin_.reset();
     loops_.clear();
-    commits_.clear();
   }
 
  private:
