@@ -234,10 +234,11 @@ class AsioServer final : public Server {
     // store still owes holds a work guard on its loop (see Session::OnRead), so nothing
     // is destroyed under it; the store answers every Append, so this ends.
     for (auto& t : threads_) t.join();
-    // The schedulers' timers before the loops they belong to (a timer left pending queues
-    // its cancelled handler, which the loop's destruction then drops uncalled). Destroying
-    // the loops destroys the handlers still queued on them, and with them the last
-    // sessions (e.g. one accepted but not yet started), which closes their sockets.
+    // The schedulers first: a timer's destructor calls into its loop's timer service. (None
+    // is pending here: a pending wait kept its loop running, so every round was flushed
+    // before the join returned.) Destroying the loops destroys the handlers still queued
+    // on them, and with them the last sessions (e.g. one accepted but not yet started),
+    // which closes their sockets.
     commits_.clear();
     public_.reset();
     admin_.reset();
@@ -278,7 +279,8 @@ class AsioServer final : public Server {
   std::vector<std::unique_ptr<net::io_context>> loops_;
   std::vector<std::unique_ptr<CommitScheduler>> commits_;  // commits_[i] serves loops_[i]
   // Hands what the store's own threads leave queued to the first loop, which commits it
-  // behind the requests of its pass (Store::SetFlushRequester).
+  // with its own next round, server.commit_delay_us after that round began
+  // (Store::SetFlushRequester).
   class FirstLoopFlush final : public storage::FlushRequester {
    public:
     void RequestFlush() override {

@@ -354,7 +354,8 @@ void Session::OnRead(const error_code& ec, std::size_t /*bytes*/) {
     context_.router->HandleAdmin(request, std::move(respond));
   } else {
     context_.router->Handle(std::move(request), std::move(respond), client_);
-    // Cheap when the request queued nothing: at most one post per pass of the loop.
+    // Cheap when the request queued nothing: at most one timer a round, and a Flush that
+    // finds the queue empty.
     if (commits_) commits_->Request();
   }
   // The body has been parsed into what is stored (or refused): it is no longer held.

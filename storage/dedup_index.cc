@@ -95,7 +95,7 @@ boost::system::error_code DedupIndex::Walk(rocksdb::DB& db, rocksdb::ColumnFamil
 
   std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), log));
   std::string delete_until;  // exclusive end of the records to delete
-  std::size_t walked = 0;    // ids dropped by this call
+  std::size_t walked = 0;    // ids this call looked up to drop
   oldest_record_ms_ = std::numeric_limits<std::int64_t>::max();
   // Went on from where the last call stopped (the records before it are deleted).
   if (walk_pending_) {
@@ -131,7 +131,8 @@ boost::system::error_code DedupIndex::Walk(rocksdb::DB& db, rocksdb::ColumnFamil
     if (time && !loading) {
       ForEachDedupLogHash(record, [&](const IdHash& h) {
         const Slot slot = SlotOf(h, *time);
-        walked += ids_.erase_if(slot, [&](const Slot& id) { return id.time_s == slot.time_s; });
+        ids_.erase_if(slot, [&](const Slot& id) { return id.time_s == slot.time_s; });
+        ++walked;  // erased or not (seen again since, or gone already), a lookup
       });
     }
     if (time && !expired) forgotten_until_ = *time;

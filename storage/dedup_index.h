@@ -14,6 +14,7 @@
 // store is shared).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -36,12 +37,12 @@ class DedupIndex final : public CommitStage {
  public:
   // `window`: how long an id is remembered, in receive time; `max_ids`: beyond this many
   // the oldest are forgotten early (with a warning on stderr); `walk_budget`: about how
-  // many ids one Expire drops at most (see there).
+  // many ids one Expire looks up to drop at most (see there; at least 1).
   DedupIndex(std::chrono::milliseconds window, std::size_t max_ids,
              std::size_t walk_budget = kWalkBudget)
-      : window_ms_(window.count()), max_ids_(max_ids), walk_budget_(walk_budget) {}
+      : window_ms_(window.count()), max_ids_(max_ids), walk_budget_(std::max<std::size_t>(walk_budget, 1)) {}
 
-  // Ids one Expire drops, about: a millisecond or two of the committing thread. At 18,000
+  // Ids one Expire looks up to drop, about: a millisecond or two of the committing thread. At 18,000
   // messages a second a minute's ids are a million, 100 ms and more in one go.
   static constexpr std::size_t kWalkBudget = 16'384;
 

@@ -7,10 +7,13 @@
 // showing in the p99 (bench/round2.md, "Half load"). Split in parts, a growth moves the
 // elements of one part only, and the parts, filled alike, grow one after another.
 //
-// A key's part is the top bits of its hash times a 64-bit odd constant: independent enough
-// of the bits the table itself uses (the top of its own mix for the position, the low byte
-// for the metadata). Lookups hash the key twice (for the part, then in it), and take any
-// key type the table's hasher and equality take.
+// A key's part is the top bits of its hash after MurmurHash3's 64-bit finalizer: a mix of
+// its own, independent of the bits the table uses (Boost 1.81's flat tables take the
+// position from the high bits of the hash, mixed with a multiply by 0x9E3779B97F4A7C15 for
+// a hasher not marked avalanching, and the metadata from its low byte; a part picked
+// with that same multiply would put all its keys in the same few groups). Lookups hash
+// the key twice (for the part, then in it), and take any key type the table's hasher and
+// equality take.
 //
 // Not thread-safe, like the tables.
 #pragma once
@@ -87,17 +90,27 @@ class SplitTable {
 
   static constexpr std::size_t parts() { return kParts; }
   const Table& part(std::size_t i) const { return parts_[i]; }
+  // The index of the part that holds `key` (or would).
+  template <class Key>
+  std::size_t part_of(const Key& key) const {
+    return PartIndex(parts_[0].hash_function()(key));
+  }
 
  private:
   static constexpr int kBits = __builtin_ctzll(kParts);
   static std::size_t PartIndex(std::size_t hash) {
-    return static_cast<std::size_t>((static_cast<std::uint64_t>(hash) * 0x9E3779B97F4A7C15ull) >>
-                                    (64 - kBits));
+    std::uint64_t h = hash;  // MurmurHash3's fmix64
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return static_cast<std::size_t>(h >> (64 - kBits));
   }
 
   template <class Key>
   Table& Part(const Key& key) {
-    return parts_[PartIndex(parts_[0].hash_function()(key))];
+    return parts_[part_of(key)];
   }
   static const auto& KeyOf(const value_type& value) {
     if constexpr (requires { value.first; }) {
