@@ -62,12 +62,7 @@ class SplitTable {
   // element is destroyed (it may view the element's own memory).
   template <class Key>
   std::size_t erase(const Key& key) {
-    Table& part = Part(key);
-    auto it = part.find(key);
-    if (it == part.end()) return 0;
-    part.erase(it);
-    --size_;
-    return 1;
+    return erase_if(key, [](const element&) { return true; });
   }
 
   // Erases the element of `key` when `pred(element)` holds: 1, else 0.

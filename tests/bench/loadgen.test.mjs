@@ -8,6 +8,9 @@
 //     node --test tests/bench/loadgen.test.mjs
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { fetchAllEvents, freePort, runToExit, startCartwatch } from '../e2e/lib/cartwatch.mjs';
@@ -150,6 +153,9 @@ const RUNS = [
 
 test('closed loop, batches and open loop: 2xx only, and every counted message stored', async (t) => {
   const cw = await startCartwatch(t, { sites: RUNS.map((r) => r.site) });
+  const scratch = mkdtempSync(join(tmpdir(), 'cartwatch-loadgen-'));
+  t.after(() => rmSync(scratch, { recursive: true, force: true }));
+  const timeline = join(scratch, 'timeline.tsv');
 
   const reports = [];
   for (const run of RUNS) {
@@ -162,6 +168,7 @@ test('closed loop, batches and open loop: 2xx only, and every counted message st
       '--seed', String(run.seed),
       '--json',
       ...run.extra,
+      ...(run.rate > 0 ? ['--timeline', timeline] : []),
     ]);
     const context = ` (${run.name})${describeRun(result)}`;
     assert.equal(result.signal, null, `killed${context}`);
@@ -174,6 +181,19 @@ test('closed loop, batches and open loop: 2xx only, and every counted message st
     if (run.rate > 0) {
       // Open loop sends on its schedule: never more than rate x duration requests.
       assert.ok(report.requests <= run.rate * 1, `open loop over its schedule${context}`);
+      // --timeline: a comment with the window's start, a header, then the window's 100-ms
+      // slices (and one past its end), which hold every answer counted.
+      const lines = readFileSync(timeline, 'utf8').split('\n').filter((l) => l !== '');
+      assert.match(lines[0], /^# window start: unix \d+ us, monotonic \d+ us$/, `timeline${context}`);
+      assert.equal(lines[1], 't_s\tanswers\tover_1ms\tover_10ms\tmax_us', `timeline${context}`);
+      const slices = lines.slice(2).map((l) => l.split('\t').map(Number));
+      assert.equal(slices.length, 11, `timeline slices${context}`);
+      assert.deepEqual(slices.map((r) => r[0]), [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]);
+      assert.equal(slices.reduce((n, r) => n + r[1], 0), report.requests, `timeline answers${context}`);
+      for (const [, answers, over1, over10, max] of slices) {
+        assert.ok(over10 <= over1 && over1 <= answers, `timeline counts${context}`);
+        assert.ok(answers > 0 || max === 0, `timeline max${context}`);
+      }
     }
     reports.push(report);
   }
